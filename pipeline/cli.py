@@ -1,0 +1,143 @@
+"""The `radar` command: thin subcommands that turn errors into messages and exit codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipeline.errors import RadarError, RunLocked
+from pipeline.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Cocreatie Radar: find co-creation at social organisations in Dutch news.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+log = logging.getLogger("pipeline")
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_ERROR, EXIT_LOCKED = 0, 1, 2, 3
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config file.", envvar="RADAR_CONFIG"),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv for debug)."),
+) -> None:
+    """Cocreatie Radar: nightly ingest, scoring and review of co-creation examples."""
+    level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    ctx.obj = {"config": config}
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    try:
+        return load_settings(ctx.obj["config"])
+    except RadarError as exc:
+        _fail(exc)
+
+
+def _fail(exc: Exception, code: int = EXIT_ERROR) -> None:
+    typer.echo(f"radar: error: {exc}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command("run")
+def run_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+    """Run the nightly job: fetch feeds and articles, extract, dedupe and store them."""
+    from pipeline.nightly import run_nightly, summarise
+
+    settings = _settings(ctx)
+    try:
+        report = run_nightly(settings)
+    except RunLocked as exc:
+        _fail(exc, EXIT_LOCKED)
+    except RadarError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) if as_json else summarise(report))
+    raise typer.Exit(EXIT_OK if report.status == "ok" else EXIT_RUN_FAILED)
+
+
+@app.command("status")
+def status_cmd(
+    ctx: typer.Context,
+    runs: int = typer.Option(5, "--runs", help="How many recent runs to show."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Show the last runs, failing feeds and counts."""
+    from pipeline.nightly import open_store
+
+    settings = _settings(ctx)
+    try:
+        store = open_store(settings)
+    except RadarError as exc:
+        _fail(exc)
+    try:
+        data = {"database": settings.effective_database_url, "counts": store.counts(),
+                "items": store.item_counts(), "runs": store.recent_runs(runs),
+                "failing_feeds": [f for f in store.feed_health() if f["last_status"] == "failed"]}
+    finally:
+        store.close()
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str) if as_json else _status_text(data))
+
+
+def _status_text(data: dict) -> str:
+    lines = [f"Database: {data['database']}",
+             "Counts: " + ", ".join(f"{k} {v}" for k, v in data["counts"].items()),
+             "Items: " + (", ".join(f"{k} {v}" for k, v in sorted(data["items"].items())) or "none")]
+    lines.append("Recent runs:" if data["runs"] else "Recent runs: none yet")
+    for run in data["runs"]:
+        rep = run["report"] or {}
+        lines.append(f"  #{run['id']} {run['kind']} {run['started_at']} {run['status']}"
+                     + (f" new={rep.get('articles_new', 0)} failed={rep.get('articles_failed', 0)}" if rep else ""))
+    lines.append(f"Failing feeds: {len(data['failing_feeds'])}")
+    for feed in data["failing_feeds"]:
+        lines.append(f"  {feed['name']} ({feed['consecutive_failures']}x): {feed['last_error']}")
+    return "\n".join(lines)
+
+
+@app.command("ingest")
+def ingest_cmd(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="JSONL with id, title, text and optional url, date, outlet."),
+) -> None:
+    """Import articles that are already text (one JSON object a line)."""
+    from pipeline.ingest import ingest_records, read_jsonl
+    from pipeline.nightly import open_store, run_lock
+
+    settings = _settings(ctx)
+    try:
+        with run_lock(settings):
+            store = open_store(settings)
+            try:
+                run_id = store.start_run("ingest")
+                report = ingest_records(store, read_jsonl(file), settings.near_duplicate_threshold, run_id)
+                store.finish_run(run_id, "ok", report.__dict__)
+            finally:
+                store.close()
+    except RunLocked as exc:
+        _fail(exc, EXIT_LOCKED)
+    except RadarError as exc:
+        _fail(exc)
+    typer.echo(f"Ingested {file}: {report.new} new, {report.duplicate} duplicate, "
+               f"{report.already_stored} already stored, {len(report.invalid)} invalid")
+    for problem in report.invalid[:20]:
+        typer.echo(f"  invalid {problem}", err=True)
+
+
+@app.command("config")
+def config_cmd(ctx: typer.Context) -> None:
+    """Print the effective settings (defaults < config file < RADAR_* environment)."""
+    settings = _settings(ctx)
+    values = settings.model_dump(mode="json")
+    values["effective_database_url"] = settings.effective_database_url
+    for key, value in values.items():
+        typer.echo(f"{key} = {json.dumps(value, ensure_ascii=False)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,39 @@
+"""The package's own exception types; only cli.py turns them into exit codes."""
+
+from __future__ import annotations
+
+
+class RadarError(Exception):
+    """Base class: the message says what went wrong and what to do next."""
+
+
+class ConfigError(RadarError):
+    """Settings, a config file or the feed list is wrong."""
+
+
+class RunLocked(RadarError):
+    """Another run holds the lock."""
+
+
+class StoreError(RadarError):
+    """The database cannot be used (wrong schema version, unreachable)."""
+
+
+class FetchError(RadarError):
+    """A feed or page could not be fetched; `reason` is a short stable code."""
+
+    def __init__(self, reason: str, detail: str = "", *, retryable: bool = False, status: int | None = None):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.retryable = retryable
+        self.status = status
+
+
+class ExtractError(RadarError):
+    """A page yielded no usable article text."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail

@@ -1,0 +1,301 @@
+"""The nightly run: numbered stages, counts, a run report and a lock so runs never overlap."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+from filelock import FileLock, Timeout
+from tqdm import tqdm
+
+from pipeline.dedupe import NearDuplicateIndex, minhash_of, signature_bytes
+from pipeline.errors import ExtractError, FetchError, RunLocked
+from pipeline.extract import build_article
+from pipeline.feeds import load_feed_list, parse_feed
+from pipeline.fetch import FEED_TYPES, HTML_TYPES, HttpClient, host_of, is_public_host, map_by_host
+from pipeline.records import Article, FeedConfig, Response
+from pipeline.settings import Settings
+from pipeline.store import Store
+
+log = logging.getLogger(__name__)
+
+# Policy refusals are final: fetching again would give the same answer.
+SKIP_REASONS = {"robots_disallowed", "private_address", "unsupported_content_type", "too_large",
+                "too_many_redirects", "bad_url", "duplicate_url"}
+
+
+@dataclass
+class FeedOutcome:
+    """What one feed did in a run."""
+
+    name: str
+    status: str  # ok | not_modified | failed
+    entries: int = 0
+    new: int = 0
+    known: int = 0
+    error: str = ""
+    problem: str = ""
+
+
+@dataclass
+class RunReport:
+    """The counts and outcomes of one run, stored in the runs table and printed."""
+
+    run_id: int
+    status: str = "running"
+    feeds: list[FeedOutcome] = field(default_factory=list)
+    articles_new: int = 0
+    articles_duplicate: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def feeds_failed(self) -> int:
+        """Return how many feeds failed."""
+        return sum(f.status == "failed" for f in self.feeds)
+
+    @property
+    def articles_failed(self) -> int:
+        """Return how many articles failed (to be retried)."""
+        return sum(self.failed.values())
+
+    def as_dict(self) -> dict:
+        """Return the report as plain JSON-ready data."""
+        data = asdict(self)
+        data.update(feeds_failed=self.feeds_failed, articles_failed=self.articles_failed)
+        return data
+
+
+@contextmanager
+def run_lock(settings: Settings) -> Iterator[None]:
+    """Hold the run lock; a second run fails at once with RunLocked."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(settings.lock_path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise RunLocked(f"another radar run is in progress (lock {settings.lock_path}); try again later") from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def open_store(settings: Settings) -> Store:
+    """Open the configured database and migrate it forward."""
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    return store
+
+
+def run_nightly(settings: Settings) -> RunReport:
+    """Fetch feeds, fetch and extract new articles, dedupe and store them; return the report."""
+    with run_lock(settings):
+        store = open_store(settings)
+        try:
+            store.close_interrupted_runs()
+            report = RunReport(run_id=store.start_run("run"))
+            configs = load_feed_list(settings.feeds_file)
+            client = HttpClient(settings)
+            try:
+                _timed(report, "1_feeds", lambda: fetch_feeds(store, client, configs, report, settings))
+                _timed(report, "2_articles", lambda: fetch_articles(store, client, report, settings))
+            finally:
+                client.close()
+            report.status = judge_run(report, settings)
+            store.finish_run(report.run_id, report.status, report.as_dict())
+            return report
+        finally:
+            store.close()
+
+
+def _timed(report: RunReport, stage: str, func) -> None:
+    started = time.monotonic()
+    func()
+    report.durations[stage] = round(time.monotonic() - started, 3)
+
+
+def judge_run(report: RunReport, settings: Settings) -> str:
+    """Return 'ok' unless more than the allowed share of feeds or articles failed."""
+    feed_share = report.feeds_failed / len(report.feeds) if report.feeds else 0.0
+    tried = report.articles_new + report.articles_duplicate + report.articles_failed
+    article_share = report.articles_failed / tried if tried else 0.0
+    return "failed" if max(feed_share, article_share) > settings.max_failed_share else "ok"
+
+
+# -- stage 1: feeds -----------------------------------------------------------
+def fetch_feeds(store: Store, client: HttpClient, configs: list[FeedConfig], report: RunReport,
+                settings: Settings) -> None:
+    """Fetch every configured feed with a conditional GET and queue its new entries."""
+    feed_ids = store.sync_feeds(configs)
+
+    def fetch_one(cfg: FeedConfig) -> Response:
+        etag, modified = store.feed_validators(feed_ids[cfg.name])
+        headers = {k: v for k, v in (("If-None-Match", etag), ("If-Modified-Since", modified)) if v}
+        # Feeds are chosen by the operator, so their own address is trusted whatever it is.
+        return client.get(cfg.url, accept=FEED_TYPES, headers=headers, allow_private=True)
+
+    for cfg, result in map_by_host(configs, lambda c: c.url, fetch_one, settings.workers):
+        outcome = record_feed(store, feed_ids[cfg.name], cfg, result, report.run_id, settings)
+        report.feeds.append(outcome)
+    log.info("feeds: %d in, %d ok, %d not modified, %d failed", len(configs),
+             sum(f.status == "ok" for f in report.feeds), sum(f.status == "not_modified" for f in report.feeds),
+             report.feeds_failed)
+
+
+def record_feed(store: Store, feed_id: int, cfg: FeedConfig, result: Response | BaseException, run_id: int,
+                settings: Settings) -> FeedOutcome:
+    """Store what one feed fetch gave: new items, not modified, or a failure with its reason."""
+    if isinstance(result, BaseException):
+        return _feed_failed(store, feed_id, cfg, result, run_id)
+    if result.status == 304:
+        store.record_fetch(run_id, "feed", cfg.url, "not_modified", status_code=304, duration=result.elapsed)
+        store.record_feed_result(feed_id, "not_modified")
+        return FeedOutcome(cfg.name, "not_modified")
+    try:
+        parsed = parse_feed(result.body, result.final_url, result.headers.get("content-type", ""),
+                            settings.max_items_per_feed)
+    except FetchError as exc:
+        return _feed_failed(store, feed_id, cfg, exc, run_id, result)
+    new, known = store.add_items(feed_id, parsed.entries, run_id)
+    store.record_fetch(run_id, "feed", cfg.url, "ok", status_code=result.status, detail=parsed.problem or None,
+                       size=len(result.body), duration=result.elapsed)
+    store.record_feed_result(feed_id, "ok", parsed.problem or None, result.headers.get("etag"),
+                             result.headers.get("last-modified"))
+    return FeedOutcome(cfg.name, "ok", len(parsed.entries), new, known, problem=parsed.problem)
+
+
+def _feed_failed(store: Store, feed_id: int, cfg: FeedConfig, exc: BaseException, run_id: int,
+                 response: Response | None = None) -> FeedOutcome:
+    reason = exc.reason if isinstance(exc, FetchError) else f"internal_error: {exc!r}"
+    detail = str(exc)
+    if not isinstance(exc, FetchError):
+        log.error("feed %s: unexpected error\n%s", cfg.name, "".join(traceback.format_exception(exc)))
+    store.record_fetch(run_id, "feed", cfg.url, reason, detail=detail,
+                       status_code=getattr(exc, "status", None) or (response.status if response else None))
+    store.record_feed_result(feed_id, "failed", detail)
+    return FeedOutcome(cfg.name, "failed", error=detail)
+
+
+# -- stage 2: articles --------------------------------------------------------
+def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings: Settings) -> None:
+    """Fetch, extract, dedupe and store every due item; failures are recorded and retried later."""
+    due = store.due_items(settings.max_attempts)
+    index = NearDuplicateIndex.from_signatures(store.signatures_of_canonicals(), settings.near_duplicate_threshold)
+    private_feed_hosts: dict[str, bool] = {}
+
+    def work(item: dict) -> tuple[Response, Article]:
+        allow = _feed_is_private(item.get("feed_url"), private_feed_hosts)
+        response = client.get(item["url"], accept=HTML_TYPES, allow_private=allow, check_robots=True)
+        article = build_article(
+            response.body, response.final_url, content_type=response.headers.get("content-type", ""),
+            fallback_title=item["title"], fallback_text=item["summary"], fallback_date=item["published"],
+            outlet=item.get("outlet") or "", min_chars=settings.min_text_chars,
+        )
+        return response, article
+
+    show = settings.progress and sys.stderr.isatty()
+    with tqdm(total=len(due), desc="articles", unit="art", disable=not show) as bar:
+        for item, result in map_by_host(due, lambda i: i["url"], work, settings.workers):
+            store_item_result(store, index, item, result, report)
+            bar.update(1)
+    log.info("articles: %d due, %d new, %d duplicate, %d skipped, %d failed", len(due), report.articles_new,
+             report.articles_duplicate, sum(report.skipped.values()), report.articles_failed)
+
+
+def _feed_is_private(feed_url: str | None, cache: dict[str, bool]) -> bool:
+    if not feed_url:
+        return False
+    host = host_of(feed_url)
+    if host not in cache:
+        try:
+            cache[host] = not is_public_host(host)
+        except FetchError:
+            cache[host] = False
+    return cache[host]
+
+
+def store_item_result(store: Store, index: NearDuplicateIndex, item: dict,
+                      result: tuple[Response, Article] | BaseException, report: RunReport) -> None:
+    """Record one item's outcome: a stored article (maybe a duplicate), a skip or a failure."""
+    if isinstance(result, BaseException):
+        _item_failed(store, item, result, report)
+        return
+    response, article = result
+    if store.find_article(canonical_url=article.canonical_url):
+        store.mark_item(item["id"], "skipped", "duplicate_url: redirects to an article already stored")
+        _count(report.skipped, "duplicate_url")
+        return
+    duplicate, sig = find_duplicate(store, index, article)
+    article_id = store.save_article(
+        article, run_id=report.run_id, item_id=item["id"], response=response, duplicate=duplicate,
+        minhash=signature_bytes(sig) if sig is not None else None,
+    )
+    if duplicate is None:
+        report.articles_new += 1
+        if sig is not None:
+            index.add(article_id, sig)
+    else:
+        report.articles_duplicate += 1
+
+
+def find_duplicate(store: Store, index: NearDuplicateIndex, article: Article):
+    """Return ((canonical id, kind, similarity) or None, signature) for a new article."""
+    sig = minhash_of(article.text)
+    same = store.find_article(content_hash=article.content_hash)
+    if same is not None:
+        return (store.canonical_of(same), "exact", 1.0), sig
+    if sig is not None:
+        match = index.best_match(sig)
+        if match is not None:
+            return (match[0], "near", round(match[1], 3)), sig
+    return None, sig
+
+
+def _item_failed(store: Store, item: dict, exc: BaseException, report: RunReport) -> None:
+    if isinstance(exc, FetchError):
+        reason = exc.reason
+        if reason in SKIP_REASONS:
+            status, bucket = "skipped", report.skipped
+        elif exc.status is not None and 400 <= exc.status < 500 and not exc.retryable:
+            status, bucket = "gone", report.skipped  # a 4xx is final: the page is not there for us
+        else:
+            status, bucket = "failed", report.failed
+    elif isinstance(exc, ExtractError):
+        reason, status, bucket = exc.reason, "failed", report.failed
+    else:
+        reason, status, bucket = "internal_error", "failed", report.failed
+        log.error("item %s: unexpected error\n%s", item["url"], "".join(traceback.format_exception(exc)))
+    store.mark_item(item["id"], status, f"{reason}: {exc}")
+    _count(bucket, reason)
+
+
+def _count(bucket: dict[str, int], reason: str) -> None:
+    bucket[reason] = bucket.get(reason, 0) + 1
+
+
+def summarise(report: RunReport) -> str:
+    """Return a short human summary of a run report."""
+    lines = [f"Run {report.run_id}: {report.status.upper()}"]
+    counts = Counter(f.status for f in report.feeds)
+    lines.append(f"Feeds: {len(report.feeds)} ({counts['ok']} ok, {counts['not_modified']} not modified, "
+                 f"{counts['failed']} failed)")
+    for feed in report.feeds:
+        if feed.status == "failed":
+            lines.append(f"  FAILED {feed.name}: {feed.error}")
+        elif feed.problem:
+            lines.append(f"  used despite a problem {feed.name}: {feed.problem}")
+    lines.append(f"Articles: {report.articles_new} new, {report.articles_duplicate} duplicate, "
+                 f"{sum(report.skipped.values())} skipped, {report.articles_failed} failed")
+    for label, bucket in (("skipped", report.skipped), ("failed", report.failed)):
+        for reason, n in sorted(bucket.items()):
+            lines.append(f"  {label} {reason}: {n}")
+    lines.append("Durations: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.durations.items()))
+    return "\n".join(lines)

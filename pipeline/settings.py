@@ -1,0 +1,94 @@
+"""One Settings object: shipped defaults < TOML config file < RADAR_* environment."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pipeline.errors import ConfigError
+
+DEFAULT_USER_AGENT = (
+    "CocreatieRadar/0.1 (+https://github.com/cocreatie-radar; research crawler, "
+    "reads public news feeds once a night)"
+)
+
+
+class Settings(BaseSettings):
+    """Everything a run can be told; paths are relative to the working directory."""
+
+    model_config = SettingsConfigDict(env_prefix="RADAR_", extra="forbid")
+
+    data_dir: Path = Field(Path("data/local"), description="runtime files: database, lock, caches")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means data_dir/radar.db (SQLite)")
+    feeds_file: Path = Field(Path("data/feeds.toml"), description="the feed list")
+    user_agent: str = DEFAULT_USER_AGENT
+    host_delay: float = Field(1.0, ge=0, description="seconds between two requests to one host")
+    workers: int = Field(4, ge=1, description="hosts fetched at the same time")
+    connect_timeout: float = Field(10.0, gt=0)
+    read_timeout: float = Field(20.0, gt=0)
+    max_bytes: int = Field(5_000_000, gt=0, description="largest response body read")
+    max_redirects: int = Field(5, ge=0)
+    retries: int = Field(2, ge=0, description="extra tries for timeouts, 429 and 5xx")
+    backoff: float = Field(0.5, ge=0, description="back-off factor between retries (seconds)")
+    max_retry_after: float = Field(30.0, ge=0, description="longest Retry-After honoured in a run")
+    allow_private_addresses: bool = Field(
+        False, description="fetch article links on private/loopback addresses (demo, tests)"
+    )
+    max_attempts: int = Field(3, ge=1, description="runs an article is tried before it is given up")
+    max_items_per_feed: int = Field(200, ge=1)
+    min_text_chars: int = Field(400, ge=0, description="shorter extractions fall back to the feed summary")
+    near_duplicate_threshold: float = Field(
+        0.5, gt=0, le=1, description="word-trigram Jaccard above which two texts are one story (tested on real wire copy)"
+    )
+    max_failed_share: float = Field(
+        0.5, ge=0, le=1, description="run fails (exit 1) when more feeds or articles than this fail"
+    )
+    progress: bool = Field(True, description="progress bars when on a terminal")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The config file arrives as init kwargs; listing env first makes RADAR_* win over it.
+        return (env_settings, init_settings)
+
+    @property
+    def effective_database_url(self) -> str:
+        """Return the database URL, defaulting to the SQLite file in data_dir."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'radar.db'}"
+
+    @property
+    def lock_path(self) -> Path:
+        """Return the path of the file lock that keeps two runs apart."""
+        return self.data_dir / "radar.lock"
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML config file; keys may sit at the top or under [radar]."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    return data.get("radar", data)
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build the effective settings from defaults, an optional config file and RADAR_* variables."""
+    values = read_config_file(config) if config else {}
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {exc}") from exc

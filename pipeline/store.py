@@ -1,0 +1,426 @@
+"""Schema, forward migrations, reads and writes (SQLite by default, PostgreSQL by URL)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from sqlalchemy import (
+    Column, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text,
+    UniqueConstraint, create_engine, event, func, insert, select, update,
+)
+from sqlalchemy.engine import Connection, Engine
+
+from pipeline.errors import StoreError
+from pipeline.records import Article, FeedConfig, FeedEntry, Response
+
+log = logging.getLogger(__name__)
+metadata = MetaData()
+
+schema_info = Table("schema_info", metadata, Column("version", Integer, nullable=False))
+
+feeds = Table(
+    "feeds", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("outlet", String(200), nullable=False, default=""),
+    Column("language", String(10), nullable=False, default="nl"),
+    Column("tags", Text, nullable=False, default="[]"),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("last_fetched_at", String(40)),
+    Column("last_status", String(20)),
+    Column("last_error", Text),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(20), nullable=False, default="run"),
+    Column("started_at", String(40), nullable=False),
+    Column("finished_at", String(40)),
+    Column("status", String(20), nullable=False, default="running"),
+    Column("report", Text),
+)
+
+fetches = Table(
+    "fetches", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id")),
+    Column("kind", String(10), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("status_code", Integer),
+    Column("outcome", String(30), nullable=False),
+    Column("detail", Text),
+    Column("bytes", Integer),
+    Column("duration_ms", Integer),
+    Column("fetched_at", String(40), nullable=False),
+)
+
+items = Table(
+    "items", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("canonical_url", Text, nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("feed_id", Integer, ForeignKey("feeds.id")),
+    Column("title", Text, nullable=False, default=""),
+    Column("summary", Text, nullable=False, default=""),
+    Column("published", String(40)),
+    Column("author", Text, nullable=False, default=""),
+    Column("categories", Text, nullable=False, default="[]"),
+    Column("first_run_id", Integer, ForeignKey("runs.id")),
+    # pending -> done | failed (retried next run) | gone (final 4xx) | skipped (policy, final)
+    Column("status", String(20), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("updated_at", String(40)),
+)
+
+pages = Table(
+    "pages", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("item_id", Integer, ForeignKey("items.id"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("final_url", Text, nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("content_type", String(100)),
+    Column("body_zlib", LargeBinary, nullable=False),  # raw bytes, immutable, for re-extraction
+    Column("fetched_at", String(40), nullable=False),
+)
+
+articles = Table(
+    "articles", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("item_id", Integer, ForeignKey("items.id")),
+    Column("source", String(20), nullable=False),
+    Column("external_id", String(200)),
+    Column("url", Text),
+    Column("canonical_url", Text, unique=True),
+    Column("outlet", String(200), nullable=False, default=""),
+    Column("title", Text, nullable=False, default=""),
+    Column("author", Text, nullable=False, default=""),
+    Column("published", String(40)),
+    Column("sitename", Text, nullable=False, default=""),
+    Column("categories", Text, nullable=False, default="[]"),
+    Column("language", String(10), nullable=False, default=""),
+    Column("text", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False, index=True),
+    Column("method", String(30), nullable=False),
+    Column("run_id", Integer, ForeignKey("runs.id")),
+    Column("created_at", String(40), nullable=False),
+    UniqueConstraint("source", "external_id", name="uq_articles_source_external"),
+)
+
+duplicates = Table(
+    "duplicates", metadata,
+    Column("article_id", Integer, ForeignKey("articles.id"), primary_key=True),
+    Column("canonical_id", Integer, ForeignKey("articles.id"), nullable=False, index=True),
+    Column("kind", String(10), nullable=False),  # exact | near
+    Column("similarity", Float, nullable=False),
+)
+
+signatures = Table(
+    "signatures", metadata,
+    Column("article_id", Integer, ForeignKey("articles.id"), primary_key=True),
+    Column("minhash", LargeBinary, nullable=False),
+)
+
+VERSION_1_TABLES = [schema_info, feeds, runs, fetches, items, pages, articles, duplicates, signatures]
+
+
+def _migrate_to_1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=VERSION_1_TABLES)
+
+
+# Forward migrations in order; entry i brings the schema from version i to i + 1.
+MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def now_iso() -> str:
+    """Return the current UTC time as an ISO 8601 string."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets the review app read while the nightly run writes; busy_timeout rides out short locks.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def create_store_engine(url: str) -> Engine:
+    """Create an engine; for SQLite make the folder and switch on WAL."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Store:
+    """Reads and writes of the radar database; each public write is one transaction."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_store_engine(url)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    def schema_version(self) -> int:
+        """Return the stored schema version, 0 for an empty database."""
+        with self.engine.connect() as conn:
+            if not self.engine.dialect.has_table(conn, "schema_info"):
+                return 0
+            return conn.execute(select(func.max(schema_info.c.version))).scalar() or 0
+
+    def migrate(self) -> int:
+        """Bring the schema forward to SCHEMA_VERSION; return the version reached."""
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"database {self.url} has schema version {current}, newer than this code "
+                f"({SCHEMA_VERSION}): upgrade cocreatie-radar"
+            )
+        for version in range(current, SCHEMA_VERSION):
+            with self.engine.begin() as conn:
+                MIGRATIONS[version](conn)
+                conn.execute(insert(schema_info).values(version=version + 1))
+            log.info("migrated database to schema version %d", version + 1)
+        return SCHEMA_VERSION
+
+    # -- runs ---------------------------------------------------------------
+    def start_run(self, kind: str = "run") -> int:
+        """Record the start of a run and return its id."""
+        with self.engine.begin() as conn:
+            return conn.execute(insert(runs).values(kind=kind, started_at=now_iso())).inserted_primary_key[0]
+
+    def close_interrupted_runs(self) -> int:
+        """Mark runs left 'running' by a killed process as interrupted (call while holding the lock)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(runs).where(runs.c.status == "running").values(status="interrupted", finished_at=now_iso())
+            )
+        return result.rowcount
+
+    def finish_run(self, run_id: int, status: str, report: dict) -> None:
+        """Store a run's outcome and report."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(runs).where(runs.c.id == run_id)
+                .values(finished_at=now_iso(), status=status, report=json.dumps(report, ensure_ascii=False))
+            )
+
+    def recent_runs(self, limit: int = 5) -> list[dict]:
+        """Return the latest runs, newest first, with their reports decoded."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(runs).order_by(runs.c.id.desc()).limit(limit)).mappings().all()
+        return [{**row, "report": json.loads(row["report"]) if row["report"] else None} for row in rows]
+
+    # -- feeds --------------------------------------------------------------
+    def sync_feeds(self, configs: Iterable[FeedConfig]) -> dict[str, int]:
+        """Insert or update the configured feeds; return name -> feed id."""
+        ids: dict[str, int] = {}
+        with self.engine.begin() as conn:
+            for cfg in configs:
+                values = dict(url=cfg.url, outlet=cfg.outlet, language=cfg.language, tags=json.dumps(list(cfg.tags)))
+                row = conn.execute(select(feeds.c.id, feeds.c.url).where(feeds.c.name == cfg.name)).first()
+                if row is None:
+                    ids[cfg.name] = conn.execute(insert(feeds).values(name=cfg.name, **values)).inserted_primary_key[0]
+                    continue
+                if row.url != cfg.url:  # a moved feed starts afresh: old validators belong to the old URL
+                    values.update(etag=None, last_modified=None)
+                conn.execute(update(feeds).where(feeds.c.id == row.id).values(**values))
+                ids[cfg.name] = row.id
+        return ids
+
+    def feed_validators(self, feed_id: int) -> tuple[str | None, str | None]:
+        """Return the stored ETag and Last-Modified of a feed."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(feeds.c.etag, feeds.c.last_modified).where(feeds.c.id == feed_id)).one()
+        return row.etag, row.last_modified
+
+    def record_feed_result(
+        self, feed_id: int, status: str, error: str | None = None,
+        etag: str | None = None, last_modified: str | None = None,
+    ) -> None:
+        """Update a feed's health after a fetch; validators change only on a fresh 200."""
+        values: dict[str, Any] = dict(last_status=status, last_error=error, last_fetched_at=now_iso())
+        if status == "failed":
+            values["consecutive_failures"] = feeds.c.consecutive_failures + 1
+        else:
+            values["consecutive_failures"] = 0
+        if status == "ok":
+            values.update(etag=etag, last_modified=last_modified)
+        with self.engine.begin() as conn:
+            conn.execute(update(feeds).where(feeds.c.id == feed_id).values(**values))
+
+    def feed_health(self) -> list[dict]:
+        """Return every feed with its last status, failing ones first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(feeds).order_by(feeds.c.consecutive_failures.desc(), feeds.c.name)
+            ).mappings().all()
+        return [dict(row) for row in rows]
+
+    # -- fetch log ----------------------------------------------------------
+    def record_fetch(
+        self, run_id: int | None, kind: str, url: str, outcome: str, *, status_code: int | None = None,
+        detail: str | None = None, size: int | None = None, duration: float | None = None,
+    ) -> None:
+        """Append one line to the fetch log."""
+        with self.engine.begin() as conn:
+            conn.execute(insert(fetches).values(
+                run_id=run_id, kind=kind, url=url, outcome=outcome, status_code=status_code, detail=detail,
+                bytes=size, duration_ms=int(duration * 1000) if duration is not None else None,
+                fetched_at=now_iso(),
+            ))
+
+    # -- items --------------------------------------------------------------
+    def add_items(self, feed_id: int, entries: Iterable[FeedEntry], run_id: int) -> tuple[int, int]:
+        """Queue feed entries not seen before; return (new, already known)."""
+        new = known = 0
+        with self.engine.begin() as conn:
+            for entry in entries:
+                exists = conn.execute(select(items.c.id).where(items.c.canonical_url == entry.canonical_url)).first()
+                if exists:
+                    known += 1
+                    continue
+                conn.execute(insert(items).values(
+                    canonical_url=entry.canonical_url, url=entry.url, feed_id=feed_id, title=entry.title,
+                    summary=entry.summary, published=entry.published, author=entry.author,
+                    categories=json.dumps(list(entry.categories), ensure_ascii=False),
+                    first_run_id=run_id, status="pending", updated_at=now_iso(),
+                ))
+                new += 1
+        return new, known
+
+    def due_items(self, max_attempts: int) -> list[dict]:
+        """Return items still to fetch: pending, or failed fewer than max_attempts times."""
+        query = (
+            select(items, feeds.c.outlet, feeds.c.url.label("feed_url"), feeds.c.language)
+            .join(feeds, feeds.c.id == items.c.feed_id, isouter=True)
+            .where((items.c.status == "pending") | ((items.c.status == "failed") & (items.c.attempts < max_attempts)))
+            .order_by(items.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def mark_item(self, item_id: int, status: str, error: str | None = None) -> None:
+        """Record a failed, gone or skipped item with its reason; count the attempt."""
+        with self.engine.begin() as conn:
+            conn.execute(update(items).where(items.c.id == item_id).values(
+                status=status, last_error=error, attempts=items.c.attempts + 1, updated_at=now_iso(),
+            ))
+
+    def item_counts(self) -> dict[str, int]:
+        """Return the number of items per status."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(items.c.status, func.count()).group_by(items.c.status)).all()
+        return {status: count for status, count in rows}
+
+    # -- articles -----------------------------------------------------------
+    def save_article(
+        self, article: Article, *, run_id: int | None, item_id: int | None = None,
+        response: Response | None = None, duplicate: tuple[int, str, float] | None = None,
+        minhash: bytes | None = None,
+    ) -> int:
+        """Store an article with its raw page, duplicate link and signature in one transaction."""
+        with self.engine.begin() as conn:
+            if response is not None and item_id is not None:
+                conn.execute(insert(pages).values(
+                    item_id=item_id, url=response.url, final_url=response.final_url, status_code=response.status,
+                    content_type=response.content_type, body_zlib=zlib.compress(response.body, 6),
+                    fetched_at=now_iso(),
+                ))
+            article_id = conn.execute(insert(articles).values(**_article_row(article, item_id, run_id))).inserted_primary_key[0]
+            if duplicate is not None:
+                canonical_id, kind, similarity = duplicate
+                conn.execute(insert(duplicates).values(
+                    article_id=article_id, canonical_id=canonical_id, kind=kind, similarity=similarity))
+            if minhash is not None:
+                conn.execute(insert(signatures).values(article_id=article_id, minhash=minhash))
+            if item_id is not None:
+                conn.execute(update(items).where(items.c.id == item_id).values(
+                    status="done", last_error=None, attempts=items.c.attempts + 1, updated_at=now_iso()))
+        return article_id
+
+    def find_article(self, *, canonical_url: str | None = None, content_hash: str | None = None,
+                     source: str | None = None, external_id: str | None = None) -> int | None:
+        """Return the id of the first article matching one of the given keys."""
+        clauses = []
+        if canonical_url:
+            clauses.append(articles.c.canonical_url == canonical_url)
+        if content_hash:
+            clauses.append(articles.c.content_hash == content_hash)
+        if source and external_id:
+            clauses.append((articles.c.source == source) & (articles.c.external_id == external_id))
+        if not clauses:
+            return None
+        cond = clauses[0]
+        for clause in clauses[1:]:
+            cond = cond | clause
+        with self.engine.connect() as conn:
+            return conn.execute(select(articles.c.id).where(cond).order_by(articles.c.id).limit(1)).scalar()
+
+    def canonical_of(self, article_id: int) -> int:
+        """Return the canonical member of the article's duplicate cluster."""
+        with self.engine.connect() as conn:
+            found = conn.execute(select(duplicates.c.canonical_id).where(duplicates.c.article_id == article_id)).scalar()
+        return found or article_id
+
+    def signatures_of_canonicals(self) -> list[tuple[int, bytes]]:
+        """Return the MinHash signatures of articles that head their own cluster."""
+        query = (
+            select(signatures.c.article_id, signatures.c.minhash)
+            .where(signatures.c.article_id.not_in(select(duplicates.c.article_id)))
+        )
+        with self.engine.connect() as conn:
+            return [(row.article_id, row.minhash) for row in conn.execute(query)]
+
+    def articles(self) -> list[dict]:
+        """Return all articles with their cluster's canonical id, oldest first."""
+        query = (
+            select(articles, duplicates.c.canonical_id, duplicates.c.kind.label("duplicate_kind"))
+            .join(duplicates, duplicates.c.article_id == articles.c.id, isouter=True)
+            .order_by(articles.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def raw_page(self, item_id: int) -> bytes | None:
+        """Return the latest raw page bytes stored for an item."""
+        with self.engine.connect() as conn:
+            blob = conn.execute(
+                select(pages.c.body_zlib).where(pages.c.item_id == item_id).order_by(pages.c.id.desc()).limit(1)
+            ).scalar()
+        return zlib.decompress(blob) if blob is not None else None
+
+    def counts(self) -> dict[str, int]:
+        """Return row counts of the main tables."""
+        with self.engine.connect() as conn:
+            return {t.name: conn.execute(select(func.count()).select_from(t)).scalar()
+                    for t in (feeds, items, articles, duplicates, runs)}
+
+
+def _article_row(article: Article, item_id: int | None, run_id: int | None) -> dict:
+    return dict(
+        item_id=item_id, source=article.source, external_id=article.external_id, url=article.url or None,
+        canonical_url=article.canonical_url or None, outlet=article.outlet, title=article.title,
+        author=article.author, published=article.date, sitename=article.sitename,
+        categories=json.dumps(list(article.categories), ensure_ascii=False), language=article.language,
+        text=article.text, content_hash=article.content_hash, method=article.method, run_id=run_id,
+        created_at=now_iso(),
+    )

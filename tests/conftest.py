@@ -1,0 +1,100 @@
+"""Shared fixtures: a real local HTTP server, settings on a temporary SQLite file, real corpus texts."""
+
+from __future__ import annotations
+
+import json
+import os
+from email.utils import format_datetime
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+
+import pytest
+
+from pipeline.settings import Settings, load_settings
+from tests.httpserver import ScriptedServer
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CORPUS_SHARED_DIR", ROOT.parent / "shared"))
+CORPUS = SHARED / "corpus"
+
+
+def corpus_articles(source_prefix: str = "dpgmedia", min_chars: int = 1500) -> list[dict]:
+    """Return real Dutch articles from ../shared/corpus (never copied into the repo)."""
+    path = CORPUS / "articles" / "dev.jsonl"
+    if not path.exists():
+        pytest.skip(f"the shared corpus is missing at {path}")
+    rows = [json.loads(line) for line in path.open(encoding="utf-8")]
+    return [r for r in rows if r["source"].startswith(source_prefix) and len(r["text"]) >= min_chars]
+
+
+def article_html(title: str, text: str, date: str = "2026-03-02T09:30:00+01:00", chrome: str = "") -> str:
+    """Wrap an article text in a realistic page: nav, cookie bar, article, related links, comments."""
+    paragraphs = "\n".join(f"<p>{escape(p)}</p>" for p in _paragraphs(text))
+    nav = "".join(f'<li><a href="/{w}">{w.title()}</a></li>' for w in
+                  ("binnenland", "buitenland", "economie", "sport", "cultuur", "regio", "opinie", "weer"))
+    return f"""<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<meta property="og:title" content="{escape(title)}"><meta property="article:published_time" content="{date}">
+</head><body><header><nav><ul>{nav}</ul></nav></header>
+<div class="cookiebar">Wij gebruiken cookies om onze website te verbeteren. <button>Akkoord</button></div>
+<main><article><h1>{escape(title)}</h1><p class="byline">Door de redactie {chrome}</p>
+<time datetime="{date}">{date[:10]}</time>
+{paragraphs}
+</article>
+<aside class="related"><h2>Lees ook</h2><ul><li><a href="/a">Kabinet valt over stikstof</a></li>
+<li><a href="/b">Files op de A2 na ongeluk</a></li></ul></aside>
+<section class="comments"><h2>Reacties</h2><div class="comment">Wat een onzin weer, typisch.</div>
+<div class="comment">Eens met de vorige schrijver, dit gaat nergens over.</div></section></main>
+<footer><a href="/privacy">Privacy</a> <a href="/contact">Contact</a></footer></body></html>"""
+
+
+def _paragraphs(text: str) -> list[str]:
+    parts = [p.strip() for p in text.split("\n") if p.strip()]
+    if len(parts) > 1:
+        return parts
+    sentences = text.split(". ")
+    return [". ".join(sentences[i:i + 3]) for i in range(0, len(sentences), 3)]
+
+
+def rss(items: list[dict], title: str = "Testkrant") -> bytes:
+    """Build an RSS 2.0 document from dicts with link, title and optional description, guid, date."""
+    entries = []
+    for item in items:
+        date = item.get("date") or format_datetime(datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc))
+        entries.append(
+            f"<item><title>{escape(item['title'])}</title><link>{escape(item['link'])}</link>"
+            f"<guid>{escape(item.get('guid', item['link']))}</guid><pubDate>{date}</pubDate>"
+            f"<description>{escape(item.get('description', ''))}</description></item>"
+        )
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{escape(title)}</title>'
+            f"<link>http://example.invalid/</link><description>test</description>{''.join(entries)}"
+            f"</channel></rss>").encode("utf-8")
+
+
+@pytest.fixture
+def server():
+    """A scripted HTTP server on 127.0.0.1 with an allow-all robots.txt."""
+    srv = ScriptedServer()
+    srv.page("/robots.txt", "User-agent: *\nAllow: /\n", "text/plain")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def make_settings(tmp_path):
+    """Return a factory of Settings on a temporary data dir, fast and without retries' waits."""
+    def factory(feeds: list[dict] | None = None, **overrides) -> Settings:
+        feeds_file = tmp_path / "feeds.toml"
+        if feeds is not None:
+            feeds_file.write_text("".join(_feed_toml(f) for f in feeds), encoding="utf-8")
+        values = dict(data_dir=tmp_path / "local", feeds_file=feeds_file, host_delay=0.0, backoff=0.01,
+                      read_timeout=5.0, connect_timeout=2.0, progress=False)
+        values.update(overrides)
+        return load_settings(None, **values)
+    return factory
+
+
+def _feed_toml(feed: dict) -> str:
+    return (f'[[feeds]]\nname = "{feed["name"]}"\nurl = "{feed["url"]}"\n'
+            f'outlet = "{feed.get("outlet", feed["name"])}"\nlanguage = "nl"\n\n')

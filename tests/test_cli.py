@@ -1,0 +1,160 @@
+"""The `radar` command through its real console-script entry point, in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import article_html, corpus_articles, rss
+from tests.httpserver import Reply
+
+RADAR = str(Path(sys.executable).parent / "radar")
+
+
+def radar(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120):
+    """Run the installed radar command and return the completed process."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RADAR_")}
+    full_env.update(env or {})
+    return subprocess.run([RADAR, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+def write_config(tmp_path: Path, feeds: list[tuple[str, str]], **settings) -> Path:
+    """Write a feeds file and a config file that points at it; return the config path."""
+    (tmp_path / "feeds.toml").write_text("".join(
+        f'[[feeds]]\nname = "{name}"\nurl = "{url}"\noutlet = "{name}"\n\n' for name, url in feeds), encoding="utf-8")
+    values = {"data_dir": str(tmp_path / "local"), "feeds_file": str(tmp_path / "feeds.toml"), "host_delay": 0,
+              "progress": False, **settings}
+    lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+    config = tmp_path / "radar.toml"
+    config.write_text(f"[radar]\n{lines}", encoding="utf-8")
+    return config
+
+
+def publish_corpus(server, count: int, delay: float = 0.0) -> None:
+    """Serve `count` real corpus articles and a feed listing them."""
+    items = []
+    for i, art in enumerate(corpus_articles()[:count]):
+        body = article_html(art["title"], art["text"]).encode("utf-8")
+        server.add(f"/art/{i}.html", Reply(200, body, {"Content-Type": "text/html; charset=utf-8"}, delay=delay))
+        items.append({"title": art["title"], "link": server.url(f"/art/{i}.html"), "description": art["text"][:100]})
+    server.page("/feed.xml", rss(items), "application/rss+xml")
+
+
+def test_help_lists_the_commands():
+    result = radar("--help")
+    assert result.returncode == 0
+    for command in ("run", "status", "ingest", "config"):
+        assert command in result.stdout
+
+
+def test_config_precedence_defaults_file_environment(tmp_path):
+    config = tmp_path / "radar.toml"
+    config.write_text("host_delay = 2.5\nworkers = 7\n", encoding="utf-8")
+    result = radar("--config", str(config), "config", env={"RADAR_WORKERS": "3"})
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" = ", 1) for line in result.stdout.splitlines())
+    assert lines["host_delay"] == "2.5"  # file beats default
+    assert lines["workers"] == "3"  # environment beats file
+    assert lines["max_redirects"] == "5"  # default
+
+
+def test_bad_config_is_a_clear_error(tmp_path):
+    config = tmp_path / "radar.toml"
+    config.write_text("host_dely = 1\n", encoding="utf-8")
+    result = radar("--config", str(config), "config")
+    assert result.returncode == 2 and "host_dely" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_json_status_and_ingest(server, tmp_path):
+    publish_corpus(server, 3)
+    config = write_config(tmp_path, [("krant", server.url("/feed.xml"))])
+    result = radar("--config", str(config), "run", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["articles_new"] == 3 and report["feeds"][0]["status"] == "ok"
+
+    status = radar("--config", str(config), "status", "--json")
+    data = json.loads(status.stdout)
+    assert data["counts"]["articles"] == 3 and data["runs"][0]["status"] == "ok"
+
+    jsonl = tmp_path / "extra.jsonl"
+    jsonl.write_text(json.dumps({"id": "x1", "title": "Eigen tekst", "text": "Een tekst die al tekst is. " * 20})
+                     + "\nniet json\n", encoding="utf-8")
+    ingest = radar("--config", str(config), "ingest", str(jsonl))
+    assert ingest.returncode == 0 and "1 new" in ingest.stdout and "1 invalid" in ingest.stdout
+    assert "Counts: feeds 1, items 3, articles 4" in radar("--config", str(config), "status").stdout
+
+
+def test_run_exit_code_is_1_when_feeds_fail(server, tmp_path):
+    config = write_config(tmp_path, [("weg", server.url("/weg.xml"))])
+    result = radar("--config", str(config), "run")
+    assert result.returncode == 1 and "FAILED weg" in result.stdout
+
+
+def test_second_run_exits_3_while_first_holds_the_lock(server, tmp_path):
+    publish_corpus(server, 4, delay=0.5)
+    config = write_config(tmp_path, [("krant", server.url("/feed.xml"))], workers=1)
+    first = subprocess.Popen([RADAR, "--config", str(config), "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: server.hits("/art/0.html") > 0, 30)
+        second = radar("--config", str(config), "run")
+        assert second.returncode == 3 and "another radar run" in second.stderr
+    finally:
+        first.wait(timeout=60)
+    assert first.returncode == 0
+
+
+def _wait_for(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.05)
+
+
+def _stored(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return sorted(conn.execute("SELECT canonical_url, content_hash, title FROM articles").fetchall())
+
+
+def _article_count(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT count(*) FROM articles").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(server, tmp_path):
+    publish_corpus(server, 10, delay=0.25)
+    ref_dir = tmp_path / "ref"
+    ref_dir.mkdir()
+    reference = write_config(ref_dir, [("krant", server.url("/feed.xml"))], workers=1)
+    assert radar("--config", str(reference), "run").returncode == 0
+    expected = _stored(ref_dir / "local" / "radar.db")
+    assert len(expected) == 10
+
+    killed_dir = tmp_path / "killed"
+    killed_dir.mkdir()
+    config = write_config(killed_dir, [("krant", server.url("/feed.xml"))], workers=1)
+    db = killed_dir / "local" / "radar.db"
+    proc = subprocess.Popen([RADAR, "--config", str(config), "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(lambda: _article_count(db) >= 3, 60)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert 3 <= _article_count(db) < 10
+
+    rerun = radar("--config", str(config), "run", "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert _stored(db) == expected
+    statuses = [run["status"] for run in json.loads(radar("--config", str(config), "status", "--json").stdout)["runs"]]
+    assert statuses == ["ok", "interrupted"]

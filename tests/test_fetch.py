@@ -1,0 +1,188 @@
+"""The HTTP client against a real local server: retries, caps, redirects, robots, address safety."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pipeline.errors import FetchError
+from pipeline.fetch import HTML_TYPES, HostPacer, HttpClient, is_public_host, map_by_host
+from tests.httpserver import Reply
+
+PAGE = "<html><body><p>Hallo</p></body></html>"
+
+
+@pytest.fixture
+def client(make_settings):
+    made = []
+
+    def factory(**overrides):
+        overrides.setdefault("allow_private_addresses", True)
+        made.append(HttpClient(make_settings(**overrides)))
+        return made[-1]
+    yield factory
+    for c in made:
+        c.close()
+
+
+def test_404_is_final_and_not_retried(server, client):
+    server.add("/gone.html", Reply(404, b"weg", {"Content-Type": "text/html"}))
+    with pytest.raises(FetchError) as err:
+        client().get(server.url("/gone.html"), accept=HTML_TYPES)
+    assert err.value.reason == "http_404" and not err.value.retryable
+    assert server.hits("/gone.html") == 1
+
+
+def test_500_then_200_succeeds_on_retry(server, client):
+    server.add("/flaky.html", Reply(500, b"oops"), Reply(200, PAGE.encode(), {"Content-Type": "text/html"}))
+    resp = client(retries=2).get(server.url("/flaky.html"), accept=HTML_TYPES)
+    assert resp.status == 200 and b"Hallo" in resp.body
+    assert server.hits("/flaky.html") == 2
+
+
+def test_persistent_500_is_a_retryable_failure(server, client):
+    server.add("/down.html", Reply(503, b"down"))
+    with pytest.raises(FetchError) as err:
+        client(retries=2).get(server.url("/down.html"), accept=HTML_TYPES)
+    assert err.value.retryable and err.value.reason == "http_503"
+    assert server.hits("/down.html") == 3  # first try + 2 retries
+
+
+def test_429_honours_retry_after(server, client):
+    server.add("/busy.html", Reply(429, b"slow down", {"Retry-After": "1"}),
+               Reply(200, PAGE.encode(), {"Content-Type": "text/html"}))
+    resp = client(retries=2, backoff=0).get(server.url("/busy.html"), accept=HTML_TYPES)
+    first, second = [t for path, _, t in server.requests if path == "/busy.html"]
+    assert resp.status == 200
+    assert second - first >= 0.95
+
+
+def test_timeout_is_retryable(server, client):
+    server.add("/slow.html", Reply(200, PAGE.encode(), {"Content-Type": "text/html"}, delay=2.0))
+    started = time.monotonic()
+    with pytest.raises(FetchError) as err:
+        client(read_timeout=0.3, retries=0).get(server.url("/slow.html"), accept=HTML_TYPES)
+    assert err.value.reason in {"timeout", "retries_exhausted", "connection_error"} and err.value.retryable
+    assert time.monotonic() - started < 1.9
+
+
+def test_redirect_loop_stops(server, client):
+    server.add("/a", Reply(302, b"", {"Location": "/b"}))
+    server.add("/b", Reply(302, b"", {"Location": "/a"}))
+    with pytest.raises(FetchError) as err:
+        client(max_redirects=4).get(server.url("/a"), accept=HTML_TYPES)
+    assert err.value.reason == "too_many_redirects"
+    assert server.hits("/a") + server.hits("/b") == 5
+
+
+def test_redirect_is_followed_to_final_url(server, client):
+    server.add("/old", Reply(301, b"", {"Location": "/new.html"}))
+    server.page("/new.html", PAGE)
+    resp = client().get(server.url("/old"), accept=HTML_TYPES)
+    assert resp.final_url == server.url("/new.html") and resp.redirects == 1
+
+
+def test_50_mb_body_is_cut_off(server, client):
+    def fifty_mb():
+        for _ in range(50 * 16):
+            yield b"x" * 65536
+    server.add("/huge.html", Reply(200, headers={"Content-Type": "text/html"}, stream=fifty_mb))
+    with pytest.raises(FetchError) as err:
+        client(max_bytes=1_000_000).get(server.url("/huge.html"), accept=HTML_TYPES)
+    assert err.value.reason == "too_large"
+
+
+def test_declared_huge_content_length_is_refused_before_reading(server, client):
+    server.add("/big.html", Reply(200, b"x" * 2_000_000, {"Content-Type": "text/html"}))
+    with pytest.raises(FetchError) as err:
+        client(max_bytes=1_000_000).get(server.url("/big.html"), accept=HTML_TYPES)
+    assert err.value.reason == "too_large" and "Content-Length" in str(err.value)
+
+
+def test_pdf_is_refused(server, client):
+    server.page("/report.pdf", b"%PDF-1.7 binary", "application/pdf")
+    with pytest.raises(FetchError) as err:
+        client().get(server.url("/report.pdf"), accept=HTML_TYPES)
+    assert err.value.reason == "unsupported_content_type" and "application/pdf" in str(err.value)
+
+
+def test_robots_disallow(server, client):
+    server.page("/robots.txt", "User-agent: *\nDisallow: /intern/\n", "text/plain")
+    server.page("/intern/geheim.html", PAGE)
+    with pytest.raises(FetchError) as err:
+        client().get(server.url("/intern/geheim.html"), accept=HTML_TYPES, check_robots=True)
+    assert err.value.reason == "robots_disallowed"
+    assert server.hits("/intern/geheim.html") == 0
+
+
+def test_robots_is_fetched_once_per_host(server, client):
+    server.page("/x.html", PAGE)
+    http = client()
+    for _ in range(3):
+        http.get(server.url("/x.html"), accept=HTML_TYPES, check_robots=True)
+    assert server.hits("/robots.txt") == 1
+
+
+def test_missing_robots_allows_everything(server, client):
+    del server.routes["/robots.txt"]
+    server.page("/x.html", PAGE)
+    assert client().get(server.url("/x.html"), accept=HTML_TYPES, check_robots=True).status == 200
+
+
+def test_user_agent_is_sent(server, client):
+    server.page("/x.html", PAGE)
+    client(user_agent="RadarTest/1.0").get(server.url("/x.html"), accept=HTML_TYPES)
+    assert server.requests[-1][1]["User-Agent"] == "RadarTest/1.0"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "10.1.2.3", "169.254.169.254", "192.168.0.10", "[::1]", "localhost"])
+def test_non_public_addresses_are_recognised(host):
+    assert not is_public_host(host)
+
+
+def test_public_address_is_recognised():
+    assert is_public_host("145.97.39.1")  # numeric: no DNS lookup, no traffic
+
+
+def test_private_address_refused_without_setting(server, client):
+    server.page("/x.html", PAGE)
+    with pytest.raises(FetchError) as err:
+        client(allow_private_addresses=False).get(server.url("/x.html"), accept=HTML_TYPES)
+    assert err.value.reason == "private_address"
+    assert server.hits("/x.html") == 0
+
+
+def test_redirect_to_private_address_is_refused_per_hop(server, client, monkeypatch):
+    # Pretend the server's own address is public so only the redirect target is private.
+    import pipeline.fetch as fetch
+    real = fetch.is_public_host
+    monkeypatch.setattr(fetch, "is_public_host", lambda host: host.startswith("127.0.0.1") or real(host))
+    server.add("/jump", Reply(302, b"", {"Location": "http://127.0.0.2:9/secret"}))
+    with pytest.raises(FetchError) as err:
+        client(allow_private_addresses=False).get(server.url("/jump"), accept=HTML_TYPES)
+    assert err.value.reason == "private_address"
+
+
+def test_pacer_spaces_requests_to_one_host():
+    pacer = HostPacer(0.2)
+    started = time.monotonic()
+    for _ in range(3):
+        pacer.wait("a")
+    pacer.wait("b")  # another host does not wait for a
+    assert 0.38 <= time.monotonic() - started < 1.0
+
+
+def test_map_by_host_runs_hosts_concurrently_and_keeps_failures():
+    tasks = [f"http://h{i % 3}.test/{i}" for i in range(9)]
+
+    def work(url):
+        time.sleep(0.1)
+        if url.endswith("/4"):
+            raise ValueError("boom")
+        return url.upper()
+    started = time.monotonic()
+    results = dict(map_by_host(tasks, lambda u: u, work, workers=3))
+    assert time.monotonic() - started < 0.75  # 3 hosts x 3 tasks in parallel, not 0.9 s in series
+    assert isinstance(results["http://h1.test/4"], ValueError)
+    assert results["http://h0.test/0"] == "HTTP://H0.TEST/0" and len(results) == 9

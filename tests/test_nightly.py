@@ -1,0 +1,170 @@
+"""The nightly run end to end against a real local server: faults, dedupe, idempotence, lock."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from pipeline.errors import RunLocked
+from pipeline.nightly import run_lock, run_nightly, summarise
+from pipeline.store import Store
+from tests.conftest import article_html, corpus_articles, rss
+from tests.httpserver import Reply
+
+
+def _store(settings) -> Store:
+    return Store(settings.effective_database_url)
+
+
+def _publish(server, path: str, article: dict, **kw) -> dict:
+    server.page(path, article_html(article["title"], article["text"], **kw))
+    return {"title": article["title"], "link": server.url(path), "description": article["text"][:150]}
+
+
+@pytest.fixture
+def texts():
+    return corpus_articles()[:8]
+
+
+def test_run_stores_articles_and_rerun_adds_nothing(server, make_settings, texts):
+    items = [_publish(server, f"/n/{i}.html", a) for i, a in enumerate(texts[:4])]
+    server.add("/feed.xml", Reply(200, rss(items), {"Content-Type": "application/rss+xml", "ETag": '"v1"'}),
+               Reply(304, b"", {"ETag": '"v1"'}))
+    settings = make_settings([{"name": "krant", "url": server.url("/feed.xml")}])
+    first = run_nightly(settings)
+    assert first.status == "ok" and first.articles_new == 4 and first.feeds[0].new == 4
+    second = run_nightly(settings)
+    assert second.feeds[0].status == "not_modified"
+    assert second.articles_new == 0 and second.articles_failed == 0
+    feed_requests = [headers for path, headers, _ in server.requests if path == "/feed.xml"]
+    assert feed_requests[1].get("If-None-Match") == '"v1"'
+    store = _store(settings)
+    stored = store.articles()
+    assert len(stored) == 4 and all(a["method"].startswith("trafilatura") for a in stored)
+    assert {a["title"] for a in stored} == {t["title"] for t in texts[:4]}
+    assert store.raw_page(stored[0]["item_id"]).startswith(b"<!doctype html>")
+    assert [r["status"] for r in store.recent_runs()] == ["ok", "ok"]
+
+
+def test_fault_table_in_one_run(server, make_settings, texts):
+    server.page("/robots.txt", "User-agent: *\nDisallow: /intern/\n", "text/plain")
+    good = [_publish(server, f"/ok/{i}.html", a) for i, a in enumerate(texts[:3])]
+    server.add("/missing.html", Reply(404, b"weg", {"Content-Type": "text/html"}))
+    server.page("/rapport.pdf", b"%PDF-1.5 ...", "application/pdf")
+    server.page("/intern/memo.html", article_html("Memo", texts[3]["text"]))
+    server.add("/loop", Reply(302, b"", {"Location": "/loop"}))
+    server.add("/flaky.html", Reply(500, b"oops"), Reply(200, article_html("Flaky", texts[4]["text"]).encode(),
+                                                           {"Content-Type": "text/html; charset=utf-8"}))
+    bad = [{"title": t, "link": server.url(p)} for t, p in
+           [("Weg", "/missing.html"), ("Pdf", "/rapport.pdf"), ("Intern", "/intern/memo.html"),
+            ("Lus", "/loop"), ("Wankel", "/flaky.html")]]
+    server.page("/feed.xml", rss(good + bad), "application/rss+xml")
+    server.page("/broken.xml", b"<rss><channel><title>kapot", "application/rss+xml")
+    settings = make_settings([{"name": "krant", "url": server.url("/feed.xml")},
+                              {"name": "kapot", "url": server.url("/broken.xml")}], max_redirects=3)
+    report = run_nightly(settings)
+    assert report.articles_new == 4  # 3 good + the flaky one after a retry
+    assert report.skipped == {"http_404": 1, "unsupported_content_type": 1, "robots_disallowed": 1,
+                              "too_many_redirects": 1}
+    assert [f.status for f in report.feeds if f.name == "kapot"] == ["failed"]
+    assert report.status == "ok"  # 1 of 2 feeds failed: at, not above, the allowed share
+    text = summarise(report)
+    assert "FAILED kapot" in text and "skipped robots_disallowed: 1" in text
+    statuses = _store(settings).item_counts()
+    assert statuses == {"done": 4, "gone": 1, "skipped": 3}
+
+
+def test_timeout_is_recorded_and_retried_next_run(server, make_settings, texts):
+    slow = Reply(200, article_html("Traag", texts[0]["text"]).encode(), {"Content-Type": "text/html"}, delay=1.5)
+    fast = Reply(200, slow.body, {"Content-Type": "text/html"})
+    server.add("/traag.html", slow, slow, fast)
+    server.page("/feed.xml", rss([{"title": "Traag", "link": server.url("/traag.html")}]), "application/rss+xml")
+    settings = make_settings([{"name": "krant", "url": server.url("/feed.xml")}], read_timeout=0.4, retries=1)
+    first = run_nightly(settings)
+    assert first.articles_failed == 1 and first.status == "failed"
+    assert _store(settings).item_counts() == {"failed": 1}
+    second = run_nightly(settings)
+    assert second.articles_new == 1 and _store(settings).item_counts() == {"done": 1}
+
+
+def test_failed_item_is_given_up_after_max_attempts(server, make_settings, texts):
+    server.add("/stuk.html", Reply(503, b"down"))
+    server.page("/feed.xml", rss([{"title": "Stuk", "link": server.url("/stuk.html")}]), "application/rss+xml")
+    settings = make_settings([{"name": "krant", "url": server.url("/feed.xml")}], retries=0, max_attempts=2)
+    for _ in range(3):
+        run_nightly(settings)
+    assert server.hits("/stuk.html") == 2
+
+
+def test_same_item_in_two_feeds_is_one_article(server, make_settings, texts):
+    item = _publish(server, "/gedeeld.html", texts[0])
+    tracked = dict(item, link=item["link"] + "?utm_source=regio")
+    server.page("/main.xml", rss([item]), "application/rss+xml")
+    server.page("/regio.xml", rss([tracked]), "application/rss+xml")
+    settings = make_settings([{"name": "main", "url": server.url("/main.xml")},
+                              {"name": "regio", "url": server.url("/regio.xml")}])
+    report = run_nightly(settings)
+    assert report.articles_new == 1 and sorted(f.known for f in report.feeds) == [0, 1]
+    assert server.hits("/gedeeld.html") == 1
+
+
+def test_syndicated_wire_story_forms_one_cluster(server, make_settings, texts):
+    wire = texts[1]
+    sentences = wire["text"].split(". ")
+    variant = ". ".join(sentences[:3] + sentences[4:]) + " Dit bericht is overgenomen van persbureau NPB."
+    first = _publish(server, "/a/wire.html", wire)
+    second = _publish(server, "/b/wire.html", {"title": "NPB: " + wire["title"], "text": variant},
+                      chrome="(Rivierstad Courant)")
+    other = _publish(server, "/b/other.html", texts[2])
+    server.page("/a.xml", rss([first]), "application/rss+xml")
+    server.page("/b.xml", rss([second, other]), "application/rss+xml")
+    settings = make_settings([{"name": "a", "url": server.url("/a.xml")}, {"name": "b", "url": server.url("/b.xml")}])
+    report = run_nightly(settings)
+    assert report.articles_new == 2 and report.articles_duplicate == 1
+    rows = {row["url"]: row for row in _store(settings).articles()}
+    head, member = rows[server.url("/a/wire.html")], rows[server.url("/b/wire.html")]
+    assert member["canonical_id"] == head["id"] and member["duplicate_kind"] == "near"
+    assert rows[server.url("/b/other.html")]["canonical_id"] is None
+
+
+def test_private_article_link_from_public_feed_is_refused(server, make_settings, texts, monkeypatch):
+    import pipeline.nightly as nightly
+    monkeypatch.setattr(nightly, "_feed_is_private", lambda url, cache: False)  # as if the feed were public
+    _publish(server, "/lokaal.html", texts[0])
+    server.page("/feed.xml", rss([{"title": "Lokaal", "link": server.url("/lokaal.html")}]), "application/rss+xml")
+    settings = make_settings([{"name": "krant", "url": server.url("/feed.xml")}])
+    report = run_nightly(settings)
+    assert report.skipped == {"private_address": 1} and server.hits("/lokaal.html") == 0
+    allowed = run_nightly(make_settings(allow_private_addresses=True))
+    assert allowed.articles_new == 0  # skipped is final: the setting is for new links, no silent refetch
+
+
+def test_entity_bomb_feed_fails_alone(server, make_settings, texts):
+    item = _publish(server, "/ok.html", texts[0])
+    server.page("/ok.xml", rss([item]), "application/rss+xml")
+    server.page("/bomb.xml", b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
+                             b"<rss><channel><title>&b;</title></channel></rss>", "application/rss+xml")
+    settings = make_settings([{"name": "ok", "url": server.url("/ok.xml")}, {"name": "bomb", "url": server.url("/bomb.xml")}])
+    report = run_nightly(settings)
+    bomb = next(f for f in report.feeds if f.name == "bomb")
+    assert bomb.status == "failed" and "entit" in bomb.error and report.articles_new == 1
+
+
+def test_too_many_failed_feeds_fail_the_run(server, make_settings):
+    server.page("/a.xml", b"garbage", "application/rss+xml")
+    settings = make_settings([{"name": "a", "url": server.url("/a.xml")},
+                              {"name": "b", "url": server.url("/nope.xml")}])
+    report = run_nightly(settings)
+    assert report.status == "failed" and report.feeds_failed == 2
+    health = {f["name"]: f for f in _store(settings).feed_health()}
+    assert health["b"]["consecutive_failures"] == 1 and "404" in health["b"]["last_error"]
+
+
+def test_second_run_is_refused_while_locked(make_settings):
+    settings = make_settings([])
+    entered = threading.Event()
+    with run_lock(settings):
+        entered.set()
+        with pytest.raises(RunLocked, match="another radar run"):
+            run_nightly(settings)
