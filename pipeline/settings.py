@@ -11,10 +11,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from pipeline.errors import ConfigError
 
-DEFAULT_USER_AGENT = (
-    "CocreatieRadar/0.1 (+https://github.com/cocreatie-radar; research crawler, "
-    "reads public news feeds once a night)"
-)
+# Operators should add a contact address (see deploy/radar.example.toml).
+DEFAULT_USER_AGENT = "CocreatieRadar/0.1 (research crawler; reads public news feeds once a night)"
 
 
 class Settings(BaseSettings):

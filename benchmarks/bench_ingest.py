@@ -1,0 +1,109 @@
+"""Ingest benchmarks: extraction + dedupe throughput, and a nightly run of 50 feeds x 100 items.
+
+Figures are ratios against a baseline measured in the same run (trafilatura.extract alone on the
+same pages), because the machines are noisy. Run with `make bench`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trafilatura
+
+from pipeline.dedupe import NearDuplicateIndex, minhash_of
+from pipeline.extract import build_article
+from tests.conftest import CORPUS, article_html, corpus_articles, rss
+from tests.httpserver import ScriptedServer
+
+RADAR = str(Path(sys.executable).parent / "radar")
+
+
+def real_pages() -> list[bytes]:
+    """Return the real pages of ../shared/corpus/pages (articles and home pages)."""
+    return [p.read_bytes() for p in sorted((CORPUS / "pages").iterdir()) if p.name != "gold.json"]
+
+
+def demo_like_pages(count: int, seed: int = 7) -> list[bytes]:
+    """Build `count` distinct article pages from shuffled sentences of real corpus texts."""
+    rng = random.Random(seed)
+    sentences = [s for art in corpus_articles(min_chars=800) for s in art["text"].split(". ") if len(s) > 40]
+    pages = []
+    for i in range(count):
+        text = ". ".join(rng.sample(sentences, 25))
+        pages.append(article_html(f"Artikel {i}: {sentences[i % len(sentences)][:60]}", text).encode("utf-8"))
+    return pages
+
+
+def throughput(pages: list[bytes], repeat: int = 1) -> dict:
+    """Time trafilatura.extract alone and our extraction + dedupe on the same pages."""
+    started = time.perf_counter()
+    for _ in range(repeat):
+        for page in pages:
+            trafilatura.extract(page.decode("utf-8", "replace"), include_comments=False)
+    baseline = time.perf_counter() - started
+    started = time.perf_counter()
+    for _ in range(repeat):
+        index = NearDuplicateIndex(0.5)
+        for number, page in enumerate(pages):
+            article = build_article(page, f"http://bench.test/{number}", min_chars=0)
+            sig = minhash_of(article.text)
+            if sig is not None and index.best_match(sig) is None:
+                index.add(number, sig)
+    ours = time.perf_counter() - started
+    n = len(pages) * repeat
+    return {"pages": n, "trafilatura_per_s": round(n / baseline, 1), "radar_per_s": round(n / ours, 1),
+            "time_ratio_radar_vs_trafilatura": round(ours / baseline, 2)}
+
+
+def nightly_run(feeds: int = 50, items: int = 100) -> dict:
+    """Serve feeds x items on loopback and time a full `radar run` with pacing off; report peak RSS."""
+    pages = demo_like_pages(feeds * items, seed=11)
+    server = ScriptedServer()
+    server.page("/robots.txt", "User-agent: *\nAllow: /\n", "text/plain")
+    for f in range(feeds):
+        entries = []
+        for i in range(items):
+            path = f"/f{f}/{i}.html"
+            server.page(path, pages[f * items + i])
+            entries.append({"title": f"Artikel {f}-{i}", "link": server.url(path)})
+        server.page(f"/f{f}/feed.xml", rss(entries), "application/rss+xml")
+    server.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            feeds_file = Path(tmp) / "feeds.toml"
+            feeds_file.write_text("".join(f'[[feeds]]\nname="f{f}"\nurl="{server.url(f"/f{f}/feed.xml")}"\noutlet="F{f}"\n'
+                                          for f in range(feeds)))
+            config = Path(tmp) / "radar.toml"
+            config.write_text(f'data_dir="{tmp}/local"\nfeeds_file="{feeds_file}"\nhost_delay=0\nprogress=false\n'
+                              f"max_items_per_feed={items}\n")
+            started = time.perf_counter()
+            proc = subprocess.run([RADAR, "--config", str(config), "run", "--json"], capture_output=True, text=True)
+            wall = time.perf_counter() - started
+            report = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {"error": proc.stderr[-500:]}
+    finally:
+        server.stop()
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"feeds": feeds, "items": feeds * items, "wall_s": round(wall, 1),
+            "articles_per_s": round(report.get("articles_new", 0) / wall, 1) if wall else None,
+            "articles_new": report.get("articles_new"), "articles_duplicate": report.get("articles_duplicate"),
+            "peak_rss_mib": round(peak_mib, 1), "exit_code": proc.returncode}
+
+
+def main() -> dict:
+    """Run the ingest benchmarks and return their figures."""
+    return {
+        "real_pages": throughput(real_pages(), repeat=5),
+        "demo_like_1000": throughput(demo_like_pages(1000)),
+        "nightly_50x100": nightly_run(),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))

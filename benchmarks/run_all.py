@@ -1,0 +1,21 @@
+"""Run every benchmark and print one JSON report (also written to data/local/bench.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import bench_ingest
+
+
+def main() -> None:
+    """Run the benchmarks in turn and print their figures."""
+    results = {"ingest": bench_ingest.main()}
+    out = Path("data/local/bench.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
