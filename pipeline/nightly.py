@@ -54,6 +54,7 @@ class RunReport:
     articles_duplicate: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
+    failed_first_try: int = 0  # failures of items never tried before; retries of old failures do not fail a run
     durations: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -125,8 +126,8 @@ def _timed(report: RunReport, stage: str, func) -> None:
 def judge_run(report: RunReport, settings: Settings) -> str:
     """Return 'ok' unless more than the allowed share of feeds or articles failed."""
     feed_share = report.feeds_failed / len(report.feeds) if report.feeds else 0.0
-    tried = report.articles_new + report.articles_duplicate + report.articles_failed
-    article_share = report.articles_failed / tried if tried else 0.0
+    tried = report.articles_new + report.articles_duplicate + report.failed_first_try
+    article_share = report.failed_first_try / tried if tried else 0.0
     return "failed" if max(feed_share, article_share) > settings.max_failed_share else "ok"
 
 
@@ -275,6 +276,8 @@ def _item_failed(store: Store, item: dict, exc: BaseException, report: RunReport
         log.error("item %s: unexpected error\n%s", item["url"], "".join(traceback.format_exception(exc)))
     store.mark_item(item["id"], status, f"{reason}: {exc}")
     _count(bucket, reason)
+    if bucket is report.failed and not item["attempts"]:
+        report.failed_first_try += 1
 
 
 def _count(bucket: dict[str, int], reason: str) -> None:
