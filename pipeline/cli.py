@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional
 
@@ -127,6 +128,109 @@ def ingest_cmd(
                f"{report.already_stored} already stored, {len(report.invalid)} invalid")
     for problem in report.invalid[:20]:
         typer.echo(f"  invalid {problem}", err=True)
+
+
+@app.command("score")
+def score_cmd(
+    ctx: typer.Context,
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="JSONL with id, title, text (default stdin)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write scores (default stdout)."),
+) -> None:
+    """Score Dutch articles: co-creation probability, flag, sector, type and evidence per line."""
+    from pipeline.ingest import read_jsonl
+    from pipeline.score import Scorer
+
+    settings = _settings(ctx)
+    try:
+        scorer = Scorer.load(settings.model_dir)
+        source = read_jsonl(input) if input else _stdin_records()
+        bad: list[str] = []
+        with (open(output, "w", encoding="utf-8") if output else nullcontext(sys.stdout)) as out:
+            for result in scorer.score_stream(_valid_records(source, bad)):
+                out.write(json.dumps(result, ensure_ascii=False) + "\n")
+    except RadarError as exc:
+        _fail(exc)
+    for problem in bad:
+        typer.echo(f"radar: skipped {problem}", err=True)
+    raise typer.Exit(EXIT_RUN_FAILED if bad else EXIT_OK)
+
+
+def _stdin_records():
+    for number, line in enumerate(sys.stdin, 1):
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, f"line {number}: not JSON ({exc.msg})"
+                continue
+            yield number, record if isinstance(record, dict) else f"line {number}: not a JSON object"
+
+
+def _valid_records(source, bad: list[str]):
+    # A bad line is reported at the end and never stops the others.
+    for _number, record in source:
+        if isinstance(record, str):
+            bad.append(record)
+        else:
+            yield record
+
+
+@app.command("train")
+def train_cmd(
+    ctx: typer.Context,
+    articles: Optional[Path] = typer.Option(None, "--articles", help="Labelled texts (default: settings.train_articles)."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Their labels (default: settings.train_labels)."),
+    written: bool = typer.Option(True, "--written/--no-written", help="Also train on data/training/written.jsonl."),
+    folds: int = typer.Option(5, "--folds", help="Cross-validation folds for the reported metrics."),
+) -> None:
+    """Train the detector and the sector and type models; cross-validate; save them with a card."""
+    from pipeline.train import gather_examples, train_and_evaluate
+
+    settings = _settings(ctx)
+    try:
+        data = gather_examples(articles or settings.train_articles, labels or settings.train_labels, written)
+        model, metrics = train_and_evaluate(data, settings.model_dir, folds, settings.progress)
+    except (RadarError, ValueError) as exc:
+        _fail(exc)
+    overall = metrics.get("overall", {})
+    typer.echo(f"Trained model {model.version} on {len(data.real)} real and {len(data.extra)} written texts; "
+               f"threshold {model.threshold:.3f}; saved to {settings.model_dir}")
+    if overall:
+        typer.echo(f"Cross-validated on real texts: precision {overall['precision']}, recall {overall['recall']}, "
+                   f"AP {overall['average_precision']}; sector accuracy {metrics['sector']['accuracy']}, "
+                   f"type accuracy {metrics['type']['accuracy']}")
+
+
+@app.command("eval")
+def eval_cmd(
+    ctx: typer.Context,
+    input: Path = typer.Option(..., "--input", "-i", help="JSONL with id, title, text [, source]."),
+    labels: Path = typer.Option(..., "--labels", "-l", help="JSONL labels in the codebook's record format."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Score labelled texts with the shipped model and report detection, sector and type metrics."""
+    from pipeline.evaluate import evaluate_model
+
+    settings = _settings(ctx)
+    try:
+        result = evaluate_model(input, labels, settings.model_dir)
+    except RadarError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2) if as_json else _eval_text(result))
+
+
+def _eval_text(result: dict) -> str:
+    lines = [f"Model {result['model_version']} on {result['overall']['texts']} texts "
+             f"({result['overall']['positives']} positive)"]
+    if result["seen_in_training"]:
+        lines.append(f"WARNING: {result['seen_in_training']} of these texts were in the training data; "
+                     "figures for them are optimistic")
+    for name, block in [("overall", result["overall"])] + [(f"source {k}", v) for k, v in result["by_source"].items()]:
+        lines.append(f"{name}: P {block['precision']} R {block['recall']} F1 {block['f1']} "
+                     f"AP {block['average_precision']} P@10 {block['precision_at_10']} (flagged {block['flagged']})")
+    for attr in ("sector", "type"):
+        lines.append(f"{attr} accuracy on positives: {result[attr]['accuracy']} (n={result[attr]['n']})")
+    return "\n".join(lines)
 
 
 @app.command("config")

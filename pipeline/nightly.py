@@ -54,6 +54,7 @@ class RunReport:
     articles_duplicate: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
+    scoring: dict = field(default_factory=dict)
     failed_first_try: int = 0  # failures of items never tried before; retries of old failures do not fail a run
     durations: dict[str, float] = field(default_factory=dict)
 
@@ -110,6 +111,7 @@ def run_nightly(settings: Settings) -> RunReport:
                 _timed(report, "2_articles", lambda: fetch_articles(store, client, report, settings))
             finally:
                 client.close()
+            _timed(report, "3_scoring", lambda: score_new_articles(store, report, settings))
             report.status = judge_run(report, settings)
             store.finish_run(report.run_id, report.status, report.as_dict())
             return report
@@ -284,6 +286,21 @@ def _count(bucket: dict[str, int], reason: str) -> None:
     bucket[reason] = bucket.get(reason, 0) + 1
 
 
+# -- stage 3: scoring ---------------------------------------------------------
+def score_new_articles(store: Store, report: RunReport, settings: Settings) -> None:
+    """Score and flag every article the current model has not scored; without a model, say so."""
+    from pipeline.classify import ModelError
+    from pipeline.score import Scorer, score_stored_articles
+
+    try:
+        scorer = Scorer.load(settings.model_dir)
+    except ModelError as exc:
+        log.warning("scoring skipped: %s", exc)
+        report.scoring = {"skipped": str(exc)}
+        return
+    report.scoring = {"model_version": scorer.model.version, **score_stored_articles(store, scorer, report.run_id)}
+
+
 def summarise(report: RunReport) -> str:
     """Return a short human summary of a run report."""
     lines = [f"Run {report.run_id}: {report.status.upper()}"]
@@ -300,5 +317,10 @@ def summarise(report: RunReport) -> str:
     for label, bucket in (("skipped", report.skipped), ("failed", report.failed)):
         for reason, n in sorted(bucket.items()):
             lines.append(f"  {label} {reason}: {n}")
+    if report.scoring.get("skipped"):
+        lines.append(f"Scoring: skipped ({report.scoring['skipped']})")
+    elif report.scoring:
+        lines.append(f"Scoring: {report.scoring['scored']} scored, {report.scoring['flagged']} flagged for review "
+                     f"(model {report.scoring['model_version']})")
     lines.append("Durations: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.durations.items()))
     return "\n".join(lines)

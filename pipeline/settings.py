@@ -11,6 +11,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from pipeline.errors import ConfigError
 
+# Shipped resources (feed list, models) are found beside the package wherever radar is started from.
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+
 # Operators should add a contact address (see deploy/radar.example.toml).
 DEFAULT_USER_AGENT = "CocreatieRadar/0.1 (research crawler; reads public news feeds once a night)"
 
@@ -22,7 +26,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("data/local"), description="runtime files: database, lock, caches")
     database_url: str = Field("", description="SQLAlchemy URL; empty means data_dir/radar.db (SQLite)")
-    feeds_file: Path = Field(Path("data/feeds.toml"), description="the feed list")
+    feeds_file: Path = Field(REPO / "data" / "feeds.toml", description="the feed list")
     user_agent: str = DEFAULT_USER_AGENT
     host_delay: float = Field(1.0, ge=0, description="seconds between two requests to one host")
     workers: int = Field(4, ge=1, description="hosts fetched at the same time")
@@ -46,6 +50,9 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="run fails (exit 1) when more feeds or articles than this fail"
     )
     progress: bool = Field(True, description="progress bars when on a terminal")
+    model_dir: Path = Field(REPO / "models" / "radar", description="the trained models and their card")
+    train_articles: Path = Field(CORPUS / "articles" / "dev.jsonl", description="labelled texts")
+    train_labels: Path = Field(CORPUS / "labels" / "dev.jsonl", description="their labels")
 
     @classmethod
     def settings_customise_sources(

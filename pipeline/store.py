@@ -131,6 +131,25 @@ signatures = Table(
     Column("minhash", LargeBinary, nullable=False),
 )
 
+predictions = Table(
+    "predictions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("article_id", Integer, ForeignKey("articles.id"), nullable=False, index=True),
+    Column("run_id", Integer, ForeignKey("runs.id")),
+    Column("model_version", String(40), nullable=False),
+    Column("codebook_version", String(20), nullable=False),
+    Column("cocreation_score", Float, nullable=False),
+    Column("rule_score", Float, nullable=False),
+    Column("flagged", Integer, nullable=False),
+    Column("sector", String(30)),
+    Column("sector_scores", Text, nullable=False),
+    Column("type", String(30)),
+    Column("type_scores", Text, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    UniqueConstraint("article_id", "model_version", name="uq_predictions_article_model"),
+)
+
 VERSION_1_TABLES = [schema_info, feeds, runs, fetches, items, pages, articles, duplicates, signatures]
 
 
@@ -138,8 +157,12 @@ def _migrate_to_1(conn: Connection) -> None:
     metadata.create_all(conn, tables=VERSION_1_TABLES)
 
 
+def _migrate_to_2(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[predictions])
+
+
 # Forward migrations in order; entry i brings the schema from version i to i + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -400,6 +423,38 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
+    def unscored_articles(self, model_version: str, limit: int | None = None) -> list[dict]:
+        """Return articles that have no prediction from this model version yet."""
+        scored = select(predictions.c.article_id).where(predictions.c.model_version == model_version)
+        query = (select(articles.c.id, articles.c.title, articles.c.text)
+                 .where(articles.c.id.not_in(scored)).order_by(articles.c.id))
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def save_predictions(self, rows: list[dict], run_id: int | None) -> None:
+        """Store a batch of predictions in one transaction."""
+        if not rows:
+            return
+        now = now_iso()
+        with self.engine.begin() as conn:
+            conn.execute(insert(predictions), [
+                {**row, "run_id": run_id, "created_at": now, "flagged": int(row["flagged"]),
+                 "sector_scores": json.dumps(row["sector_scores"]), "type_scores": json.dumps(row["type_scores"]),
+                 "evidence": json.dumps(row["evidence"], ensure_ascii=False)} for row in rows])
+
+    def latest_predictions(self) -> list[dict]:
+        """Return each article's newest prediction with its JSON fields decoded."""
+        newest = select(func.max(predictions.c.id)).group_by(predictions.c.article_id)
+        query = select(predictions).where(predictions.c.id.in_(newest)).order_by(predictions.c.article_id)
+        with self.engine.connect() as conn:
+            rows = [dict(row) for row in conn.execute(query).mappings()]
+        for row in rows:
+            for key in ("sector_scores", "type_scores", "evidence"):
+                row[key] = json.loads(row[key])
+        return rows
+
     def raw_page(self, item_id: int) -> bytes | None:
         """Return the latest raw page bytes stored for an item."""
         with self.engine.connect() as conn:
@@ -412,7 +467,7 @@ class Store:
         """Return row counts of the main tables."""
         with self.engine.connect() as conn:
             return {t.name: conn.execute(select(func.count()).select_from(t)).scalar()
-                    for t in (feeds, items, articles, duplicates, runs)}
+                    for t in (feeds, items, articles, duplicates, predictions, runs)}
 
 
 def _article_row(article: Article, item_id: int | None, run_id: int | None) -> dict:

@@ -1,0 +1,45 @@
+"""The codebook as data (data/codebook.toml): label names, descriptions and version."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+
+CODEBOOK_PATH = Path(__file__).resolve().parents[1] / "data" / "codebook.toml"
+
+
+@dataclass(frozen=True)
+class Codebook:
+    """Label sets and descriptions of one codebook version."""
+
+    version: str
+    sectors: tuple[str, ...]
+    types: tuple[str, ...]
+    raw: dict
+
+    def check_record(self, record: dict) -> list[str]:
+        """Return what is wrong with a label record (empty when it follows the codebook)."""
+        problems = []
+        if not isinstance(record.get("cocreation"), bool):
+            problems.append("cocreation must be true or false")
+        elif record["cocreation"]:
+            if record.get("sector") not in self.sectors:
+                problems.append(f"sector {record.get('sector')!r} is not one of {', '.join(self.sectors)}")
+            if record.get("type") not in self.types:
+                problems.append(f"type {record.get('type')!r} is not one of {', '.join(self.types)}")
+        return problems
+
+
+@lru_cache(maxsize=4)
+def load_codebook(path: Path = CODEBOOK_PATH) -> Codebook:
+    """Read the shipped codebook."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read the codebook {path}: {exc}") from exc
+    return Codebook(version=str(raw["version"]), sectors=tuple(s["name"] for s in raw["sectors"]),
+                    types=tuple(t["name"] for t in raw["types"]), raw=raw)

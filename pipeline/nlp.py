@@ -1,0 +1,363 @@
+"""The Dutch spaCy pipeline: tokenizer exceptions, sentencizer, simplemma lemmas, co-creation evidence.
+
+No pretrained Dutch pipeline can be installed here, so this one is built from `spacy.blank("nl")`
+and rules: organisations by sector, participant groups, co-creation constructions and negative
+cues come from the lexicon files in data/lexicon/ and are matched on lemmas.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import simplemma
+import spacy
+from spacy.language import Language
+from spacy.matcher import Matcher
+from spacy.symbols import ORTH
+from spacy.tokens import Doc, Span
+from spacy.util import filter_spans
+
+from pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+LEXICON_DIR = Path(__file__).resolve().parents[1] / "data" / "lexicon"
+SPAN_KEY = "evidence"
+GAP = "..."
+MAX_GAP = 4
+# Abbreviations that spaCy's Dutch exceptions lack; lower-case only, so that "Jan." (a name ending a
+# sentence) still ends it. "zo." and "do." are words as well, so they are left out on purpose.
+EXTRA_ABBREVIATIONS = [
+    "jan.", "feb.", "mrt.", "apr.", "jun.", "jul.", "aug.", "sep.", "sept.", "okt.", "nov.", "dec.",
+    "ma.", "di.", "wo.", "vr.", "za.", "mld.", "mrd.", "incl.", "excl.", "mw.", "ong.", "gem.", "afd.",
+    "vgl.", "zgn.", "tel.", "nl.", "z.g.a.n.", "i.s.m.", "o.l.v.", "a.s.", "j.l.",
+]
+for _name, _attr in (("rule_score", 0.0), ("sentence_scores", None), ("evidence_features", None)):
+    if not Doc.has_extension(_name):
+        Doc.set_extension(_name, default=_attr)
+
+
+# -- lexicon ------------------------------------------------------------------
+@dataclass
+class LexiconEntry:
+    """One group of patterns: its category, key (sector, group or kind), weight and type hint."""
+
+    category: str  # organisation | participant | construction | negative
+    key: str
+    patterns: list[str]
+    weight: float = 1.0
+    type_hint: str = ""
+    suffix: bool = False
+
+
+@dataclass
+class Lexicon:
+    """All rule vocabularies, loaded from data/lexicon/*.toml."""
+
+    entries: list[LexiconEntry] = field(default_factory=list)
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def of(self, category: str) -> list[LexiconEntry]:
+        """Return the entries of one category."""
+        return [e for e in self.entries if e.category == category]
+
+
+LEXICON_FILES = {  # file -> (category, table name, key field, terms field)
+    "organisations.toml": ("organisation", "org", "sector", "terms"),
+    "participants.toml": ("participant", "group", "name", "terms"),
+    "constructions.toml": ("construction", "construction", "kind", "patterns"),
+    "negatives.toml": ("negative", "cue", "kind", "patterns"),
+}
+
+
+def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
+    """Read the four lexicon files; a missing or malformed file is a ConfigError."""
+    lexicon = Lexicon()
+    for filename, (category, table, key_field, terms_field) in LEXICON_FILES.items():
+        path = directory / filename
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read lexicon file {path}: {exc}") from exc
+        lexicon.versions[filename] = int(data.get("version", 0))
+        for raw in data.get(table, []):
+            lexicon.entries.append(LexiconEntry(
+                category=category, key=raw[key_field], patterns=[p.lower() for p in raw[terms_field]],
+                weight=float(raw.get("weight", 1.0)), type_hint=raw.get("type_hint", ""),
+                suffix=bool(raw.get("suffix", False)),
+            ))
+    return lexicon
+
+
+def pattern_to_matcher(pattern: str) -> list[dict]:
+    """Turn 'denken ... mee' into a spaCy Matcher pattern on NORM (the lower-cased lemma).
+
+    Pattern words go through the same lemmatiser as the text, so a lexicon may name either the
+    word form or the lemma and still match every inflection.
+    """
+    tokens: list[dict] = []
+    for item in pattern.split():
+        if item == GAP:
+            tokens.append({"OP": f"{{0,{MAX_GAP}}}"})
+        elif item == "*":
+            tokens.append({})
+        else:
+            tokens.append({"NORM": normalise_word(item)})
+    return tokens
+
+
+def normalise_word(word: str) -> str:
+    """Return the matching key of a word: its lower-cased lemma."""
+    return lemma_of(word).lower()
+
+
+# -- components -----------------------------------------------------------------
+@lru_cache(maxsize=1)
+def lemma_overrides(directory: Path = LEXICON_DIR) -> dict[str, str]:
+    """Return the hand-written lemma corrections (word form -> lemma)."""
+    path = directory / "lemma_overrides.toml"
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8")).get("lemmas", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+
+
+@lru_cache(maxsize=200_000)
+def lemma_of(word: str) -> str:
+    """Return the Dutch lemma of a word: a hand correction, else simplemma's (cached)."""
+    fixed = lemma_overrides().get(word.lower())
+    if fixed is not None:
+        return fixed
+    return simplemma.lemmatize(word, lang="nl")
+
+
+@Language.component("paragraph_breaks")
+def paragraph_breaks(doc: Doc) -> Doc:
+    """Start a sentence after every line break: extracted text has one paragraph or headline a line."""
+    for token in doc[:-1]:
+        if token.is_space and "\n" in token.text:
+            doc[token.i + 1].is_sent_start = True
+    return doc
+
+
+@Language.factory("simplemma_lemmatizer", default_config={})
+def create_simplemma_lemmatizer(nlp: Language, name: str):
+    """Lemmatise with simplemma (0.947 on UD Dutch Alpino against 0.856 for spaCy's lookup table)."""
+    def lemmatize(doc: Doc) -> Doc:
+        for token in doc:
+            lemma = lemma_of(token.text)
+            token.lemma_ = lemma
+            # NORM carries the lower-cased lemma so that lexicon rules match every inflected form.
+            token.norm_ = lemma.lower()
+        return doc
+    return lemmatize
+
+
+@Language.factory("cocreation_evidence", default_config={"lexicon_dir": ""})
+def create_cocreation_evidence(nlp: Language, name: str, lexicon_dir: str):
+    """Find organisations, participant groups, constructions and negative cues; score sentences."""
+    return CocreationEvidence(nlp, load_lexicon(Path(lexicon_dir) if lexicon_dir else LEXICON_DIR))
+
+
+class CocreationEvidence:
+    """Per sentence: which organisation works with which participants through which construction."""
+
+    def __init__(self, nlp: Language, lexicon: Lexicon):
+        self.lexicon = lexicon
+        self.matcher = Matcher(nlp.vocab)
+        self.meta: dict[str, LexiconEntry] = {}
+        self.suffixes: dict[str, LexiconEntry] = {}
+        for number, entry in enumerate(lexicon.entries):
+            label = f"{entry.category}:{entry.key}#{number}"
+            self.meta[label] = entry
+            self.matcher.add(label, [pattern_to_matcher(p) for p in entry.patterns])
+            if entry.suffix:
+                for term in entry.patterns:
+                    if " " not in term:
+                        self.suffixes.setdefault(term, entry)
+                        self.suffixes.setdefault(normalise_word(term), entry)
+
+    def __call__(self, doc: Doc) -> Doc:
+        spans = [Span(doc, start, end, label=doc.vocab.strings[match_id].split("#")[0])
+                 for match_id, start, end in self.matcher(doc)]
+        spans += self._compound_matches(doc)
+        doc.spans[SPAN_KEY] = filter_spans(spans)
+        for span in doc.spans[SPAN_KEY]:
+            entry = self.entry_of(span.label_)
+            span.kb_id_ = entry.type_hint if entry else ""
+        doc._.sentence_scores = score_sentences(doc, self)
+        doc._.rule_score = rule_score(doc._.sentence_scores)
+        return doc
+
+    def _compound_matches(self, doc: Doc) -> list[Span]:
+        # Dutch writes compounds as one word: "buurtbewoners" ends in "bewoner(s)", "basisschool" in "school".
+        found = []
+        for token in doc:
+            norm = token.norm_
+            for cut in range(3, len(norm) - 2):
+                entry = self.suffixes.get(norm[cut:])
+                if entry is not None:
+                    found.append(Span(doc, token.i, token.i + 1, label=f"{entry.category}:{entry.key}"))
+                    break
+        return found
+
+    @lru_cache(maxsize=4096)
+    def entry_of(self, label: str) -> LexiconEntry | None:
+        """Return the lexicon entry behind a span label such as 'construction:meedenken'."""
+        category, _, key = label.partition(":")
+        for entry in self.lexicon.entries:
+            if entry.category == category and entry.key == key:
+                return entry
+        return None
+
+
+# -- scoring --------------------------------------------------------------------
+def score_sentences(doc: Doc, component: CocreationEvidence) -> list[float]:
+    """Score each sentence: a construction, weighted by nearby participants and organisations, minus cues.
+
+    A construction alone is weak ("samen met" is everywhere); with a participant group in the same
+    sentence it is the codebook's "who works with whom"; negative cues (Participatiewet, bezwaar)
+    in the same sentence pull it down.
+    """
+    sents = list(doc.sents)
+    per_sentence = [_categories_in(sent, component) for sent in sents]
+    scores = []
+    for i, found in enumerate(per_sentence):
+        construction = max(found["construction"], default=0.0)
+        if not construction:
+            scores.append(0.0)
+            continue
+        near = per_sentence[max(0, i - 1):i + 2]
+        participant = 1.0 if found["participant"] else (0.6 if any(f["participant"] for f in near) else 0.3)
+        organisation = 1.0 if any(f["organisation"] for f in near) else 0.8
+        negative = min(0.9, sum(found["negative"]))
+        scores.append(round(construction * participant * organisation * (1.0 - negative), 4))
+    return scores
+
+
+def _categories_in(sent: Span, component: CocreationEvidence) -> dict[str, list[float]]:
+    found: dict[str, list[float]] = {"organisation": [], "participant": [], "construction": [], "negative": []}
+    for span in sent.doc.spans[SPAN_KEY]:
+        if span.start >= sent.start and span.end <= sent.end:
+            entry = component.entry_of(span.label_)
+            if entry is not None:
+                found[entry.category].append(entry.weight)
+    return found
+
+
+def rule_score(sentence_scores: list[float]) -> float:
+    """Combine sentence scores: several supporting sentences count more than one strong one."""
+    top = sorted(sentence_scores, reverse=True)[:5]
+    return round(1.0 - math.prod(1.0 - min(0.95, s) for s in top), 4) if top else 0.0
+
+
+# -- pipeline -------------------------------------------------------------------
+def build_nlp(lexicon_dir: Path | None = None) -> Language:
+    """Build the Dutch pipeline: blank nl + abbreviations, sentencizer, simplemma, evidence."""
+    nlp = spacy.blank("nl")
+    for abbreviation in EXTRA_ABBREVIATIONS:
+        nlp.tokenizer.add_special_case(abbreviation, [{ORTH: abbreviation}])
+    nlp.add_pipe("sentencizer")
+    nlp.add_pipe("paragraph_breaks")
+    nlp.add_pipe("simplemma_lemmatizer")
+    nlp.add_pipe("cocreation_evidence", config={"lexicon_dir": str(lexicon_dir or "")})
+    return nlp
+
+
+@lru_cache(maxsize=2)
+def get_nlp(lexicon_dir: str = "") -> Language:
+    """Return the pipeline, built once per process (lexicon files are read once)."""
+    return build_nlp(Path(lexicon_dir) if lexicon_dir else None)
+
+
+# -- from docs to features and evidence -------------------------------------------
+STRONG_SENTENCE = 0.4
+
+
+@dataclass
+class Analysis:
+    """What the pipeline found in one article: lemmas for text features, rule features, evidence."""
+
+    lemmas: str
+    features: dict[str, float]
+    evidence: list[dict]
+    rule_score: float
+
+
+def evidence_features(doc: Doc, component: CocreationEvidence) -> dict[str, float]:
+    """Summarise a doc's evidence as numbers for the classifiers."""
+    scores = doc._.sentence_scores or []
+    sents = list(doc.sents)
+    feats: dict[str, float] = {
+        "rule_score": doc._.rule_score, "max_sentence": max(scores, default=0.0),
+        "n_sentences_strong": float(sum(s >= STRONG_SENTENCE for s in scores)),
+        "n_sentences_any": float(sum(s > 0 for s in scores)),
+        "share_sentences_any": sum(s > 0 for s in scores) / max(1, len(scores)),
+    }
+    counts: dict[str, int] = {}
+    for span in doc.spans[SPAN_KEY]:
+        counts[span.label_] = counts.get(span.label_, 0) + 1
+    feats.update({f"n:{label}": math.log1p(n) for label, n in counts.items()})
+    for i, sent in enumerate(sents):
+        if not scores[i]:
+            continue
+        window = doc[sents[max(0, i - 1)].start:sents[min(len(sents) - 1, i + 1)].end]
+        for span in doc.spans[SPAN_KEY]:
+            if span.start >= window.start and span.end <= window.end:
+                entry = component.entry_of(span.label_)
+                if entry and entry.category == "organisation":
+                    feats[f"near:{span.label_}"] = feats.get(f"near:{span.label_}", 0.0) + scores[i]
+                elif entry and entry.category in ("construction", "participant"):
+                    feats[f"near:{span.label_}"] = feats.get(f"near:{span.label_}", 0.0) + scores[i]
+                if entry and entry.type_hint:
+                    feats[f"hint:{entry.type_hint}"] = feats.get(f"hint:{entry.type_hint}", 0.0) + scores[i]
+    return feats
+
+
+def evidence_items(doc: Doc, offset: int = 0, max_sentences: int = 3) -> list[dict]:
+    """Return the best sentences and the spans inside them as {text, start, end, label, weight}.
+
+    `offset` is subtracted from character positions so they point into the article text when the
+    doc was built from title + text; items that fall before it (in the title) are left out.
+    """
+    scores = doc._.sentence_scores or []
+    sents = list(doc.sents)
+    best = sorted((i for i, s in enumerate(scores) if s > 0), key=lambda i: -scores[i])[:max_sentences]
+    items = []
+    for i in sorted(best):
+        sent = sents[i]
+        if sent.start_char < offset:
+            continue
+        items.append(_item(sent, "sentence:cocreation", scores[i], offset))
+        for span in doc.spans[SPAN_KEY]:
+            if span.start >= sent.start and span.end <= sent.end:
+                items.append(_item(span, span.label_, 1.0, offset))
+    # Negative cues anywhere are shown too: they explain a low score to the analyst.
+    for span in doc.spans[SPAN_KEY]:
+        if span.label_.startswith("negative:") and span.start_char >= offset and not any(
+                it["start"] == span.start_char - offset and it["label"] == span.label_ for it in items):
+            items.append(_item(span, span.label_, 1.0, offset))
+    return items
+
+
+def _item(span: Span, label: str, weight: float, offset: int) -> dict:
+    return {"text": span.text, "start": span.start_char - offset, "end": span.end_char - offset,
+            "label": label, "weight": round(float(weight), 4)}
+
+
+def analyse(records: list[tuple[str, str]], nlp: Language | None = None, batch_size: int = 32) -> list[Analysis]:
+    """Run the pipeline over (title, text) pairs and return one Analysis per pair."""
+    nlp = nlp or get_nlp()
+    component = nlp.get_pipe("cocreation_evidence")
+    joined = ((f"{title}\n\n{text}" if title else text, len(title) + 2 if title else 0) for title, text in records)
+    results = []
+    for doc, offset in nlp.pipe(joined, as_tuples=True, batch_size=batch_size):
+        lemmas = " ".join(t.norm_ for t in doc if t.is_alpha)
+        results.append(Analysis(lemmas, evidence_features(doc, component), evidence_items(doc, offset),
+                                doc._.rule_score))
+    return results

@@ -1,0 +1,57 @@
+"""Training: gather labelled texts, cross-validate on the real ones, fit the final models, save them."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.classify import Example, RadarModel, save_model, threshold_for_recall, train_model
+from pipeline.evaluate import cross_validate, load_labelled, load_written
+from pipeline.nlp import analyse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingData:
+    """Real labelled examples (evaluated) and extra ones (written for training, only trained on)."""
+
+    real: list[Example]
+    extra: list[Example]
+
+
+def gather_examples(articles: Path | None, labels: Path | None, use_written: bool = True) -> TrainingData:
+    """Load the real labelled texts and, optionally, the texts written for training."""
+    real = load_labelled(articles, labels) if articles and labels else []
+    extra = load_written() if use_written else []
+    return TrainingData(real, extra)
+
+
+def train_and_evaluate(data: TrainingData, model_dir: Path, folds: int = 5, progress: bool = True) -> tuple[RadarModel, dict]:
+    """Cross-validate on the real examples, then fit on everything and save the model with its card."""
+    if sum(e.cocreation for e in data.real + data.extra) < 4:
+        raise ValueError("too few positive examples to train (need at least 4)")
+    started = time.monotonic()
+    real_analyses = analyse([(e.title, e.text) for e in data.real])
+    extra_analyses = analyse([(e.title, e.text) for e in data.extra])
+    log.info("nlp: %d texts analysed in %.1fs", len(data.real) + len(data.extra), time.monotonic() - started)
+    metrics: dict = {}
+    threshold = 0.5
+    if sum(e.cocreation for e in data.real) >= folds:
+        show = progress and sys.stderr.isatty()
+        with tqdm(total=folds, desc="cross-validation", unit="fold", disable=not show) as bar:
+            metrics = cross_validate(data.real, real_analyses, data.extra, extra_analyses, folds=folds,
+                                     progress=lambda: bar.update(1))
+        oof = metrics.pop("oof_scores")
+        labels = np.array([e.cocreation for e in data.real], dtype=int)
+        threshold = threshold_for_recall(np.array([oof[e.id] for e in data.real]), labels)
+    model = train_model(data.real + data.extra, real_analyses + extra_analyses, threshold, metrics)
+    save_model(model, model_dir)
+    log.info("trained model %s in %.1fs", model.version, time.monotonic() - started)
+    return model, metrics
