@@ -62,24 +62,30 @@ def throughput(pages: list[bytes], repeat: int = 1) -> dict:
             "time_ratio_radar_vs_trafilatura": round(ours / baseline, 2)}
 
 
-def nightly_run(feeds: int = 50, items: int = 100) -> dict:
-    """Serve feeds x items on loopback and time a full `radar run` with pacing off; report peak RSS."""
+def nightly_run(feeds: int = 50, items: int = 100, hosts: int = 10) -> dict:
+    """Serve feeds x items from `hosts` loopback addresses and time a full `radar run` with pacing off."""
     pages = demo_like_pages(feeds * items, seed=11)
-    server = ScriptedServer()
-    server.page("/robots.txt", "User-agent: *\nAllow: /\n", "text/plain")
+    # Each outlet is its own host in real life; 127.0.0.x are all loopback on Linux.
+    servers = [ScriptedServer(f"127.0.0.{h + 1}") for h in range(hosts)]
+    for server in servers:
+        server.page("/robots.txt", "User-agent: *\nAllow: /\n", "text/plain")
+    feed_urls = []
     for f in range(feeds):
+        server = servers[f % hosts]
         entries = []
         for i in range(items):
             path = f"/f{f}/{i}.html"
             server.page(path, pages[f * items + i])
             entries.append({"title": f"Artikel {f}-{i}", "link": server.url(path)})
         server.page(f"/f{f}/feed.xml", rss(entries), "application/rss+xml")
-    server.start()
+        feed_urls.append(server.url(f"/f{f}/feed.xml"))
+    for server in servers:
+        server.start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             feeds_file = Path(tmp) / "feeds.toml"
-            feeds_file.write_text("".join(f'[[feeds]]\nname="f{f}"\nurl="{server.url(f"/f{f}/feed.xml")}"\noutlet="F{f}"\n'
-                                          for f in range(feeds)))
+            feeds_file.write_text("".join(f'[[feeds]]\nname="f{f}"\nurl="{url}"\noutlet="F{f}"\n'
+                                          for f, url in enumerate(feed_urls)))
             config = Path(tmp) / "radar.toml"
             config.write_text(f'data_dir="{tmp}/local"\nfeeds_file="{feeds_file}"\nhost_delay=0\nprogress=false\n'
                               f"max_items_per_feed={items}\n")
@@ -88,9 +94,10 @@ def nightly_run(feeds: int = 50, items: int = 100) -> dict:
             wall = time.perf_counter() - started
             report = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {"error": proc.stderr[-500:]}
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"feeds": feeds, "items": feeds * items, "wall_s": round(wall, 1),
+    return {"feeds": feeds, "items": feeds * items, "hosts": hosts, "wall_s": round(wall, 1),
             "articles_per_s": round(report.get("articles_new", 0) / wall, 1) if wall else None,
             "articles_new": report.get("articles_new"), "articles_duplicate": report.get("articles_duplicate"),
             "peak_rss_mib": round(peak_mib, 1), "exit_code": proc.returncode}

@@ -100,6 +100,8 @@ class DemoSiteHandler(BaseHTTPRequestHandler):
     """Answer GET and HEAD requests from the demo site folder."""
 
     server_version = "CocreatieRadarDemo/1.0"
+    # Headers and body are separate writes; without this each reply waits for a delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
 
     def __init__(self, *args, root: Path, base_url: str, verbose: bool, **kwargs):
         self.root = root

@@ -35,20 +35,21 @@ class Route:
 
 
 class ScriptedServer:
-    """Serve Routes on 127.0.0.1:<free port>; `requests` logs (path, headers) of every request."""
+    """Serve Routes on a loopback address and a free port; `requests` logs (path, headers) of every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, dict[str, str], float]] = []
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.httpd = ThreadingHTTPServer((host, 0), self._handler_class())
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def base(self) -> str:
-        """Return http://127.0.0.1:PORT."""
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        """Return http://HOST:PORT."""
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
 
     def url(self, path: str) -> str:
         """Return the absolute URL of a path on this server."""
@@ -82,6 +83,9 @@ class ScriptedServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle on, each response waits ~40 ms
+            # for a delayed ACK, which would make every test and benchmark measure that instead.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args) -> None:  # keep test output clean
                 pass
