@@ -90,7 +90,8 @@ def fit_detector(x: pd.DataFrame, y: np.ndarray, seed: int = 0) -> CalibratedCla
     folds = int(min(5, max(2, y.sum() // 4)))  # each calibration fold needs some positives
     # ensemble=False: one pipeline fitted on all data plus a calibrator fitted on out-of-fold scores,
     # so the saved model holds one vocabulary instead of one per fold.
-    model = CalibratedClassifierCV(make_pipeline(c=4.0), method="sigmoid", cv=folds, ensemble=False)
+    # C=0.2: strong regularisation; 5-fold AP on the real labels peaked at C 0.1-0.25 (0.48 at C=4).
+    model = CalibratedClassifierCV(make_pipeline(c=0.2), method="sigmoid", cv=folds, ensemble=False)
     return model.fit(x, y)
 
 

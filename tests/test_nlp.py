@@ -1,0 +1,86 @@
+"""The Dutch spaCy pipeline: tokenizer, sentences, lemmas, lexicon matching and co-creation evidence."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.nlp import analyse, get_nlp, load_lexicon, pattern_to_matcher
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return get_nlp()
+
+
+@pytest.mark.parametrize("abbreviation", ["o.a.", "mln.", "mld.", "jan.", "prof.", "bijv.", "i.s.m."])
+def test_abbreviations_do_not_end_sentences(nlp, abbreviation):
+    doc = nlp(f"De gemeente trekt {abbreviation} geld uit voor het plan. Daarna volgt de rest.")
+    assert len(list(doc.sents)) == 2
+    assert abbreviation in [t.text for t in doc]
+
+
+def test_line_breaks_separate_headline_from_body(nlp):
+    doc = nlp("Bewoners ontwerpen park\nDe gemeente Rivierstad vraagt bewoners mee te denken.")
+    assert [s.text.strip() for s in doc.sents] == ["Bewoners ontwerpen park",
+                                                   "De gemeente Rivierstad vraagt bewoners mee te denken."]
+
+
+def test_lemmas_use_simplemma_with_hand_corrections(nlp):
+    doc = nlp("De scholen en de zorg denken mee met huurders.")
+    lemmas = {t.text: t.lemma_ for t in doc}
+    assert lemmas["scholen"] == "school" and lemmas["zorg"] == "zorg"  # simplemma alone: schuilen, zorgen
+    assert lemmas["denken"] == "denken" and lemmas["huurders"] == "huurder"
+
+
+def test_gap_pattern_becomes_a_bounded_wildcard():
+    assert pattern_to_matcher("denken ... mee") == [{"NORM": "denken"}, {"OP": "{0,4}"}, {"NORM": "mee"}]
+
+
+def test_lexicon_uses_codebook_names():
+    from pipeline.codebook import load_codebook
+    codebook = load_codebook()
+    lexicon = load_lexicon()
+    assert {e.key for e in lexicon.of("organisation")} <= set(codebook.sectors)
+    assert {e.type_hint for e in lexicon.of("construction")} <= set(codebook.types) | {""}
+    assert len(lexicon.of("construction")) >= 8 and len(lexicon.of("negative")) >= 5
+
+
+def _labels(analysis) -> set[str]:
+    return {item["label"].split(":")[0] for item in analysis.evidence}
+
+
+def test_cocreation_sentence_gets_evidence_with_offsets_into_the_text():
+    title = "Park"
+    text = ("De gemeente Utrecht wil samen met buurtbewoners een nieuw park ontwerpen. "
+            "Bewoners denken in drie werksessies mee over de speelplekken en het groen.")
+    (result,) = analyse([(title, text)])
+    assert result.rule_score > 0.5
+    assert {"sentence", "organisation", "participant", "construction"} <= _labels(result)
+    for item in result.evidence:
+        assert text[item["start"]:item["end"]] == item["text"]
+
+
+@pytest.mark.parametrize("text", [
+    "Het aantal mensen in de bijstand daalt dankzij de Participatiewet, meldt de gemeente. "
+    "Ook het UWV ziet meer mensen aan het werk.",
+    "Omwonenden dienden een zienswijze in tegen het bestemmingsplan. De gemeente behandelt de bezwaren in mei.",
+    "Het Rijk neemt een financieel belang van 49 procent in het bedrijf. De aandeelhouders stemden in.",
+])
+def test_misleading_words_score_low(text):
+    (result,) = analyse([("", text)])
+    assert result.rule_score < 0.3
+    assert "negative" in _labels(result)
+
+
+def test_ordinary_news_has_no_evidence():
+    (result,) = analyse([("Weer", "Morgen wordt het zonnig en droog met maxima rond de twaalf graden. "
+                                   "In het noorden kan het 's ochtends mistig zijn.")])
+    assert result.rule_score == 0.0 and result.evidence == []
+
+
+def test_features_count_sectors_near_evidence():
+    text = ("Het ziekenhuis ontwikkelt samen met patiënten een nieuw zorgpad. "
+            "Patiënten denken mee in een klankbordgroep over de behandeling.")
+    (result,) = analyse([("", text)])
+    assert any(key.startswith("near:organisation:zorg") for key in result.features)
+    assert result.features["n_sentences_any"] >= 2
