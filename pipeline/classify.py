@@ -22,7 +22,7 @@ import skops.io as sio
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction import DictVectorizer
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MaxAbsScaler
@@ -74,11 +74,15 @@ def frame(analyses: list[Analysis]) -> pd.DataFrame:
     return pd.DataFrame({"lemmas": [a.lemmas for a in analyses], "features": [a.features for a in analyses]})
 
 
-def make_pipeline(c: float, min_df: int = 2) -> Pipeline:
+def make_pipeline(c: float) -> Pipeline:
     """Return an untrained text + evidence logistic-regression pipeline."""
+    # Hashed n-grams instead of a vocabulary: skops stores a 50k-term vocabulary as 10 MB, and a
+    # stateless hasher also lets Dask workers vectorise archives without sharing a vocabulary.
+    text = Pipeline([("hash", HashingVectorizer(ngram_range=(1, 2), n_features=2**18, alternate_sign=False,
+                                                norm=None)),
+                     ("tfidf", TfidfTransformer(sublinear_tf=True))])
     features = ColumnTransformer([
-        ("text", TfidfVectorizer(ngram_range=(1, 2), min_df=min_df, max_df=0.9, sublinear_tf=True,
-                                 max_features=60000), "lemmas"),
+        ("text", text, "lemmas"),
         ("evidence", Pipeline([("dict", DictVectorizer()), ("scale", MaxAbsScaler())]), "features"),
     ])
     return Pipeline([("features", features),
@@ -97,7 +101,7 @@ def fit_detector(x: pd.DataFrame, y: np.ndarray, seed: int = 0) -> CalibratedCla
 
 def fit_labeller(x: pd.DataFrame, labels: list[str]) -> Pipeline:
     """Fit a sector or type classifier on positives only."""
-    return make_pipeline(c=8.0, min_df=1).fit(x, np.asarray(labels))
+    return make_pipeline(c=8.0).fit(x, np.asarray(labels))
 
 
 @dataclass
@@ -179,8 +183,10 @@ def make_card(examples: list[Example], threshold: float, metrics: dict) -> dict:
         bucket["texts"] += 1
         bucket["positives"] += int(ex.cocreation)
     now = datetime.now(timezone.utc)
+    # The version changes with the data and with the model's definition, not with the clock alone.
+    spec = hashlib.sha256(f"{digest}{make_pipeline(0.0)!r}{RECALL_TARGET}".encode()).hexdigest()
     return {
-        "model_version": f"{now:%Y%m%d}-{digest[:8]}",
+        "model_version": f"{now:%Y%m%d}-{spec[:8]}",
         "trained_at": now.isoformat(timespec="seconds"),
         "codebook_version": codebook.version,
         "labels": {"sector": list(codebook.sectors), "type": list(codebook.types)},

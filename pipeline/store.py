@@ -150,6 +150,26 @@ predictions = Table(
     UniqueConstraint("article_id", "model_version", name="uq_predictions_article_model"),
 )
 
+# Analysts' decisions: append-only events, never updated or deleted. The current label of an article
+# for an analyst is their newest event; an undo is a new event that restores the previous state.
+reviews = Table(
+    "reviews", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("article_id", Integer, ForeignKey("articles.id"), nullable=False, index=True),
+    Column("analyst", String(100), nullable=False, index=True),
+    Column("action", String(20), nullable=False),  # decide | undo | settle
+    Column("cocreation", Integer),  # 1 yes, 0 no, NULL when an undo returns to "not reviewed"
+    Column("sector", String(30)),
+    Column("type", String(30)),
+    Column("borderline", Integer, nullable=False, default=0),
+    Column("note", Text, nullable=False, default=""),
+    Column("previous", Text, nullable=False, default="{}"),  # JSON of the analyst's state before
+    Column("undoes_id", Integer, ForeignKey("reviews.id")),
+    Column("model_version", String(40)),
+    Column("codebook_version", String(20), nullable=False),
+    Column("created_at", String(40), nullable=False),
+)
+
 VERSION_1_TABLES = [schema_info, feeds, runs, fetches, items, pages, articles, duplicates, signatures]
 
 
@@ -161,8 +181,12 @@ def _migrate_to_2(conn: Connection) -> None:
     metadata.create_all(conn, tables=[predictions])
 
 
+def _migrate_to_3(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[reviews])
+
+
 # Forward migrations in order; entry i brings the schema from version i to i + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -454,6 +478,37 @@ class Store:
             for key in ("sector_scores", "type_scores", "evidence"):
                 row[key] = json.loads(row[key])
         return rows
+
+    def current_reviews(self) -> list[dict]:
+        """Return each analyst's current decision per article (their newest event), undone ones left out."""
+        newest = (select(func.max(reviews.c.id)).where(reviews.c.action != "settle")
+                  .group_by(reviews.c.article_id, reviews.c.analyst))
+        query = select(reviews).where(reviews.c.id.in_(newest), reviews.c.cocreation.is_not(None))
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query.order_by(reviews.c.article_id)).mappings()]
+
+    def final_labels(self) -> dict[int, dict]:
+        """Return the settled label per article: the newest settle event, else the analysts' shared decision.
+
+        Articles whose analysts disagree and that nobody settled are left out: they are not final.
+        """
+        latest_settle = select(func.max(reviews.c.id)).where(reviews.c.action == "settle").group_by(reviews.c.article_id)
+        with self.engine.connect() as conn:
+            settled = {row["article_id"]: dict(row) for row in conn.execute(
+                select(reviews).where(reviews.c.id.in_(latest_settle))).mappings()}
+        by_article: dict[int, list[dict]] = {}
+        for row in self.current_reviews():
+            by_article.setdefault(row["article_id"], []).append(row)
+        final = {}
+        for article_id, rows in by_article.items():
+            labels = {(r["cocreation"], r["sector"], r["type"]) for r in rows}
+            if article_id in settled:
+                final[article_id] = settled[article_id]
+            elif len(labels) == 1:
+                final[article_id] = rows[-1]
+        for article_id, row in settled.items():
+            final.setdefault(article_id, row)
+        return final
 
     def raw_page(self, item_id: int) -> bytes | None:
         """Return the latest raw page bytes stored for an item."""
