@@ -50,6 +50,10 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="run fails (exit 1) when more feeds or articles than this fail"
     )
     progress: bool = Field(True, description="progress bars when on a terminal")
+    review_host: str = Field("127.0.0.1", description="address the review app binds")
+    review_port: int = Field(0, ge=0, le=65535, description="port of the review app; 0 picks a free one")
+    review_token: str = Field("", description="access token; required to bind anything but loopback")
+    analyst: str = Field("", description="default analyst name in the review app")
     model_dir: Path = Field(REPO / "models" / "radar", description="the trained models and their card")
     train_articles: Path = Field(CORPUS / "articles" / "dev.jsonl", description="labelled texts")
     train_labels: Path = Field(CORPUS / "labels" / "dev.jsonl", description="their labels")
