@@ -162,10 +162,12 @@ def train_model(examples: list[Example], analyses: list[Analysis], threshold: fl
     """Train the detector on all examples and the labellers on the positives; write the card."""
     x = frame(analyses)
     y = np.array([ex.cocreation for ex in examples], dtype=int)
-    positive = np.flatnonzero(y)
     detector = fit_detector(x, y)
-    sector = fit_labeller(x.iloc[positive], [examples[i].sector for i in positive])
-    type_ = fit_labeller(x.iloc[positive], [examples[i].type for i in positive])
+    # A reviewer may accept an example before choosing its sector or type; such rows train detection only.
+    with_sector = [i for i in np.flatnonzero(y) if examples[i].sector]
+    with_type = [i for i in np.flatnonzero(y) if examples[i].type]
+    sector = fit_labeller(x.iloc[with_sector], [examples[i].sector for i in with_sector])
+    type_ = fit_labeller(x.iloc[with_type], [examples[i].type for i in with_type])
     card = make_card(examples, threshold, metrics or {})
     return RadarModel(detector, sector, type_, threshold, card)
 

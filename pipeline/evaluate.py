@@ -148,9 +148,9 @@ def cross_validate(real: list[Example], real_analyses: list[Analysis], extra: li
 
 def _predict_labels(real, x_real, extra, x_extra, train_idx, test_idx, sectors, types) -> None:
     import pandas as pd
-    pos_train = [i for i in train_idx if real[i].cocreation]
-    pos_extra = [i for i, e in enumerate(extra) if e.cocreation]
-    pos_test = [i for i in test_idx if real[i].cocreation]
+    pos_train = [i for i in train_idx if real[i].cocreation and real[i].sector and real[i].type]
+    pos_extra = [i for i, e in enumerate(extra) if e.cocreation and e.sector and e.type]
+    pos_test = [i for i in test_idx if real[i].cocreation and real[i].sector and real[i].type]
     if not pos_test:
         return
     x = pd.concat([x_real.iloc[pos_train], x_extra.iloc[pos_extra]], ignore_index=True)

@@ -26,11 +26,39 @@ class TrainingData:
     extra: list[Example]
 
 
-def gather_examples(articles: Path | None, labels: Path | None, use_written: bool = True) -> TrainingData:
-    """Load the real labelled texts and, optionally, the texts written for training."""
+def gather_examples(articles: Path | None, labels: Path | None, use_written: bool = True,
+                    database_url: str | None = None) -> TrainingData:
+    """Load the real labelled texts, the analysts' final reviews and, optionally, the written texts."""
     real = load_labelled(articles, labels) if articles and labels else []
+    if database_url:
+        known = {e.id for e in real}
+        real += [e for e in reviewed_examples(database_url) if e.id not in known]
     extra = load_written() if use_written else []
     return TrainingData(real, extra)
+
+
+def reviewed_examples(database_url: str) -> list[Example]:
+    """Return the analysts' final labels from the store as real examples (source 'review')."""
+    from pipeline.store import Store
+
+    store = Store(database_url)
+    try:
+        store.migrate()
+        final = store.final_labels()
+        texts = {a["id"]: a for a in store.articles() if a["id"] in final}
+    finally:
+        store.close()
+    examples = []
+    for article_id, label in final.items():
+        article = texts.get(article_id)
+        if article is None or label["cocreation"] is None:
+            continue
+        examples.append(Example(
+            id=f"review-{article_id}", title=article["title"], text=article["text"],
+            cocreation=bool(label["cocreation"]), sector=label["sector"], type=label["type"], origin="review",
+            source="review", borderline=bool(label["borderline"]),
+        ))
+    return examples
 
 
 def train_and_evaluate(data: TrainingData, model_dir: Path, folds: int = 5, progress: bool = True) -> tuple[RadarModel, dict]:

@@ -7,23 +7,15 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.cli_helpers import RADAR, radar
 from tests.conftest import article_html, corpus_articles, rss
 from tests.httpserver import Reply
 
-RADAR = str(Path(sys.executable).parent / "radar")
-
-
-def radar(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120):
-    """Run the installed radar command and return the completed process."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RADAR_")}
-    full_env.update(env or {})
-    return subprocess.run([RADAR, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
 
 
 def write_config(tmp_path: Path, feeds: list[tuple[str, str]], **settings) -> Path:

@@ -64,6 +64,15 @@ def test_nightly_run_on_demo_matches_expected(demo_settings):
         assert row["title"] and row["published"][:10] == page["published"][:10]
         assert "cookie" not in row["text"].lower() and "reacties" not in row["text"].lower()[-200:]
 
+    # The shipped model flags every co-creation story; at most one other article outranks one of them.
+    scores = {p["article_id"]: (p["cocreation_score"], p["flagged"]) for p in store.latest_predictions()}
+    cocreation = [by_path[a["path"]]["id"] for a in pages if a["cocreation"]]
+    others = [by_path[a["path"]]["id"] for a in pages if not a["cocreation"]]
+    assert cocreation and all(scores[i][1] for i in cocreation)
+    weakest = min(scores[i][0] for i in cocreation)
+    assert sum(scores[i][0] > weakest for i in others) <= 1
+    assert report.scoring["scored"] == len(pages)
+
     again = run_nightly(demo_settings)
     assert again.articles_new == 0 and again.articles_duplicate == 0
     assert {f.status for f in again.feeds} == {"not_modified", "failed"}

@@ -1,0 +1,90 @@
+"""Models: training on small data, persistence with skops, refusal of untrusted or mismatched models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import skops.io as sio
+
+from pipeline.classify import ModelError, load_model, save_model, threshold_for_recall, train_model
+from pipeline.evaluate import detection_metrics, keyword_flags, label_metrics, load_written
+from pipeline.nlp import analyse
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    examples = load_written()  # the project's own texts: 80 positives over every sector and type
+    analyses = analyse([(e.title, e.text) for e in examples])
+    return train_model(examples, analyses, threshold=0.5), examples, analyses
+
+
+def test_threshold_for_recall_picks_the_highest_threshold_reaching_the_target():
+    scores = np.array([0.9, 0.8, 0.7, 0.2, 0.1, 0.6])
+    labels = np.array([1, 1, 1, 1, 0, 0])
+    assert threshold_for_recall(scores, labels, 0.75) == 0.7
+    assert threshold_for_recall(scores, labels, 1.0) == 0.2
+
+
+def test_trained_model_separates_its_training_texts(small_model):
+    model, examples, analyses = small_model
+    predictions = model.predict(analyses)
+    scores = np.array([p.cocreation_score for p in predictions])
+    labels = np.array([e.cocreation for e in examples])
+    assert scores[labels].mean() > scores[~labels].mean() + 0.3
+    assert all(set(p.sector_scores) == set(model.sector.classes_) for p in predictions)
+    assert abs(sum(predictions[0].type_scores.values()) - 1.0) < 1e-3
+
+
+def test_save_and_load_round_trip(small_model, tmp_path):
+    model, _, analyses = small_model
+    save_model(model, tmp_path)
+    loaded = load_model(tmp_path)
+    assert loaded.version == model.version and loaded.threshold == model.threshold
+    before = [p.cocreation_score for p in model.predict(analyses[:5])]
+    after = [p.cocreation_score for p in loaded.predict(analyses[:5])]
+    assert before == after
+    card = json.loads((tmp_path / "card.json").read_text())
+    assert card["codebook_version"] == "1" and card["training_data"]["counts"]["written"]["positives"] == 80
+    assert "Model card" in (tmp_path / "card.md").read_text()
+
+
+def test_card_from_another_codebook_refuses_to_load(small_model, tmp_path):
+    save_model(small_model[0], tmp_path)
+    card = json.loads((tmp_path / "card.json").read_text())
+    card["codebook_version"] = "0"
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="codebook version '0'"):
+        load_model(tmp_path)
+
+
+class Sneaky:
+    """A type outside scikit-learn: loading it could run code, so it must be refused."""
+
+
+def test_model_file_with_foreign_types_refuses_to_load(small_model, tmp_path):
+    save_model(small_model[0], tmp_path)
+    sio.dump({"detector": Sneaky(), "sector": None, "type": None, "threshold": 0.5}, tmp_path / "model.skops")
+    with pytest.raises(ModelError, match="outside scikit-learn"):
+        load_model(tmp_path)
+
+
+def test_missing_model_says_to_train(tmp_path):
+    with pytest.raises(ModelError, match="radar train"):
+        load_model(tmp_path / "none")
+
+
+def test_detection_metrics_on_a_known_case():
+    labels = np.array([1, 0, 1, 0, 0])
+    scores = np.array([0.9, 0.8, 0.3, 0.2, 0.1])
+    result = detection_metrics(scores, labels, (scores >= 0.5).astype(int))
+    assert result["precision"] == 0.5 and result["recall"] == 0.5
+    assert result["average_precision"] == pytest.approx((1 + 2 / 3) / 2, abs=1e-4)
+
+
+def test_label_metrics_and_keyword_baseline():
+    result = label_metrics(["overheid", "zorg", "zorg"], ["overheid", "zorg", "overheid"], ["overheid", "zorg", "wonen"])
+    assert result["accuracy"] == pytest.approx(0.6667, abs=1e-4) and result["confusion"] == [[1, 0], [1, 1]]
+    flags = keyword_flags(["De Participatiewet helpt", "Het regent", "Bewoners denken mee over het plein"])
+    assert flags.tolist() == [1, 0, 1]
