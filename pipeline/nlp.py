@@ -175,6 +175,10 @@ class CocreationEvidence:
         self.matcher = Matcher(nlp.vocab)
         self.meta: dict[str, LexiconEntry] = {}
         self.suffixes: dict[str, LexiconEntry] = {}
+        # Several blocks may share a key (exact and compound organisations); the first one's weight counts.
+        self.by_label: dict[str, LexiconEntry] = {}
+        for entry in lexicon.entries:
+            self.by_label.setdefault(f"{entry.category}:{entry.key}", entry)
         for number, entry in enumerate(lexicon.entries):
             label = f"{entry.category}:{entry.key}#{number}"
             self.meta[label] = entry
@@ -215,14 +219,9 @@ class CocreationEvidence:
                     break
         return found
 
-    @lru_cache(maxsize=4096)
     def entry_of(self, label: str) -> LexiconEntry | None:
         """Return the lexicon entry behind a span label such as 'construction:meedenken'."""
-        category, _, key = label.partition(":")
-        for entry in self.lexicon.entries:
-            if entry.category == category and entry.key == key:
-                return entry
-        return None
+        return self.by_label.get(label)
 
 
 def _has_operator(pattern: str) -> bool:
@@ -324,19 +323,19 @@ def evidence_features(doc: Doc, component: CocreationEvidence) -> dict[str, floa
     for span in doc.spans[SPAN_KEY]:
         counts[span.label_] = counts.get(span.label_, 0) + 1
     feats.update({f"n:{label}": math.log1p(n) for label, n in counts.items()})
-    for i, sent in enumerate(sents):
-        if not scores[i]:
+    # Organisations, participants and constructions near a scoring sentence say whose co-creation it is
+    # (sector) and what form it takes (type hints), weighted by how strong that sentence is.
+    for i, score in enumerate(scores):
+        if not score:
             continue
         window = doc[sents[max(0, i - 1)].start:sents[min(len(sents) - 1, i + 1)].end]
         for span in doc.spans[SPAN_KEY]:
-            if span.start >= window.start and span.end <= window.end:
-                entry = component.entry_of(span.label_)
-                if entry and entry.category == "organisation":
-                    feats[f"near:{span.label_}"] = feats.get(f"near:{span.label_}", 0.0) + scores[i]
-                elif entry and entry.category in ("construction", "participant"):
-                    feats[f"near:{span.label_}"] = feats.get(f"near:{span.label_}", 0.0) + scores[i]
-                if entry and entry.type_hint:
-                    feats[f"hint:{entry.type_hint}"] = feats.get(f"hint:{entry.type_hint}", 0.0) + scores[i]
+            entry = component.entry_of(span.label_)
+            if entry is None or entry.category == "negative" or not (window.start <= span.start < window.end):
+                continue
+            feats[f"near:{span.label_}"] = feats.get(f"near:{span.label_}", 0.0) + score
+            if entry.type_hint:
+                feats[f"hint:{entry.type_hint}"] = feats.get(f"hint:{entry.type_hint}", 0.0) + score
     return feats
 
 
