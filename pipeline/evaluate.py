@@ -182,6 +182,10 @@ def summarise_cv(real: list[Example], y: np.ndarray, scores: np.ndarray, flags: 
     result["sector"] = label_metrics([real[i].sector for i in gold_pos], [sectors[i] for i in gold_pos], codebook.sectors)
     result["type"] = label_metrics([real[i].type for i in gold_pos], [types[i] for i in gold_pos], codebook.types)
     result["oof_scores"] = {real[i].id: round(float(s), 4) for i, s in enumerate(scores)}
+    result["oof"] = [{"id": e.id, "source": e.source, "borderline": e.borderline, "cocreation": e.cocreation,
+                      "score": round(float(scores[i]), 4), "flagged": bool(flags[i]), "sector": e.sector,
+                      "predicted_sector": sectors.get(i), "type": e.type, "predicted_type": types.get(i)}
+                     for i, e in enumerate(real)]
     return result
 
 

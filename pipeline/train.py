@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -77,9 +78,14 @@ def train_and_evaluate(data: TrainingData, model_dir: Path, folds: int = 5, prog
             metrics = cross_validate(data.real, real_analyses, data.extra, extra_analyses, folds=folds,
                                      progress=lambda: bar.update(1))
         oof = metrics.pop("oof_scores")
+        out_of_fold = metrics.pop("oof")
         labels = np.array([e.cocreation for e in data.real], dtype=int)
         threshold = threshold_for_recall(np.array([oof[e.id] for e in data.real]), labels)
     model = train_model(data.real + data.extra, real_analyses + extra_analyses, threshold, metrics)
     save_model(model, model_dir)
+    if metrics:
+        # Out-of-fold predictions let notebooks draw honest PR curves without re-running the CV.
+        (model_dir / "cv_predictions.jsonl").write_text(
+            "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in out_of_fold), encoding="utf-8")
     log.info("trained model %s in %.1fs", model.version, time.monotonic() - started)
     return model, metrics

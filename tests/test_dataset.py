@@ -1,0 +1,112 @@
+"""The notebook API and the notebooks themselves, executed against a real demo database."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+import pipeline
+from pipeline.demo_site import start_demo_site
+from pipeline.nightly import run_nightly
+from pipeline.store import Store
+from tests.conftest import ROOT
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory):
+    """Run the nightly job against the demo site into a fresh database; return its path."""
+    from pipeline.settings import load_settings
+    tmp = tmp_path_factory.mktemp("demo")
+    server, base = start_demo_site("127.0.0.1", 0)
+    feeds = (ROOT / "data" / "demo" / "feeds.toml").read_text(encoding="utf-8").replace("http://127.0.0.1:8765", base)
+    (tmp / "feeds.toml").write_text(feeds, encoding="utf-8")
+    settings = load_settings(None, data_dir=tmp / "local", feeds_file=tmp / "feeds.toml", host_delay=0,
+                             allow_private_addresses=True, progress=False)
+    try:
+        run_nightly(settings)
+    finally:
+        server.shutdown()
+        server.server_close()
+    return tmp / "local" / "radar.db"
+
+
+def test_load_dataset_has_sensible_dtypes(demo_db):
+    frame = pipeline.load_dataset(demo_db)
+    assert len(frame) == 30
+    assert str(frame["published"].dtype).startswith("datetime64") and frame["published"].notna().all()
+    assert frame["outlet"].dtype == "category" and frame["predicted_sector"].dtype == "category"
+    assert list(frame["predicted_sector"].cat.categories)[:2] == ["overheid", "zorg"]
+    assert frame["flagged"].dtype == "boolean" and frame["cocreation_score"].between(0, 1).all()
+    assert isinstance(frame["evidence"].iloc[0], list)
+
+
+def test_load_dataset_filters(demo_db):
+    everything = pipeline.load_dataset(demo_db)
+    flagged = pipeline.load_dataset(demo_db, status="flagged")
+    assert 0 < len(flagged) < len(everything) and flagged["flagged"].all()
+    outlet = everything["outlet"].iloc[0]
+    assert (pipeline.load_dataset(demo_db, outlet=outlet)["outlet"] == outlet).all()
+    assert len(pipeline.load_dataset(demo_db, since="2030-01-01")) == 0
+    assert len(pipeline.load_dataset(demo_db, status="reviewed")) == 0
+    with pytest.raises(ValueError, match="status must be"):
+        pipeline.load_dataset(demo_db, status="kapot")
+
+
+def test_review_labels_reach_the_dataset(demo_db, tmp_path):
+    import shutil
+    from sqlalchemy import insert
+    from pipeline.store import reviews
+    db = tmp_path / "copy.db"
+    shutil.copy(demo_db, db)
+    store = Store(f"sqlite:///{db}")
+    article_id = store.articles()[0]["id"]
+    with store.engine.begin() as conn:
+        conn.execute(insert(reviews).values(article_id=article_id, analyst="ann", action="decide", cocreation=1,
+                                            sector="wonen", type="ontwerp", borderline=0, note="", previous="{}",
+                                            codebook_version="1", created_at="2026-11-27T10:00:00+00:00"))
+    store.close()
+    reviewed = pipeline.load_dataset(db, status="reviewed")
+    assert list(reviewed["article_id"]) == [article_id]
+    assert reviewed["final_sector"].iloc[0] == "wonen" and bool(reviewed["final_cocreation"].iloc[0])
+    assert article_id in set(pipeline.load_dataset(db, sector="wonen")["article_id"])
+
+
+def test_score_texts_accepts_strings_and_frames():
+    import pandas as pd
+    texts = ["De gemeente ontwerpt samen met bewoners een nieuw park; bewoners denken mee in werksessies.",
+             "Morgen wordt het droog en zonnig."]
+    from_list = pipeline.score_texts(texts)
+    from_frame = pipeline.score_texts(pd.DataFrame({"title": ["", ""], "text": texts}))
+    assert list(from_list["cocreation_score"]) == list(from_frame["cocreation_score"])
+    assert from_list["cocreation_score"].iloc[0] > from_list["cocreation_score"].iloc[1]
+
+
+def test_importing_the_package_loads_nothing_heavy():
+    import subprocess
+    code = "import sys, pipeline; print(any(m in sys.modules for m in ('spacy', 'sklearn', 'sqlalchemy', 'pandas')))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stored_without_outputs(path):
+    book = nbformat.read(path, as_version=4)
+    assert all(not cell.get("outputs") and cell.get("execution_count") is None
+               for cell in book.cells if cell.cell_type == "code"), "run `make notebooks-strip`"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_top_to_bottom(path, demo_db, monkeypatch):
+    monkeypatch.setenv("RADAR_DATABASE_URL", f"sqlite:///{demo_db}")
+    book = nbformat.read(path, as_version=4)
+    NotebookClient(book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    errors = [o for c in book.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    assert sum(1 for c in book.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})) >= 1 \
+        or path.name.startswith("3-")
