@@ -1,4 +1,4 @@
-"""Schema, forward migrations, reads and writes (SQLite by default, PostgreSQL by URL)."""
+"""Reads and writes of the radar database (SQLite by default, PostgreSQL by URL); schema in schema.py."""
 
 from __future__ import annotations
 
@@ -7,187 +7,20 @@ import logging
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
-from sqlalchemy import (
-    Column, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text,
-    UniqueConstraint, create_engine, event, func, insert, select, update,
-)
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import create_engine, event, func, insert, select, update
+from sqlalchemy.engine import Engine
 
 from pipeline.errors import StoreError
 from pipeline.records import Article, FeedConfig, FeedEntry, Response
+# The tables are re-exported here: callers use `from pipeline.store import Store, reviews`.
+from pipeline.schema import (  # noqa: F401
+    MIGRATIONS, SCHEMA_VERSION, articles, duplicates, feeds, fetches, items, metadata, pages, predictions, reviews,
+    runs, schema_info, signatures,
+)
 
 log = logging.getLogger(__name__)
-metadata = MetaData()
-
-schema_info = Table("schema_info", metadata, Column("version", Integer, nullable=False))
-
-feeds = Table(
-    "feeds", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("name", String(200), nullable=False, unique=True),
-    Column("url", Text, nullable=False),
-    Column("outlet", String(200), nullable=False, default=""),
-    Column("language", String(10), nullable=False, default="nl"),
-    Column("tags", Text, nullable=False, default="[]"),
-    Column("etag", Text),
-    Column("last_modified", Text),
-    Column("last_fetched_at", String(40)),
-    Column("last_status", String(20)),
-    Column("last_error", Text),
-    Column("consecutive_failures", Integer, nullable=False, default=0),
-)
-
-runs = Table(
-    "runs", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("kind", String(20), nullable=False, default="run"),
-    Column("started_at", String(40), nullable=False),
-    Column("finished_at", String(40)),
-    Column("status", String(20), nullable=False, default="running"),
-    Column("report", Text),
-)
-
-fetches = Table(
-    "fetches", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("run_id", Integer, ForeignKey("runs.id")),
-    Column("kind", String(10), nullable=False),
-    Column("url", Text, nullable=False),
-    Column("status_code", Integer),
-    Column("outcome", String(30), nullable=False),
-    Column("detail", Text),
-    Column("bytes", Integer),
-    Column("duration_ms", Integer),
-    Column("fetched_at", String(40), nullable=False),
-)
-
-items = Table(
-    "items", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("canonical_url", Text, nullable=False, unique=True),
-    Column("url", Text, nullable=False),
-    Column("feed_id", Integer, ForeignKey("feeds.id")),
-    Column("title", Text, nullable=False, default=""),
-    Column("summary", Text, nullable=False, default=""),
-    Column("published", String(40)),
-    Column("author", Text, nullable=False, default=""),
-    Column("categories", Text, nullable=False, default="[]"),
-    Column("first_run_id", Integer, ForeignKey("runs.id")),
-    # pending -> done | failed (retried next run) | gone (final 4xx) | skipped (policy, final)
-    Column("status", String(20), nullable=False, default="pending"),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("last_error", Text),
-    Column("updated_at", String(40)),
-)
-
-pages = Table(
-    "pages", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("item_id", Integer, ForeignKey("items.id"), nullable=False),
-    Column("url", Text, nullable=False),
-    Column("final_url", Text, nullable=False),
-    Column("status_code", Integer, nullable=False),
-    Column("content_type", String(100)),
-    Column("body_zlib", LargeBinary, nullable=False),  # raw bytes, immutable, for re-extraction
-    Column("fetched_at", String(40), nullable=False),
-)
-
-articles = Table(
-    "articles", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("item_id", Integer, ForeignKey("items.id")),
-    Column("source", String(20), nullable=False),
-    Column("external_id", String(200)),
-    Column("url", Text),
-    Column("canonical_url", Text, unique=True),
-    Column("outlet", String(200), nullable=False, default=""),
-    Column("title", Text, nullable=False, default=""),
-    Column("author", Text, nullable=False, default=""),
-    Column("published", String(40)),
-    Column("sitename", Text, nullable=False, default=""),
-    Column("categories", Text, nullable=False, default="[]"),
-    Column("language", String(10), nullable=False, default=""),
-    Column("text", Text, nullable=False),
-    Column("content_hash", String(64), nullable=False, index=True),
-    Column("method", String(30), nullable=False),
-    Column("run_id", Integer, ForeignKey("runs.id")),
-    Column("created_at", String(40), nullable=False),
-    UniqueConstraint("source", "external_id", name="uq_articles_source_external"),
-)
-
-duplicates = Table(
-    "duplicates", metadata,
-    Column("article_id", Integer, ForeignKey("articles.id"), primary_key=True),
-    Column("canonical_id", Integer, ForeignKey("articles.id"), nullable=False, index=True),
-    Column("kind", String(10), nullable=False),  # exact | near
-    Column("similarity", Float, nullable=False),
-)
-
-signatures = Table(
-    "signatures", metadata,
-    Column("article_id", Integer, ForeignKey("articles.id"), primary_key=True),
-    Column("minhash", LargeBinary, nullable=False),
-)
-
-predictions = Table(
-    "predictions", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("article_id", Integer, ForeignKey("articles.id"), nullable=False, index=True),
-    Column("run_id", Integer, ForeignKey("runs.id")),
-    Column("model_version", String(40), nullable=False),
-    Column("codebook_version", String(20), nullable=False),
-    Column("cocreation_score", Float, nullable=False),
-    Column("rule_score", Float, nullable=False),
-    Column("flagged", Integer, nullable=False),
-    Column("sector", String(30)),
-    Column("sector_scores", Text, nullable=False),
-    Column("type", String(30)),
-    Column("type_scores", Text, nullable=False),
-    Column("evidence", Text, nullable=False),
-    Column("created_at", String(40), nullable=False),
-    UniqueConstraint("article_id", "model_version", name="uq_predictions_article_model"),
-)
-
-# Analysts' decisions: append-only events, never updated or deleted. The current label of an article
-# for an analyst is their newest event; an undo is a new event that restores the previous state.
-reviews = Table(
-    "reviews", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("article_id", Integer, ForeignKey("articles.id"), nullable=False, index=True),
-    Column("analyst", String(100), nullable=False, index=True),
-    Column("action", String(20), nullable=False),  # decide | undo | settle
-    Column("cocreation", Integer),  # 1 yes, 0 no, NULL when an undo returns to "not reviewed"
-    Column("sector", String(30)),
-    Column("type", String(30)),
-    Column("borderline", Integer, nullable=False, default=0),
-    Column("note", Text, nullable=False, default=""),
-    Column("previous", Text, nullable=False, default="{}"),  # JSON of the analyst's state before
-    Column("undoes_id", Integer, ForeignKey("reviews.id")),
-    Column("model_version", String(40)),
-    Column("codebook_version", String(20), nullable=False),
-    Column("created_at", String(40), nullable=False),
-)
-
-VERSION_1_TABLES = [schema_info, feeds, runs, fetches, items, pages, articles, duplicates, signatures]
-
-
-def _migrate_to_1(conn: Connection) -> None:
-    metadata.create_all(conn, tables=VERSION_1_TABLES)
-
-
-def _migrate_to_2(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[predictions])
-
-
-def _migrate_to_3(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[reviews])
-
-
-# Forward migrations in order; entry i brings the schema from version i to i + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3]
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def now_iso() -> str:
