@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_PORT ?= 8765
 DEMO_CONFIG := data/demo/radar-demo.toml
 
-.PHONY: install demo demo-reset test bench clean
+.PHONY: install demo demo-reset test bench notebooks notebooks-strip clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,23 @@ demo: install
 demo-reset:
 	rm -rf data/local/demo
 
+# The browser tests drive Debian's chromium (never a browser downloaded by a test tool).
 test: install
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest
 
 bench: install
 	$(BIN)/python -m benchmarks.run_all
+
+# Execute every notebook against the demo database (run `make demo` first) and keep HTML copies.
+notebooks: install
+	RADAR_DATABASE_URL=sqlite:///$(CURDIR)/data/local/demo/radar.db $(BIN)/jupyter nbconvert --to html --execute \
+	  --output-dir data/local/notebooks notebooks/*.ipynb
+	@echo "HTML copies in data/local/notebooks/"
+
+# Notebooks are committed without outputs; run this before committing a changed notebook.
+notebooks-strip: install
+	$(BIN)/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb
 
 clean:
 	rm -rf $(VENV) data/local .pytest_cache

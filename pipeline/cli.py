@@ -181,6 +181,7 @@ def train_cmd(
     articles: Optional[Path] = typer.Option(None, "--articles", help="Labelled texts (default: settings.train_articles)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Their labels (default: settings.train_labels)."),
     written: bool = typer.Option(True, "--written/--no-written", help="Also train on data/training/written.jsonl."),
+    reviews: bool = typer.Option(True, "--reviews/--no-reviews", help="Also train on the analysts' final labels."),
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds for the reported metrics."),
 ) -> None:
     """Train the detector and the sector and type models; cross-validate; save them with a card."""
@@ -188,12 +189,15 @@ def train_cmd(
 
     settings = _settings(ctx)
     try:
-        data = gather_examples(articles or settings.train_articles, labels or settings.train_labels, written)
+        # Analysts' final labels in the configured database train the models too: reviewing improves them.
+        data = gather_examples(articles or settings.train_articles, labels or settings.train_labels, written,
+                               database_url=settings.effective_database_url if reviews else None)
         model, metrics = train_and_evaluate(data, settings.model_dir, folds, settings.progress)
     except (RadarError, ValueError) as exc:
         _fail(exc)
     overall = metrics.get("overall", {})
-    typer.echo(f"Trained model {model.version} on {len(data.real)} real and {len(data.extra)} written texts; "
+    typer.echo(f"Trained model {model.version} on {len(data.real)} real (reviewed: "
+               f"{sum(e.origin == 'review' for e in data.real)}) and {len(data.extra)} written texts; "
                f"threshold {model.threshold:.3f}; saved to {settings.model_dir}")
     if overall:
         typer.echo(f"Cross-validated on real texts: precision {overall['precision']}, recall {overall['recall']}, "
@@ -231,6 +235,96 @@ def _eval_text(result: dict) -> str:
     for attr in ("sector", "type"):
         lines.append(f"{attr} accuracy on positives: {result[attr]['accuracy']} (n={result[attr]['n']})")
     return "\n".join(lines)
+
+
+@app.command("review")
+def review_cmd(
+    ctx: typer.Context,
+    host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default: review_host, 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default: review_port; 0 picks a free one)."),
+    analyst: Optional[str] = typer.Option(None, "--analyst", help="Analyst name recorded with decisions."),
+) -> None:
+    """Start the analyst's review web app and print its link."""
+    from pipeline.nightly import open_store
+    from pipeline.review.app import serve
+    from pipeline.review.security import check_binding
+
+    settings = _settings(ctx)
+    bind_host = host or settings.review_host
+    bind_port = settings.review_port if port is None else port
+    try:
+        check_binding(bind_host, settings.review_token)
+        store = open_store(settings)
+    except RadarError as exc:
+        _fail(exc)
+    try:
+        serve(settings, store, host=bind_host, port=bind_port, analyst=analyst or settings.analyst,
+              announce=typer.echo)
+    except RadarError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(RadarError(f"cannot serve on {bind_host}:{bind_port}: {exc}; choose another --port"))
+    finally:
+        store.close()
+
+
+@app.command("export")
+def export_cmd(
+    ctx: typer.Context,
+    format: str = typer.Option("jsonl", "--format", "-f", help="jsonl, csv or parquet."),
+    status: str = typer.Option("reviewed", "--status", help="reviewed (final labels), flagged or all articles."),
+    since: Optional[str] = typer.Option(None, "--since", help="Articles published on or after DATE (or 7d, 2w)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
+) -> None:
+    """Export the reviewed dataset: text, metadata, final labels and provenance (columns in the README)."""
+    from pipeline.export import parse_since, write_export, export_rows
+    from pipeline.nightly import open_store
+
+    settings = _settings(ctx)
+    try:
+        if format == "parquet" and output is None:
+            raise RadarError("parquet is binary: give --output FILE")
+        store = open_store(settings)
+        try:
+            rows = export_rows(store, status, parse_since(since))
+        finally:
+            store.close()
+        data = write_export(rows, format, output)
+    except RadarError as exc:
+        _fail(exc)
+    if data is not None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        typer.echo(f"Exported {len(rows)} rows to {output}", err=True)
+
+
+@app.command("digest")
+def digest_cmd(
+    ctx: typer.Context,
+    since: str = typer.Option("7d", "--since", help="Examples decided on or after DATE, or within a span (7d, 2w)."),
+    format: str = typer.Option("md", "--format", "-f", help="md or html."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
+) -> None:
+    """Write the accepted co-creation examples grouped by sector, ready for a newsletter."""
+    from pipeline.codebook import load_codebook
+    from pipeline.export import digest_groups, parse_since, render_digest
+    from pipeline.nightly import open_store
+
+    settings = _settings(ctx)
+    try:
+        start = parse_since(since)
+        store = open_store(settings)
+        try:
+            text = render_digest(digest_groups(store, start, load_codebook().sectors), format, start)
+        finally:
+            store.close()
+    except RadarError as exc:
+        _fail(exc)
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        typer.echo(text)
 
 
 @app.command("config")

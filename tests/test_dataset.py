@@ -100,13 +100,42 @@ def test_notebook_is_stored_without_outputs(path):
                for cell in book.cells if cell.cell_type == "code"), "run `make notebooks-strip`"
 
 
+def _add_review(db, article_id: int, analyst: str, cocreation: int, sector: str | None) -> None:
+    from sqlalchemy import insert
+    from pipeline.store import reviews
+    store = Store(f"sqlite:///{db}")
+    with store.engine.begin() as conn:
+        conn.execute(insert(reviews).values(
+            article_id=article_id, analyst=analyst, action="decide", cocreation=cocreation, sector=sector,
+            type="ontwerp" if cocreation else None, borderline=0, note="", previous="{}", codebook_version="1",
+            created_at="2026-11-27T10:00:00+00:00"))
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def reviewed_db(demo_db, tmp_path_factory):
+    """The demo database with two analysts' decisions on four articles (they disagree on one)."""
+    import shutil
+    db = tmp_path_factory.mktemp("reviewed") / "radar.db"
+    shutil.copy(demo_db, db)
+    ids = [a["id"] for a in Store(f"sqlite:///{db}").articles()][:4]
+    for analyst, labels in {"ann": [1, 1, 0, 0], "bea": [1, 0, 0, 0]}.items():
+        for article_id, label in zip(ids, labels):
+            _add_review(db, article_id, analyst, label, "overheid" if label else None)
+    return db
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_top_to_bottom(path, demo_db, monkeypatch):
-    monkeypatch.setenv("RADAR_DATABASE_URL", f"sqlite:///{demo_db}")
+def test_notebook_runs_top_to_bottom(path, demo_db, reviewed_db, monkeypatch):
+    # The review notebook needs reviews to show agreement; the others run on the plain demo run.
+    db = reviewed_db if path.name.startswith("3-") else demo_db
+    monkeypatch.setenv("RADAR_DATABASE_URL", f"sqlite:///{db}")
     book = nbformat.read(path, as_version=4)
     NotebookClient(book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     errors = [o for c in book.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
-    assert sum(1 for c in book.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})) >= 1 \
-        or path.name.startswith("3-")
+    assert sum(1 for c in book.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})) >= 1
+    if path.name.startswith("3-"):
+        html = "".join(o.get("data", {}).get("text/html", "") for c in book.cells for o in c.get("outputs", []))
+        assert "ann / bea" in html and "kappa cocreation" in html

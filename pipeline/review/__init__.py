@@ -1,0 +1,4 @@
+"""The analyst's review web app: queue, article, keyboard decisions, audit trail and agreement.
+
+Importing this package starts nothing and opens no database: `create_app` and `serve` do that.
+"""

@@ -1,0 +1,60 @@
+"""Agreement between analysts: Cohen's kappa per pair and the disagreements still to settle."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from itertools import combinations
+
+from sklearn.metrics import cohen_kappa_score
+
+ASPECTS = ("decision", "sector", "type")
+
+
+def kappa(first: list, second: list) -> float | None:
+    """Return Cohen's kappa of two label lists, None when it is undefined (no items, no variation)."""
+    if not first:
+        return None
+    with warnings.catch_warnings():
+        # sklearn warns and returns nan when both analysts used a single label throughout.
+        warnings.simplefilter("ignore")
+        value = cohen_kappa_score([str(x) for x in first], [str(x) for x in second])
+    return None if math.isnan(value) else float(value)
+
+
+def pair_agreement(decisions: dict[int, dict[str, dict]]) -> list[dict]:
+    """Return, for every pair of analysts, kappa and counts for decision, sector and type."""
+    analysts = sorted({name for per in decisions.values() for name in per})
+    return [_pair(decisions, a, b) for a, b in combinations(analysts, 2) if _shared(decisions, a, b)]
+
+
+def _shared(decisions: dict[int, dict[str, dict]], a: str, b: str) -> list[tuple[dict, dict]]:
+    return [(per[a], per[b]) for _id, per in sorted(decisions.items()) if a in per and b in per]
+
+
+def _pair(decisions: dict[int, dict[str, dict]], a: str, b: str) -> dict:
+    both = _shared(decisions, a, b)
+    # Sector and type exist only for positives, so they are compared where both analysts said yes.
+    positives = [(x, y) for x, y in both if x["cocreation"] and y["cocreation"]]
+    result = {"pair": (a, b), "n": len(both), "n_positive": len(positives)}
+    result["decision"] = _aspect(both, "cocreation")
+    result["sector"] = _aspect(positives, "sector")
+    result["type"] = _aspect(positives, "type")
+    return result
+
+
+def _aspect(rows: list[tuple[dict, dict]], key: str) -> dict:
+    first = [x[key] for x, _ in rows]
+    second = [y[key] for _, y in rows]
+    agreed = sum(p == q for p, q in zip(first, second))
+    return {"kappa": kappa(first, second), "agreement": agreed / len(rows) if rows else None, "n": len(rows)}
+
+
+def disagreements(decisions: dict[int, dict[str, dict]], settled: set[int]) -> list[dict]:
+    """Return the articles whose analysts gave different labels, unsettled ones first."""
+    found = []
+    for article_id, per in sorted(decisions.items()):
+        if len(per) >= 2 and len({(r["cocreation"], r["sector"], r["type"]) for r in per.values()}) > 1:
+            found.append({"article_id": article_id, "settled": article_id in settled,
+                          "decisions": [per[name] for name in sorted(per)]})
+    return sorted(found, key=lambda d: (d["settled"], d["article_id"]))

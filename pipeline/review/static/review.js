@@ -1,0 +1,102 @@
+// Keyboard shortcuts of the review app. Everything works with the mouse too; this file only adds keys.
+(function () {
+  "use strict";
+
+  function typing(target) {
+    return target.closest && target.closest("input[type=text], input[type=date], textarea, select, [contenteditable]");
+  }
+
+  function go(id) {
+    var link = document.getElementById(id);
+    if (link) { window.location.href = link.href; }
+  }
+
+  function pick(name, number) {
+    var input = document.querySelector("#decision input[name=" + name + "][data-key='" + number + "']");
+    if (input) { input.checked = true; input.focus(); input.blur(); }
+  }
+
+  function submitOnce(button) {
+    // A second key press while the page loads must not save the decision twice.
+    if (!button || document.body.dataset.saving) { return; }
+    document.body.dataset.saving = "1";
+    button.click();
+  }
+
+  function toggleHelp() {
+    var help = document.getElementById("help");
+    if (help.open) { help.close(); } else { help.showModal(); }
+  }
+
+  var queueIndex = -1;
+  function moveInQueue(step) {
+    var rows = document.querySelectorAll("tr.queue-row");
+    if (!rows.length) { return; }
+    if (queueIndex >= 0) { rows[queueIndex].classList.remove("current"); }
+    queueIndex = Math.max(0, Math.min(rows.length - 1, queueIndex + step));
+    rows[queueIndex].classList.add("current");
+    rows[queueIndex].querySelector("a").focus();
+  }
+
+  function onArticleKey(event) {
+    var digit = /^Digit([1-9])$/.exec(event.code || "");
+    if (digit && event.shiftKey) { pick("type", digit[1]); return true; }
+    if (digit) { pick("sector", digit[1]); return true; }
+    switch (event.key) {
+      case "j": go("next-link"); return true;
+      case "k": go("prev-link"); return true;
+      case "y": submitOnce(document.getElementById("yes")); return true;
+      case "n": submitOnce(document.getElementById("no")); return true;
+      case "b": var box = document.getElementById("borderline"); box.checked = !box.checked; return true;
+      case "e": document.getElementById("note").focus(); return true;
+      case "h": go("history-link"); return true;
+    }
+    return false;
+  }
+
+  function onQueueKey(event) {
+    switch (event.key) {
+      case "j": moveInQueue(1); return true;
+      case "k": moveInQueue(-1); return true;
+      case "Enter":
+        var rows = document.querySelectorAll("tr.queue-row");
+        if (rows.length) { window.location.href = rows[Math.max(queueIndex, 0)].dataset.href; }
+        return true;
+    }
+    return false;
+  }
+
+  function onKey(event) {
+    if (event.ctrlKey && event.key === "Enter" && event.target.id === "note") {
+      event.preventDefault();
+      submitOnce(document.getElementById("yes"));
+      return;
+    }
+    if (typing(event.target)) {
+      if (event.key === "Escape") { event.target.blur(); }
+      return;
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey) { return; }
+    var page = document.body.dataset.page;
+    var handled = false;
+    if (event.key === "?") { toggleHelp(); handled = true; }
+    else if (event.key === "q") {
+      var queue = document.getElementById("queue-link");
+      window.location.href = queue ? queue.href : "/";
+      handled = true;
+    }
+    else if (event.key === "u") { document.getElementById("undo-form").requestSubmit(); handled = true; }
+    else if (page === "article") { handled = onArticleKey(event); }
+    else if (page === "queue") { handled = onQueueKey(event); }
+    else if (page === "history" && event.key === "h") { go("back-link"); handled = true; }
+    if (handled) { event.preventDefault(); }
+  }
+
+  document.addEventListener("keydown", onKey);
+  document.addEventListener("DOMContentLoaded", function () {
+    var open = document.getElementById("help-open");
+    if (open) { open.addEventListener("click", toggleHelp); }
+    var current = document.querySelector("tr.queue-row");
+    if (current && document.body.dataset.page === "queue") { moveInQueue(1); }
+  });
+})();

@@ -1,0 +1,220 @@
+"""Pages of the review app: queue, article, decision, undo, history, agreement, analyst choice."""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+
+from pipeline.review import agreement, queries
+from pipeline.review.app import ReviewContext
+from pipeline.review.events import Label, article_history, latest_settle, record_decision, record_settle, undo_last
+from pipeline.review.highlight import KIND_TITLES, grouped_evidence, highlight_text
+
+log = logging.getLogger(__name__)
+bp = Blueprint("review", __name__)
+
+
+def ctx() -> ReviewContext:
+    """Return the app's review context."""
+    return current_app.extensions["radar"]
+
+
+def current_analyst() -> str:
+    """Return the analyst of this browser session, falling back to the configured default."""
+    return session.get("analyst") or ctx().default_analyst
+
+
+@bp.before_request
+def require_analyst():
+    """Send a visitor without an analyst name to the page that asks for one."""
+    if not current_analyst() and request.endpoint not in ("review.choose_analyst", "review.favicon", "static"):
+        return redirect(url_for("review.choose_analyst", next=request.full_path))
+    return None
+
+
+@bp.app_context_processor
+def common_context() -> dict:
+    """Give every template the analyst, the codebook and the evidence kind names."""
+    return {"analyst": current_analyst(), "codebook": ctx().codebook, "kind_titles": KIND_TITLES}
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Answer the browser's icon request without an error in its console."""
+    return "", 204
+
+
+@bp.get("/")
+def queue():
+    """Show the flagged clusters to review, filtered and ordered, with progress."""
+    c, analyst = ctx(), current_analyst()
+    filters = queries.QueueFilters.from_args(request.args)
+    clusters = queries.load_clusters(c.store)
+    decisions = queries.reviews_by_article(c.store)
+    entries = queries.queue_entries(clusters, decisions, analyst, filters, c.threshold)
+    outlets = sorted({a["outlet"] for cl in clusters.values() if cl.flagged for a in [cl.head, *cl.members]})
+    return render_template("queue.html", entries=entries, filters=filters, args=filters.as_args(),
+                           decisions=decisions, outlets=outlets, statuses=queries.STATUSES,
+                           orders=queries.ORDERS, progress=queries.progress_counts(clusters, decisions, analyst))
+
+
+@bp.get("/article/<int:article_id>")
+def article(article_id: int):
+    """Show an article with highlighted evidence, the model's suggestion, the codebook and the form."""
+    return render_article(article_id, queries.QueueFilters.from_args(request.args))
+
+
+def render_article(article_id: int, filters: queries.QueueFilters, form: dict | None = None,
+                   error: str = "", status: int = 200):
+    """Render the article page, optionally with the analyst's unsaved form values and an error."""
+    c, analyst = ctx(), current_analyst()
+    art = queries.article_by_id(c.store, article_id) or abort(404)
+    canonical_id = c.store.canonical_of(article_id)
+    clusters = queries.load_clusters(c.store)
+    cluster = clusters.get(canonical_id) or abort(404)
+    decisions = queries.reviews_by_article(c.store)
+    entries = queries.queue_entries(clusters, decisions, analyst, filters, c.threshold)
+    prev_id, next_id = queries.neighbours(entries, canonical_id)
+    prediction = queries.prediction_of(c.store, article_id) or cluster.prediction
+    evidence = prediction["evidence"] if prediction else []
+    per_article = decisions.get(canonical_id, {})
+    return render_template(
+        "article.html", article=art, cluster=cluster, canonical_id=canonical_id, prediction=prediction,
+        text_html=highlight_text(art["text"], evidence), evidence=grouped_evidence(art["text"], evidence),
+        form=form or _form_defaults(per_article.get(analyst), prediction), mine=per_article.get(analyst),
+        others=[r for name, r in sorted(per_article.items()) if name != analyst], settle=latest_settle(c.store, canonical_id),
+        prev_id=prev_id, next_id=next_id, args=filters.as_args(), error=error,
+        position=_position(entries, canonical_id),
+    ), status
+
+
+def _form_defaults(mine: dict | None, prediction: dict | None) -> dict:
+    # The analyst's own label when there is one, else the model's suggestion: one key press confirms it.
+    if mine:
+        return {"cocreation": mine["cocreation"], "sector": mine["sector"], "type": mine["type"],
+                "borderline": bool(mine["borderline"]), "note": mine["note"]}
+    pred = prediction or {}
+    return {"cocreation": None, "sector": pred.get("sector"), "type": pred.get("type"), "borderline": False, "note": ""}
+
+
+def _position(entries: list, canonical_id: int) -> str:
+    ids = [e.canonical_id for e in entries]
+    return f"{ids.index(canonical_id) + 1} of {len(ids)}" if canonical_id in ids else f"{len(ids)} left"
+
+
+@bp.post("/article/<int:article_id>/decide")
+def decide(article_id: int):
+    """Append the analyst's decision for the article's cluster and move on to the next article."""
+    c, analyst = ctx(), current_analyst()
+    filters = queries.QueueFilters.from_args(request.args)
+    form = _posted_form()
+    label, error = _label_from(form)
+    if error:
+        return render_article(article_id, filters, form, error, 400)
+    canonical_id = c.store.canonical_of(article_id)
+    entries = queries.queue_entries(queries.load_clusters(c.store), queries.reviews_by_article(c.store),
+                                    analyst, filters, c.threshold)
+    _prev, next_id = queries.neighbours(entries, canonical_id)
+    prediction = queries.prediction_of(c.store, canonical_id)
+    record_decision(c.store, canonical_id, analyst, label, codebook_version=c.codebook.version,
+                    model_version=prediction["model_version"] if prediction else None)
+    flash(f"Saved #{canonical_id}: {_describe(label)}. Press u to undo.", "saved")
+    if next_id is None or next_id == canonical_id:
+        return redirect(url_for("review.queue", **filters.as_args()))
+    return redirect(url_for("review.article", article_id=next_id, **filters.as_args()))
+
+
+def _posted_form() -> dict:
+    f = request.form
+    return {"cocreation": {"1": 1, "0": 0}.get(f.get("cocreation", "")), "sector": f.get("sector") or None,
+            "type": f.get("type") or None, "borderline": f.get("borderline") == "1",
+            "note": _clean_note(f.get("note", ""))}
+
+
+def _clean_note(note: str) -> str:
+    # Notes are kept verbatim apart from control characters, which have no business in a note.
+    return "".join(ch for ch in note if ch in "\n\t" or unicodedata.category(ch) != "Cc")[:4000].strip()
+
+
+def _label_from(form: dict) -> tuple[Label | None, str]:
+    book = ctx().codebook
+    if form["cocreation"] is None:
+        return None, "Choose yes (y) or no (n)."
+    if form["cocreation"] and form["sector"] not in book.sectors:
+        return None, "A yes needs a sector: press 1-9."
+    if form["cocreation"] and form["type"] not in book.types:
+        return None, "A yes needs a type: press Shift+1-5."
+    return Label(bool(form["cocreation"]), form["sector"], form["type"], form["borderline"], form["note"]), ""
+
+
+def _describe(label: Label) -> str:
+    text = f"yes · {label.sector} · {label.type}" if label.cocreation else "no"
+    return text + (" · borderline" if label.borderline else "")
+
+
+@bp.post("/undo")
+def undo():
+    """Append an undo of the analyst's newest decision and return to that article."""
+    c, analyst = ctx(), current_analyst()
+    filters = queries.QueueFilters.from_args(request.args)
+    only = request.form.get("article_id", type=int)
+    undone = undo_last(c.store, analyst, c.codebook.version, c.store.canonical_of(only) if only else None)
+    if undone is None:
+        flash("Nothing to undo.", "info")
+        return redirect(url_for("review.queue", **filters.as_args()))
+    flash(f"Undone: your last decision on #{undone}.", "saved")
+    return redirect(url_for("review.article", article_id=undone, **filters.as_args()))
+
+
+@bp.get("/article/<int:article_id>/history")
+def history(article_id: int):
+    """Show every review event of the article's cluster, oldest first."""
+    c = ctx()
+    art = queries.article_by_id(c.store, article_id) or abort(404)
+    canonical_id = c.store.canonical_of(article_id)
+    return render_template("history.html", article=art, canonical_id=canonical_id,
+                           events=article_history(c.store, canonical_id))
+
+
+@bp.get("/agreement")
+def agreement_page():
+    """Show kappa per analyst pair and the disagreements to settle."""
+    c = ctx()
+    decisions = queries.reviews_by_article(c.store)
+    found = agreement.disagreements(decisions, queries.settled_articles(c.store))
+    titles = {d["article_id"]: (queries.article_by_id(c.store, d["article_id"]) or {}).get("title", "")
+              for d in found}
+    return render_template("agreement.html", pairs=agreement.pair_agreement(decisions),
+                           disagreements=found, titles=titles)
+
+
+@bp.post("/article/<int:article_id>/settle")
+def settle(article_id: int):
+    """Append a settle event that fixes a disputed article's final label."""
+    c, analyst = ctx(), current_analyst()
+    label, error = _label_from(_posted_form())
+    if error:
+        flash(f"Not settled: {error}", "error")
+        return redirect(url_for("review.agreement_page"))
+    canonical_id = c.store.canonical_of(article_id)
+    prediction = queries.prediction_of(c.store, canonical_id)
+    record_settle(c.store, canonical_id, analyst, label, codebook_version=c.codebook.version,
+                  model_version=prediction["model_version"] if prediction else None)
+    flash(f"Settled #{canonical_id}: {_describe(label)}.", "saved")
+    return redirect(url_for("review.agreement_page"))
+
+
+@bp.route("/analyst", methods=["GET", "POST"])
+def choose_analyst():
+    """Ask for, or change, the analyst name recorded with this browser's decisions."""
+    target = request.values.get("next", "")
+    if request.method == "POST":
+        name = " ".join(request.form.get("analyst", "").split())[:100]
+        if name:
+            session["analyst"] = name
+            # Only local paths: an open redirect would let a link send the analyst elsewhere.
+            return redirect(target if target.startswith("/") and not target.startswith(("//", "/\\")) else url_for("review.queue"))
+        flash("Enter a name.", "error")
+    return render_template("analyst.html", next=target)

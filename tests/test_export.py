@@ -1,0 +1,130 @@
+"""Export of the reviewed dataset (JSONL, CSV, Parquet) and the digest, in-process and through `radar`."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.export import COLUMNS, digest_groups, export_rows, parse_since, render_digest, write_export
+from pipeline.review.events import Label, record_decision, record_settle
+from pipeline.store import Store
+from tests.cli_helpers import radar
+from tests.test_review_app import MODEL, fill_store
+
+SECTORS = ("overheid", "zorg", "onderwijs", "welzijn", "wonen", "goede_doelen", "cultuur", "overig", "bedrijf")
+
+
+@pytest.fixture
+def reviewed(make_settings):
+    """A store where park is agreed yes, care is disputed, xss is settled yes, road unreviewed."""
+    settings = make_settings()
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    ids = fill_store(store)
+    yes_park = Label(True, "overheid", "ontwerp", note="duidelijk")
+    for name in ("ann", "bea"):
+        record_decision(store, ids["park"], name, yes_park, model_version=MODEL, codebook_version="1")
+    record_decision(store, ids["care"], "ann", Label(True, "zorg", "ontwerp"), model_version=MODEL, codebook_version="1")
+    record_decision(store, ids["care"], "bea", Label(False), model_version=MODEL, codebook_version="1")
+    record_decision(store, ids["xss"], "ann", Label(False), model_version=MODEL, codebook_version="1")
+    record_settle(store, ids["xss"], "cas", Label(True, "welzijn", "uitvoering"), model_version=MODEL,
+                  codebook_version="1")
+    yield settings, store, ids
+    store.close()
+
+
+def test_reviewed_export_has_final_labels_expanded_to_cluster_members(reviewed):
+    _settings, store, ids = reviewed
+    rows = {r["article_id"]: r for r in export_rows(store, "reviewed")}
+    assert set(rows) == {ids["park"], ids["park_copy"], ids["xss"]}  # care is disputed and unsettled
+    assert all(list(r) == list(COLUMNS) for r in rows.values())
+    park, copy = rows[ids["park"]], rows[ids["park_copy"]]
+    assert (park["cocreation"], park["sector"], park["type"], park["label_source"]) == (True, "overheid", "ontwerp", "agreed")
+    assert park["analysts"] == "ann, bea" and park["review_model_version"] == MODEL and park["codebook_version"] == "1"
+    assert park["evidence_quote"].startswith("Bewoners ontwerpen samen met de gemeente")
+    assert (copy["cluster_id"], copy["is_canonical"], copy["label_from_cluster"]) == (ids["park"], False, True)
+    assert copy["outlet"] == "Rivierstad Courant" and copy["sector"] == "overheid"
+    xss = rows[ids["xss"]]
+    assert (xss["label_source"], xss["settled_by"], xss["sector"], xss["analysts"]) == ("settled", "cas", "welzijn", "ann, cas")
+
+
+@pytest.mark.parametrize("status,count", [("reviewed", 3), ("flagged", 4), ("all", 5)])
+def test_status_selects_rows(reviewed, status, count):
+    assert len(export_rows(reviewed[1], status)) == count
+
+
+def test_since_filters_on_publication_date(reviewed):
+    rows = export_rows(reviewed[1], "all", since="2026-03-11")
+    assert {r["title"] for r in rows} == {"Patiënten denken mee over zorgpad", "Dijkweg vijf weken dicht"}
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_every_format_has_the_documented_columns_and_rows(reviewed, fmt):
+    rows = export_rows(reviewed[1], "all")
+    data = write_export(rows, fmt)
+    if fmt == "jsonl":
+        frame = pd.DataFrame([json.loads(line) for line in data.decode().splitlines()])
+    elif fmt == "csv":
+        frame = pd.read_csv(io.BytesIO(data), keep_default_na=False)
+    else:
+        frame = pq.read_table(io.BytesIO(data)).to_pandas()
+    assert list(frame.columns) == list(COLUMNS) and len(frame) == 5
+    assert "<script>" in " ".join(frame["title"])  # data is exported verbatim; escaping is for HTML output
+
+
+def test_empty_parquet_keeps_its_schema():
+    table = pq.read_table(io.BytesIO(write_export([], "parquet")))
+    assert table.num_rows == 0 and table.schema.names == list(COLUMNS)
+    assert str(table.schema.field("cocreation").type) == "bool"
+
+
+@pytest.mark.parametrize("text,expected", [("7d", "2026-03-13"), ("2w", "2026-03-06"), ("2026-01-02", "2026-01-02"),
+                                           (None, None)])
+def test_parse_since(text, expected):
+    from datetime import date
+
+    assert parse_since(text, today=date(2026, 3, 20)) == expected
+
+
+def test_digest_groups_accepted_examples_by_sector(reviewed):
+    store = reviewed[1]
+    groups = digest_groups(store, None, SECTORS)
+    assert list(groups) == ["overheid", "welzijn"]
+    [park] = groups["overheid"]
+    assert park["also_in"] == ["Rivierstad Courant"]
+    text = render_digest(groups, "md", None)
+    assert "## overheid" in text and "## welzijn" in text
+    assert "[Bewoners ontwerpen nieuw park mee](https://example.org/park)" in text
+    assert "Dagblad De Polder, 2026-03-10 · ontwerp (also in Rivierstad Courant)" in text
+    assert "  > Bewoners ontwerpen samen met de gemeente Polderveen" in text
+    assert "<script>" not in text and "javascript:" not in text
+
+
+def test_html_digest_escapes_untrusted_text(reviewed):
+    html = render_digest(digest_groups(reviewed[1], None, SECTORS), "html", "2026-03-01")
+    assert "<h2>welzijn</h2>" in html and "&lt;script&gt;" in html
+    assert "<script>" not in html and 'href="javascript:' not in html and "onerror=\"" not in html
+    assert '<a href="https://example.org/park">Bewoners ontwerpen nieuw park mee</a>' in html
+
+
+def test_digest_since_uses_the_decision_date(reviewed):
+    assert digest_groups(reviewed[1], "2999-01-01", SECTORS) == {}
+
+
+def test_cli_export_and_digest(reviewed, tmp_path):
+    settings = reviewed[0]
+    env = {"RADAR_DATA_DIR": str(settings.data_dir)}
+    out = tmp_path / "reviewed.parquet"
+    result = radar("export", "--format", "parquet", "--output", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    assert pq.read_table(out).num_rows == 3 and "Exported 3 rows" in result.stderr
+    result = radar("export", "--format", "jsonl", "--status", "flagged", env=env)
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 4
+    assert radar("export", "--format", "xml", env=env).returncode == 2
+    result = radar("digest", "--since", "7d", "--format", "md", env=env)
+    assert result.returncode == 0 and "## overheid" in result.stdout
+    assert radar("digest", "--since", "yesterday", env=env).returncode == 2

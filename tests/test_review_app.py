@@ -1,0 +1,336 @@
+"""The review app through Flask's test client: pages, CSRF, headers, access rules, audit trail, agreement."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from sqlalchemy import select
+
+from pipeline.errors import ConfigError
+from pipeline.records import Article
+from pipeline.review.agreement import kappa, pair_agreement
+from pipeline.review.app import create_app, safe_href
+from pipeline.review.security import check_binding, is_loopback
+from pipeline.store import Store, reviews
+from tests.cli_helpers import radar
+
+MODEL = "test-model-1"
+XSS_TITLE = '<script>window.__xss = "title"</script>Kwaadaardige <b>titel</b>'
+XSS_TEXT = ('Bewoners ontwerpen samen met de gemeente een speeltuin. <img src=x onerror="window.__xss = \'img\'">\n'
+            'Lees meer: <a href="javascript:window.__xss = \'link\'">klik hier</a> of '
+            '<script>window.__xss = "text"</script> en <svg onload="window.__xss = \'svg\'"></svg>.')
+PARK_TEXT = ("Bewoners ontwerpen samen met de gemeente Polderveen een nieuw park aan de rand van de wijk.\n"
+             "Op drie avonden tekenden zij mee aan paden, speelplekken en een moestuin. "
+             "De wethouder noemt het resultaat een plan van de buurt zelf.\n"
+             "Ook de waterschapper van het Hoogheemraadschap schoof aan. Bezwaar maken kon niet meer.")
+CARE_TEXT = ("Patiënten met reuma denken mee over het nieuwe zorgpad van het ziekenhuis.\n"
+             "In vier sessies bepaalden zij mee welke stappen er komen. Het ziekenhuis past het zorgpad daarop aan.")
+PLAIN_TEXT = "De Dijkweg is vijf weken dicht voor groot onderhoud. Omleidingen staan aangegeven."
+
+
+def evidence(text: str, pieces: list[tuple[str, str, float]]) -> list[dict]:
+    """Build evidence spans with real offsets into text from (substring, label, weight)."""
+    spans = []
+    for piece, label, weight in pieces:
+        start = text.index(piece)
+        spans.append({"text": piece, "start": start, "end": start + len(piece), "label": label, "weight": weight})
+    return spans
+
+
+def prediction(article_id: int, score: float, sector: str, type_: str, spans: list[dict]) -> dict:
+    """Build a prediction row as the scoring stage stores it."""
+    sectors = {s: 0.01 for s in ("overheid", "zorg", "onderwijs", "welzijn", "wonen", "goede_doelen",
+                                 "cultuur", "overig", "bedrijf")}
+    types = {t: 0.02 for t in ("beleid", "ontwerp", "uitvoering", "zelfbouw", "onderzoek")}
+    sectors[sector], types[type_] = 0.9, 0.8
+    return {"article_id": article_id, "model_version": MODEL, "codebook_version": "1", "cocreation_score": score,
+            "rule_score": score, "flagged": score >= 0.3, "sector": sector, "sector_scores": sectors,
+            "type": type_, "type_scores": types, "evidence": spans}
+
+
+def add_article(store: Store, key: str, title: str, text: str, outlet: str, date: str, *,
+                url: str | None = None, duplicate_of: int | None = None) -> int:
+    """Store one article (optionally as a near-duplicate of another) and return its id."""
+    art = Article(url=url or f"https://example.org/{key}", canonical_url=f"https://example.org/{key}",
+                  title=title, text=text, outlet=outlet, date=date, language="nl", method="test",
+                  source="test", external_id=key, content_hash=f"hash-{key}")
+    return store.save_article(art, run_id=None, duplicate=(duplicate_of, "near", 0.8) if duplicate_of else None)
+
+
+def fill_store(store: Store) -> dict[str, int]:
+    """Fill a migrated store with a small review scenario; return the article ids by name."""
+    ids = {
+        "park": add_article(store, "park", "Bewoners ontwerpen nieuw park mee", PARK_TEXT, "Dagblad De Polder",
+                            "2026-03-10T09:00:00+01:00"),
+        "care": add_article(store, "care", "Patiënten denken mee over zorgpad", CARE_TEXT, "Zorg Vandaag",
+                            "2026-03-12T09:00:00+01:00"),
+        "xss": add_article(store, "xss", XSS_TITLE, XSS_TEXT, "Onbekend <i>blad</i>", "2026-03-01T09:00:00+01:00",
+                           url="javascript:window.__xss = 'url'"),
+        "road": add_article(store, "road", "Dijkweg vijf weken dicht", PLAIN_TEXT, "Dagblad De Polder",
+                            "2026-03-11T09:00:00+01:00"),
+    }
+    ids["park_copy"] = add_article(store, "park-copy", "Polderveen krijgt park van bewoners", PARK_TEXT,
+                                   "Rivierstad Courant", "2026-03-10T11:00:00+01:00", duplicate_of=ids["park"])
+    park_spans = evidence(PARK_TEXT, [
+        ("Bewoners ontwerpen samen met de gemeente Polderveen een nieuw park aan de rand van de wijk.",
+         "sentence:cocreation", 0.9),
+        ("Bewoners", "participant:bewoners", 1.0), ("ontwerpen samen met", "construction:meeontwerpen", 1.0),
+        ("gemeente", "organisation:overheid", 1.0), ("Bezwaar maken", "negative:procedure", 0.5)])
+    care_spans = evidence(CARE_TEXT, [("Patiënten", "participant:patienten", 1.0),
+                                      ("denken mee", "construction:meedenken", 1.0),
+                                      ("ziekenhuis", "organisation:zorg", 1.0)])
+    xss_spans = evidence(XSS_TEXT, [("Bewoners ontwerpen samen met de gemeente een speeltuin.", "sentence:cocreation", 0.8),
+                                    ('<script>window.__xss = "text"</script>', "construction:meeontwerpen", 1.0),
+                                    ('onerror="window', "participant:bewoners", 1.0)])
+    store.save_predictions([
+        prediction(ids["park"], 0.91, "overheid", "ontwerp", park_spans),
+        prediction(ids["park_copy"], 0.88, "overheid", "ontwerp", park_spans),
+        prediction(ids["care"], 0.62, "zorg", "ontwerp", care_spans),
+        prediction(ids["xss"], 0.35, "overheid", "ontwerp", xss_spans),
+        prediction(ids["road"], 0.02, "overheid", "beleid", []),
+    ], run_id=None)
+    return ids
+
+
+@pytest.fixture
+def review_env(make_settings):
+    """A migrated, filled store and review app settings on a temporary SQLite file."""
+    settings = make_settings(analyst="ann")
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    ids = fill_store(store)
+    yield settings, store, ids
+    store.close()
+
+
+@pytest.fixture
+def client(review_env):
+    """A Flask test client of the review app for analyst 'ann'."""
+    settings, store, _ids = review_env
+    app = create_app(settings, store)
+    return app.test_client()
+
+
+def csrf_of(page: str) -> str:
+    """Return the CSRF token embedded in a rendered page."""
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def events(store: Store) -> list[dict]:
+    """Return every review event, oldest first."""
+    with store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(reviews).order_by(reviews.c.id)).mappings()]
+
+
+def decide(client, article_id: int, **form) -> object:
+    """Post a decision with a valid CSRF token taken from the article page."""
+    token = csrf_of(client.get(f"/article/{article_id}").get_data(as_text=True))
+    return client.post(f"/article/{article_id}/decide", data={"csrf_token": token, **form})
+
+
+def test_queue_lists_each_flagged_cluster_once(client, review_env):
+    _settings, _store, ids = review_env
+    page = client.get("/").get_data(as_text=True)
+    assert page.count('class="queue-row"') == 3  # park (with its copy), care, xss; the road is not flagged
+    assert "Bewoners ontwerpen nieuw park mee" in page and "+1 copy" in page
+    assert "Polderveen krijgt park van bewoners" not in page and "Dijkweg" not in page
+    assert "3 remaining of 3 flagged" in " ".join(re.sub(r"<[^>]+>", "", page).split())
+
+
+@pytest.mark.parametrize("order,first", [("score", "park"), ("newest", "care"), ("uncertain", "xss")])
+def test_queue_orders_by_the_chosen_priority(client, review_env, order, first):
+    ids = review_env[2]
+    page = client.get(f"/?order={order}").get_data(as_text=True)
+    assert re.search(r'data-href="/article/(\d+)', page).group(1) == str(ids[first])
+
+
+def test_queue_filters_by_sector_outlet_and_dates(client):
+    assert client.get("/?sector=zorg").get_data(as_text=True).count('class="queue-row"') == 1
+    assert client.get("/?outlet=Rivierstad+Courant").get_data(as_text=True).count('class="queue-row"') == 1
+    page = client.get("/?date_from=2026-03-05&date_to=2026-03-11").get_data(as_text=True)
+    assert page.count('class="queue-row"') == 1 and "park" in page
+
+
+def test_article_page_highlights_evidence_by_kind(client, review_env):
+    ids = review_env[2]
+    page = client.get(f"/article/{ids['park']}").get_data(as_text=True)
+    for kind in ("participant", "construction", "organisation", "negative", "sentence"):
+        assert f"ev-{kind}" in page
+    assert re.search(r'<mark class="ev ev-participant ev-sentence"[^>]*>Bewoners</mark>', page)
+    assert "Codebook v1" in page and "zelfbouwkavels" in page  # the codebook panel
+    assert "Polderveen krijgt park van bewoners" in page  # cluster member listed
+
+
+@pytest.mark.parametrize("path", ["/", "/article/1", "/agreement", "/article/1/history", "/static/review.js", "/nope"])
+def test_every_response_carries_security_headers(client, path):
+    response = client.get(path)
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize("path", ["/article/1/decide", "/undo", "/article/1/settle", "/analyst"])
+def test_post_without_csrf_token_is_refused_and_writes_nothing(client, review_env, path):
+    store = review_env[1]
+    response = client.post(path, data={"cocreation": "1", "sector": "zorg", "type": "ontwerp", "analyst": "eve"})
+    assert response.status_code == 400
+    assert "Nothing was saved" in response.get_data(as_text=True)
+    assert events(store) == []
+    assert "ann" in client.get("/").get_data(as_text=True)
+
+
+def test_post_with_a_forged_csrf_token_is_refused(client, review_env):
+    response = client.post("/article/1/decide", data={"csrf_token": "forged", "cocreation": "0"})
+    assert response.status_code == 400 and events(review_env[1]) == []
+
+
+def test_untrusted_text_is_escaped_everywhere(client, review_env):
+    _settings, store, ids = review_env
+    decide(client, ids["xss"], cocreation="0", note='<script>window.__xss="note"</script><img src=x onerror=alert(1)>')
+    pages = [client.get(p).get_data(as_text=True) for p in
+             ("/?status=all", f"/article/{ids['xss']}", f"/article/{ids['xss']}/history")]
+    for page in pages:
+        assert "<script>window" not in page and "<img src=x" not in page and "<svg onload" not in page
+        assert 'href="javascript:' not in page
+        assert "<i>blad</i>" not in page
+    assert "&lt;script&gt;window.__xss" in pages[1]
+
+
+@pytest.mark.parametrize("url,expected", [("https://a.nl/x", "https://a.nl/x"), ("javascript:alert(1)", None),
+                                          (" JaVaScRiPt:alert(1)", None), ("data:text/html,x", None), ("", None)])
+def test_only_http_links_become_hrefs(url, expected):
+    assert safe_href(url) == expected
+
+
+def test_decision_is_appended_with_provenance_and_moves_on(client, review_env):
+    _settings, store, ids = review_env
+    response = decide(client, ids["park"], cocreation="1", sector="overheid", type="ontwerp", note="duidelijk")
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/article/{ids['care']}")
+    [event] = events(store)
+    assert (event["analyst"], event["action"], event["cocreation"], event["sector"], event["type"]) == \
+        ("ann", "decide", 1, "overheid", "ontwerp")
+    assert event["model_version"] == MODEL and event["codebook_version"] == "1" and event["previous"] == "{}"
+    assert event["created_at"]
+
+
+def test_saving_keeps_the_filters(client, review_env):
+    ids = review_env[2]
+    token = csrf_of(client.get(f"/article/{ids['park']}?order=newest").get_data(as_text=True))
+    response = client.post(f"/article/{ids['park']}/decide?order=newest", data={"csrf_token": token, "cocreation": "0"})
+    assert "order=newest" in response.headers["Location"]
+
+
+def test_a_no_drops_sector_and_type_and_a_yes_needs_them(client, review_env):
+    _settings, store, ids = review_env
+    response = decide(client, ids["care"], cocreation="1", sector="", type="ontwerp", note="mijn notitie")
+    assert response.status_code == 400 and events(store) == []
+    assert "A yes needs a sector" in response.get_data(as_text=True) and "mijn notitie" in response.get_data(as_text=True)
+    decide(client, ids["care"], cocreation="0", sector="zorg", type="ontwerp")
+    assert (events(store)[0]["sector"], events(store)[0]["type"]) == (None, None)
+
+
+def test_decision_on_a_copy_is_recorded_on_the_canonical_article(client, review_env):
+    _settings, store, ids = review_env
+    decide(client, ids["park_copy"], cocreation="1", sector="overheid", type="ontwerp")
+    assert events(store)[0]["article_id"] == ids["park"]
+    assert "+1 copy" not in client.get("/").get_data(as_text=True)  # the cluster left ann's queue
+
+
+def test_changes_and_undo_are_new_events_never_rewrites(client, review_env):
+    _settings, store, ids = review_env
+    decide(client, ids["park"], cocreation="1", sector="overheid", type="ontwerp")
+    first = events(store)
+    decide(client, ids["park"], cocreation="0")
+    assert json.loads(events(store)[1]["previous"])["cocreation"] == 1
+    token = csrf_of(client.get("/").get_data(as_text=True))
+    response = client.post("/undo", data={"csrf_token": token})
+    assert response.headers["Location"].endswith(f"/article/{ids['park']}")
+    undo = events(store)[2]
+    assert (undo["action"], undo["undoes_id"], undo["cocreation"], undo["sector"]) == ("undo", 2, 1, "overheid")
+    client.post("/undo", data={"csrf_token": token})
+    assert events(store)[3]["cocreation"] is None and store.current_reviews() == []
+    assert events(store)[:1] == first  # the first event is untouched
+    history = client.get(f"/article/{ids['park']}/history").get_data(as_text=True)
+    assert history.count("<tr class=\"event-") == 4 and "undo of #2" in history
+
+
+def test_kappa_on_a_constructed_case():
+    # ann yes yes no no, bea yes no no no: observed 0.75, expected 0.5 -> kappa 0.5.
+    assert kappa([1, 1, 0, 0], [1, 0, 0, 0]) == pytest.approx(0.5)
+    assert kappa([], []) is None and kappa([1, 1], [1, 1]) is None
+
+
+def test_agreement_page_shows_kappa_per_pair_and_settles_disagreements(review_env):
+    settings, store, ids = review_env
+    clients = {}
+    for name in ("ann", "bea"):
+        clients[name] = create_app(settings, store, analyst=name).test_client()
+    for name, labels in {"ann": ["1", "1", "0"], "bea": ["1", "0", "0"]}.items():
+        for key, value in zip(("park", "care", "xss"), labels):
+            decide(clients[name], ids[key], cocreation=value, sector="overheid", type="ontwerp")
+    [pair] = pair_agreement({a: {r["analyst"]: r for r in store.current_reviews() if r["article_id"] == a}
+                             for a in (ids["park"], ids["care"], ids["xss"])})
+    assert pair["n"] == 3 and pair["decision"]["kappa"] == pytest.approx(0.4)
+    page = clients["ann"].get("/agreement").get_data(as_text=True)
+    assert "ann &amp; bea" in page and "0.40" in page and "Patiënten denken mee" in page
+    assert ids["care"] not in store.final_labels()
+    token = csrf_of(page)
+    clients["ann"].post(f"/article/{ids['care']}/settle",
+                        data={"csrf_token": token, "cocreation": "1", "sector": "zorg", "type": "ontwerp"})
+    final = store.final_labels()[ids["care"]]
+    assert (final["action"], final["analyst"], final["sector"]) == ("settle", "ann", "zorg")
+    assert json.loads(final["previous"]) .keys() == {"ann", "bea"}
+    assert "settled" in clients["bea"].get("/agreement").get_data(as_text=True)
+
+
+def test_second_analyst_is_chosen_per_browser(client, review_env):
+    ids = review_env[2]
+    decide(client, ids["park"], cocreation="1", sector="overheid", type="ontwerp")
+    page = client.get("/analyst").get_data(as_text=True)
+    client.post("/analyst", data={"csrf_token": csrf_of(page), "analyst": "bea", "next": "//evil.example/"})
+    page = client.get("/").get_data(as_text=True)
+    assert "<strong>bea</strong>" in page and page.count('class="queue-row"') == 3
+
+
+def test_without_a_default_analyst_the_app_asks_for_a_name(review_env):
+    settings, store, _ids = review_env
+    client = create_app(settings.model_copy(update={"analyst": ""}), store).test_client()
+    response = client.get("/")
+    assert response.status_code == 302 and "/analyst" in response.headers["Location"]
+
+
+@pytest.mark.parametrize("host,ok", [("127.0.0.1", True), ("localhost", True), ("::1", True),
+                                     ("0.0.0.0", False), ("192.168.1.5", False), ("::", False)])
+def test_binding_beyond_loopback_needs_a_token(host, ok):
+    assert is_loopback(host) == ok
+    if ok:
+        check_binding(host, "")
+    else:
+        with pytest.raises(ConfigError, match="review_token"):
+            check_binding(host, "")
+        check_binding(host, "s3cret")
+
+
+def test_cli_refuses_to_serve_on_all_addresses_without_token(tmp_path):
+    result = radar("review", "--host", "0.0.0.0", env={"RADAR_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2 and "without an access token" in result.stderr
+
+
+def test_token_is_required_when_configured(review_env):
+    settings, store, _ids = review_env
+    client = create_app(settings.model_copy(update={"review_token": "s3cret"}), store).test_client()
+    assert client.get("/").status_code == 401
+    assert client.get("/?token=wrong").status_code == 401
+    assert client.get("/", headers={"X-Radar-Token": "s3cret"}).status_code == 200
+    login = client.get("/?token=s3cret&order=newest")
+    assert login.status_code == 302 and "token" not in login.headers["Location"]
+    assert client.get("/").status_code == 200  # the session cookie carries the login
+
+
+def test_foreign_host_header_is_refused_without_token(client):
+    assert client.get("/", headers={"Host": "evil.example:80"}).status_code == 400
+    assert client.get("/", headers={"Host": "localhost:8000"}).status_code == 200
