@@ -137,13 +137,13 @@ def score_cmd(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write scores (default stdout)."),
 ) -> None:
     """Score Dutch articles: co-creation probability, flag, sector, type and evidence per line."""
-    from pipeline.ingest import read_jsonl
+    from pipeline.ingest import parse_jsonl_lines, read_jsonl
     from pipeline.score import Scorer
 
     settings = _settings(ctx)
     try:
         scorer = Scorer.load(settings.model_dir)
-        source = read_jsonl(input) if input else _stdin_records()
+        source = read_jsonl(input) if input else parse_jsonl_lines(sys.stdin)
         bad: list[str] = []
         with (open(output, "w", encoding="utf-8") if output else nullcontext(sys.stdout)) as out:
             for result in scorer.score_stream(_valid_records(source, bad)):
@@ -153,17 +153,6 @@ def score_cmd(
     for problem in bad:
         typer.echo(f"radar: skipped {problem}", err=True)
     raise typer.Exit(EXIT_RUN_FAILED if bad else EXIT_OK)
-
-
-def _stdin_records():
-    for number, line in enumerate(sys.stdin, 1):
-        if line.strip():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, f"line {number}: not JSON ({exc.msg})"
-                continue
-            yield number, record if isinstance(record, dict) else f"line {number}: not a JSON object"
 
 
 def _valid_records(source, bad: list[str]):

@@ -7,7 +7,6 @@ reported figures are never measured on texts a model or threshold was fitted to.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter, defaultdict
@@ -34,18 +33,13 @@ KEYWORDS = re.compile(
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Read a JSONL file into dicts; a bad line is a ConfigError that names it."""
+    """Read a JSONL file into dicts; a bad line is a ConfigError that names it (labels must be whole)."""
+    from pipeline.ingest import read_jsonl as read_lines
     rows = []
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise ConfigError(f"{path} line {number} is not JSON: {exc.msg}") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    for _number, record in read_lines(path):
+        if isinstance(record, str):
+            raise ConfigError(f"{path} {record}")
+        rows.append(record)
     return rows
 
 

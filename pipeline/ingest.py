@@ -29,21 +29,26 @@ class IngestReport:
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict | str]]:
-    """Yield (line number, record) per line; a line that is not a JSON object yields its error."""
+    """Yield (line number, record) per line of a file; see parse_jsonl_lines."""
     try:
         handle = open(path, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, f"line {number}: not JSON ({exc.msg})"
-                continue
-            yield number, record if isinstance(record, dict) else f"line {number}: not a JSON object"
+        yield from parse_jsonl_lines(handle)
+
+
+def parse_jsonl_lines(lines: Iterable[str]) -> Iterator[tuple[int, dict | str]]:
+    """Yield (line number, record) per non-empty line; a line that is not a JSON object yields its error."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, f"line {number}: not JSON ({exc.msg})"
+            continue
+        yield number, record if isinstance(record, dict) else f"line {number}: not a JSON object"
 
 
 def article_from_record(record: dict, source: str = "ingest") -> Article:
