@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import logging
 import platform
 from dataclasses import dataclass, field
@@ -34,7 +35,10 @@ from pipeline.nlp import Analysis
 log = logging.getLogger(__name__)
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "radar"
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.")
+# skops already trusts plain estimators; these prefixes cover the private helpers it asks about
+# (e.g. sklearn.calibration._SigmoidCalibration). Types that call stored functions are refused.
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+REFUSED_TYPES = {"sklearn.preprocessing._function_transformer.FunctionTransformer"}
 RECALL_TARGET = 0.9  # the flag queue favours recall: what the detector misses is lost
 
 
@@ -203,13 +207,27 @@ def make_card(examples: list[Example], threshold: float, metrics: dict) -> dict:
     }
 
 
-def save_model(model: RadarModel, directory: Path = MODEL_DIR) -> Path:
-    """Write model.skops, card.json and card.md into a directory."""
-    directory.mkdir(parents=True, exist_ok=True)
+def save_model(model: RadarModel, directory: Path = MODEL_DIR, extra_files: dict[str, str] | None = None) -> Path:
+    """Write model.skops, card.json, card.md (and extra files) and swap them in as one directory.
+
+    A nightly run loading the model meanwhile sees the old model and card or the new ones, never a
+    new model with an old card.
+    """
+    staging = directory.with_name(f".{directory.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     sio.dump({"detector": model.detector, "sector": model.sector, "type": model.type,
-              "threshold": model.threshold}, directory / "model.skops", compression=8)
-    (directory / "card.json").write_text(json.dumps(model.card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (directory / "card.md").write_text(card_markdown(model.card), encoding="utf-8")
+              "threshold": model.threshold}, staging / "model.skops", compression=8)
+    (staging / "card.json").write_text(json.dumps(model.card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (staging / "card.md").write_text(card_markdown(model.card), encoding="utf-8")
+    for name, text in (extra_files or {}).items():
+        (staging / name).write_text(text, encoding="utf-8")
+    retired = directory.with_name(f".{directory.name}.old")
+    shutil.rmtree(retired, ignore_errors=True)
+    if directory.exists():
+        directory.rename(retired)
+    staging.rename(directory)
+    shutil.rmtree(retired, ignore_errors=True)
     return directory
 
 
@@ -218,16 +236,24 @@ def load_model(directory: Path = MODEL_DIR) -> RadarModel:
     card_path, model_path = directory / "card.json", directory / "model.skops"
     if not card_path.exists() or not model_path.exists():
         raise ModelError(f"no trained model in {directory}: run `radar train` first")
-    card = json.loads(card_path.read_text(encoding="utf-8"))
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read the model card {card_path}: {exc}; retrain with `radar train`") from exc
     codebook = load_codebook()
     if card.get("codebook_version") != codebook.version:
         raise ModelError(f"the model in {directory} was trained for codebook version {card.get('codebook_version')!r}, "
                          f"but this code uses version {codebook.version!r}: retrain with `radar train`")
-    untrusted = sio.get_untrusted_types(file=model_path)
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
-    if refused:
-        raise ModelError(f"{model_path} contains types outside scikit-learn/NumPy/SciPy: {refused}; not loading it")
-    parts = sio.load(model_path, trusted=untrusted)
+    try:
+        untrusted = sio.get_untrusted_types(file=model_path)
+        refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES) or t in REFUSED_TYPES]
+        if refused:
+            raise ModelError(f"{model_path} contains types outside scikit-learn/NumPy/SciPy: {refused}; not loading it")
+        parts = sio.load(model_path, trusted=untrusted)
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file must stop scoring, not crash the run
+        raise ModelError(f"cannot load {model_path}: {exc!r}; retrain with `radar train`") from exc
     return RadarModel(parts["detector"], parts["sector"], parts["type"], float(parts["threshold"]), card)
 
 

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from pipeline.errors import RadarError, RunLocked
+from pipeline.errors import RadarError, RunCrashed, RunLocked
 from pipeline.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -57,6 +57,8 @@ def run_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", he
         report = run_nightly(settings)
     except RunLocked as exc:
         _fail(exc, EXIT_LOCKED)
+    except RunCrashed as exc:
+        _fail(exc, EXIT_RUN_FAILED)
     except RadarError as exc:
         _fail(exc)
     typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) if as_json else summarise(report))

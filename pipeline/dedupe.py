@@ -72,3 +72,30 @@ class NearDuplicateIndex:
         for article_id, blob in rows:
             index.add(article_id, signature_from_bytes(blob))
         return index
+
+
+def find_duplicate(store, index: NearDuplicateIndex, article) -> tuple[tuple[int, str, float] | None, MinHash | None]:
+    """Return ((canonical id, 'exact' | 'near', similarity) or None, signature) for a new article.
+
+    Exact copies (same normalised text) join the cluster of the stored copy; near copies join the
+    most similar cluster head above the threshold.
+    """
+    sig = minhash_of(article.text)
+    same = store.find_article(content_hash=article.content_hash)
+    if same is not None:
+        return (store.canonical_of(same), "exact", 1.0), sig
+    if sig is not None:
+        match = index.best_match(sig)
+        if match is not None:
+            return (match[0], "near", round(match[1], 3)), sig
+    return None, sig
+
+
+def save_deduplicated(store, index: NearDuplicateIndex, article, **save_kwargs) -> bool:
+    """Store an article with its duplicate link and signature; return True when it heads a new cluster."""
+    duplicate, sig = find_duplicate(store, index, article)
+    article_id = store.save_article(article, duplicate=duplicate,
+                                    minhash=signature_bytes(sig) if sig is not None else None, **save_kwargs)
+    if duplicate is None and sig is not None:
+        index.add(article_id, sig)
+    return duplicate is None

@@ -15,6 +15,10 @@ class RunLocked(RadarError):
     """Another run holds the lock."""
 
 
+class RunCrashed(RadarError):
+    """A run stopped on an unexpected error; it is recorded as crashed and its work so far is kept."""
+
+
 class StoreError(RadarError):
     """The database cannot be used (wrong schema version, unreachable)."""
 

@@ -14,6 +14,7 @@ import logging
 import re
 import unicodedata
 from datetime import datetime
+from functools import lru_cache
 from urllib.parse import urldefrag
 from zoneinfo import ZoneInfo
 
@@ -48,7 +49,11 @@ def _cp1252_fallback(err: UnicodeDecodeError) -> tuple[str, int]:
     return "".join(bytes([b]).decode("latin-1" if b in CP1252_HOLES else "cp1252") for b in bad), err.end
 
 
-codecs.register_error("radar_cp1252_fallback", _cp1252_fallback)
+@lru_cache(maxsize=1)
+def _register_cp1252_fallback() -> str:
+    # Registered on first use, not on import: importing the package changes no global state.
+    codecs.register_error("radar_cp1252_fallback", _cp1252_fallback)
+    return "radar_cp1252_fallback"
 
 
 # -- identity -----------------------------------------------------------------
@@ -103,7 +108,7 @@ def decode_html(body: bytes, declared: str | None = None) -> tuple[str, str]:
             return body.decode(encoding), encoding
         except (LookupError, UnicodeDecodeError):
             continue
-    return body.decode("utf-8", errors="radar_cp1252_fallback"), "utf-8+cp1252"
+    return body.decode("utf-8", errors=_register_cp1252_fallback()), "utf-8+cp1252"
 
 
 def _declared_charsets(body: bytes, declared: str | None) -> list[str]:

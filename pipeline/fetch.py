@@ -142,18 +142,19 @@ class HttpClient:
             media = headers.get("content-type", "").split(";")[0].strip().lower()
             if media not in accept:
                 raise FetchError("unsupported_content_type", f"{media} at {final}", status=resp.status_code)
-            body = self._read_capped(resp, started)
+            body = self._read_capped(resp)
             return Response(url, final, resp.status_code, headers, body, time.monotonic() - started, hops)
         finally:
             resp.close()
 
-    def _read_capped(self, resp: requests.Response, started: float) -> bytes:
+    def _read_capped(self, resp: requests.Response) -> bytes:
         cap = self.settings.max_bytes
         declared = resp.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > cap:
             raise FetchError("too_large", f"Content-Length {declared} > {cap} bytes", status=resp.status_code)
         # A slow drip can keep each read under the read timeout forever: bound the whole body too.
-        deadline = started + self.settings.read_timeout * 3
+        # The clock starts here, not at the request: pacing and Retry-After waits are politeness.
+        deadline = time.monotonic() + self.settings.read_timeout * 3
         chunks, size = [], 0
         try:
             for chunk in resp.iter_content(CHUNK):
@@ -206,7 +207,8 @@ class HttpClient:
             parser = self._robots.get(host)
         if isinstance(parser, RobotFileParser):
             delay = parser.crawl_delay(self.settings.user_agent)
-            return float(delay) if delay else None
+            # Honoured up to max_retry_after: a site asking for minutes per page is read slowly, not never.
+            return min(float(delay), self.settings.max_retry_after) if delay else None
         return None
 
 
@@ -231,9 +233,12 @@ def map_by_host(
     for task in tasks:
         by_host.setdefault(host_of(url_of(task)), []).append(task)
     done: "queue.SimpleQueue[tuple[T, R | BaseException] | None]" = queue.SimpleQueue()
+    stop = threading.Event()  # set when the caller stops consuming, so no more pages are fetched for nothing
 
     def run_host(host_tasks: list[T]) -> None:
         for task in host_tasks:
+            if stop.is_set():
+                break
             try:
                 done.put((task, work(task)))
             except BaseException as exc:  # noqa: BLE001 - reported to the caller, never lost
@@ -244,10 +249,14 @@ def map_by_host(
         for host_tasks in by_host.values():
             pool.submit(run_host, host_tasks)
         remaining = len(by_host)
-        while remaining:
-            result = done.get()
-            if result is None:
-                remaining -= 1
-            else:
-                yield result
+        try:
+            while remaining:
+                result = done.get()
+                if result is None:
+                    remaining -= 1
+                else:
+                    yield result
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
 

@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from pipeline.dedupe import NearDuplicateIndex, signature_bytes
+from pipeline.dedupe import NearDuplicateIndex, save_deduplicated
 from pipeline.errors import ConfigError
 from pipeline.extract import canonical_url, content_hash, guess_language
-from pipeline.nightly import find_duplicate
 from pipeline.records import Article
 from pipeline.store import Store
 
@@ -84,13 +83,8 @@ def ingest_records(store: Store, records: Iterable[tuple[int, dict | str]], thre
                               canonical_url=article.canonical_url or None):
             report.already_stored += 1
             continue
-        duplicate, sig = find_duplicate(store, index, article)
-        article_id = store.save_article(article, run_id=run_id, duplicate=duplicate,
-                                        minhash=signature_bytes(sig) if sig is not None else None)
-        if duplicate is None:
+        if save_deduplicated(store, index, article, run_id=run_id):
             report.new += 1
-            if sig is not None:
-                index.add(article_id, sig)
         else:
             report.duplicate += 1
     log.info("ingest: %d new, %d duplicate, %d already stored, %d invalid", report.new, report.duplicate,

@@ -14,9 +14,9 @@ from typing import Iterator
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from pipeline.dedupe import NearDuplicateIndex, minhash_of, signature_bytes
-from pipeline.errors import ExtractError, FetchError, RunLocked
-from pipeline.extract import build_article
+from pipeline.dedupe import NearDuplicateIndex, save_deduplicated
+from pipeline.errors import ExtractError, FetchError, RadarError, RunCrashed, RunLocked
+from pipeline.extract import build_article, guess_language
 from pipeline.feeds import load_feed_list, parse_feed
 from pipeline.fetch import FEED_TYPES, HTML_TYPES, HttpClient, host_of, is_public_host, map_by_host
 from pipeline.records import Article, FeedConfig, Response
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 # Policy refusals are final: fetching again would give the same answer.
 SKIP_REASONS = {"robots_disallowed", "private_address", "unsupported_content_type", "too_large",
-                "too_many_redirects", "bad_url", "duplicate_url"}
+                "too_many_redirects", "bad_url", "duplicate_url", "feed_entities_refused"}
 
 
 @dataclass
@@ -93,7 +93,11 @@ def run_lock(settings: Settings) -> Iterator[None]:
 def open_store(settings: Settings) -> Store:
     """Open the configured database and migrate it forward."""
     store = Store(settings.effective_database_url)
-    store.migrate()
+    try:
+        store.migrate()
+    except Exception:
+        store.close()
+        raise
     return store
 
 
@@ -104,19 +108,34 @@ def run_nightly(settings: Settings) -> RunReport:
         try:
             store.close_interrupted_runs()
             report = RunReport(run_id=store.start_run("run"))
-            configs = load_feed_list(settings.feeds_file)
-            client = HttpClient(settings)
             try:
-                _timed(report, "1_feeds", lambda: fetch_feeds(store, client, configs, report, settings))
-                _timed(report, "2_articles", lambda: fetch_articles(store, client, report, settings))
-            finally:
-                client.close()
-            _timed(report, "3_scoring", lambda: score_new_articles(store, report, settings))
+                run_stages(store, report, settings)
+            except RadarError:
+                store.finish_run(report.run_id, "failed", report.as_dict())
+                raise
+            except Exception as exc:
+                # Every article stored so far stays stored; the run is recorded with what it did.
+                log.exception("run %d stopped on an unexpected error", report.run_id)
+                store.finish_run(report.run_id, "crashed", {**report.as_dict(), "error": repr(exc)})
+                raise RunCrashed(f"run {report.run_id} stopped on an unexpected error: {exc!r}; "
+                                 "what it stored is kept, the next run continues") from exc
             report.status = judge_run(report, settings)
             store.finish_run(report.run_id, report.status, report.as_dict())
             return report
         finally:
             store.close()
+
+
+def run_stages(store: Store, report: RunReport, settings: Settings) -> None:
+    """Run the numbered stages in order, timing each."""
+    configs = load_feed_list(settings.feeds_file)
+    client = HttpClient(settings)
+    try:
+        _timed(report, "1_feeds", lambda: fetch_feeds(store, client, configs, report, settings))
+        _timed(report, "2_articles", lambda: fetch_articles(store, client, report, settings))
+    finally:
+        client.close()
+    _timed(report, "3_scoring", lambda: score_new_articles(store, report, settings))
 
 
 def _timed(report: RunReport, stage: str, func) -> None:
@@ -177,8 +196,8 @@ def record_feed(store: Store, feed_id: int, cfg: FeedConfig, result: Response | 
 
 def _feed_failed(store: Store, feed_id: int, cfg: FeedConfig, exc: BaseException, run_id: int,
                  response: Response | None = None) -> FeedOutcome:
-    reason = exc.reason if isinstance(exc, FetchError) else f"internal_error: {exc!r}"
-    detail = str(exc)
+    reason = exc.reason if isinstance(exc, FetchError) else "internal_error"  # a short, stable code
+    detail = str(exc) if isinstance(exc, FetchError) else repr(exc)
     if not isinstance(exc, FetchError):
         log.error("feed %s: unexpected error\n%s", cfg.name, "".join(traceback.format_exception(exc)))
     store.record_fetch(run_id, "feed", cfg.url, reason, detail=detail,
@@ -232,34 +251,25 @@ def store_item_result(store: Store, index: NearDuplicateIndex, item: dict,
         _item_failed(store, item, result, report)
         return
     response, article = result
+    if not reads_as_dutch(article):
+        store.mark_item(item["id"], "skipped", f"not_dutch: page language {article.language!r}")
+        _count(report.skipped, "not_dutch")
+        return
     if store.find_article(canonical_url=article.canonical_url):
         store.mark_item(item["id"], "skipped", "duplicate_url: redirects to an article already stored")
         _count(report.skipped, "duplicate_url")
         return
-    duplicate, sig = find_duplicate(store, index, article)
-    article_id = store.save_article(
-        article, run_id=report.run_id, item_id=item["id"], response=response, duplicate=duplicate,
-        minhash=signature_bytes(sig) if sig is not None else None,
-    )
-    if duplicate is None:
+    if save_deduplicated(store, index, article, run_id=report.run_id, item_id=item["id"], response=response):
         report.articles_new += 1
-        if sig is not None:
-            index.add(article_id, sig)
     else:
         report.articles_duplicate += 1
 
 
-def find_duplicate(store: Store, index: NearDuplicateIndex, article: Article):
-    """Return ((canonical id, kind, similarity) or None, signature) for a new article."""
-    sig = minhash_of(article.text)
-    same = store.find_article(content_hash=article.content_hash)
-    if same is not None:
-        return (store.canonical_of(same), "exact", 1.0), sig
-    if sig is not None:
-        match = index.best_match(sig)
-        if match is not None:
-            return (match[0], "near", round(match[1], 3)), sig
-    return None, sig
+def reads_as_dutch(article: Article) -> bool:
+    """Tell whether an article is Dutch: it says so, or its words read as Dutch (pages often omit lang)."""
+    if not article.language or article.language.lower().startswith("nl"):
+        return True
+    return guess_language(article.text) == "nl"
 
 
 def _item_failed(store: Store, item: dict, exc: BaseException, report: RunReport) -> None:

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from pipeline.classify import Example, RadarModel, save_model, threshold_for_recall, train_model
 from pipeline.evaluate import cross_validate, load_labelled, load_written
+from pipeline.extract import content_hash
 from pipeline.nlp import analyse
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,9 @@ def gather_examples(articles: Path | None, labels: Path | None, use_written: boo
     """Load the real labelled texts, the analysts' final reviews and, optionally, the written texts."""
     real = load_labelled(articles, labels) if articles and labels else []
     if database_url:
-        known = {e.id for e in real}
-        real += [e for e in reviewed_examples(database_url) if e.id not in known]
+        # A dev text that was also ingested and reviewed must count once, or CV would test on training text.
+        known = {content_hash(e.text) for e in real}
+        real += [e for e in reviewed_examples(database_url) if content_hash(e.text) not in known]
     extra = load_written() if use_written else []
     return TrainingData(real, extra)
 
@@ -71,6 +73,7 @@ def train_and_evaluate(data: TrainingData, model_dir: Path, folds: int = 5, prog
     extra_analyses = analyse([(e.title, e.text) for e in data.extra])
     log.info("nlp: %d texts analysed in %.1fs", len(data.real) + len(data.extra), time.monotonic() - started)
     metrics: dict = {}
+    out_of_fold: list[dict] = []
     threshold = 0.5
     if sum(e.cocreation for e in data.real) >= folds:
         show = progress and sys.stderr.isatty()
@@ -82,10 +85,8 @@ def train_and_evaluate(data: TrainingData, model_dir: Path, folds: int = 5, prog
         labels = np.array([e.cocreation for e in data.real], dtype=int)
         threshold = threshold_for_recall(np.array([oof[e.id] for e in data.real]), labels)
     model = train_model(data.real + data.extra, real_analyses + extra_analyses, threshold, metrics)
-    save_model(model, model_dir)
-    if metrics:
-        # Out-of-fold predictions let notebooks draw honest PR curves without re-running the CV.
-        (model_dir / "cv_predictions.jsonl").write_text(
-            "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in out_of_fold), encoding="utf-8")
+    # Out-of-fold predictions let notebooks draw honest PR curves without re-running the CV.
+    extra = {"cv_predictions.jsonl": "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in out_of_fold)}
+    save_model(model, model_dir, extra if metrics else None)
     log.info("trained model %s in %.1fs", model.version, time.monotonic() - started)
     return model, metrics

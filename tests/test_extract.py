@@ -33,6 +33,7 @@ def test_real_page_text_and_date(gold):
     url = gold["url"] if gold["url"] not in (None, "None") else None
     article = build_article(html, url or "http://example.invalid/a", tz=gold["timezone"], min_chars=0)
     recall, precision = token_recall_precision(gold["expected_text"], article.text)
+    assert article.extra["is_article"] is True  # the page says it is an article (og:type, JSON-LD)
     assert recall >= 0.9, f"text missing: recall {recall:.2f}"
     assert precision >= 0.8, f"boilerplate kept: precision {precision:.2f}"
     expected = gold["expected_date_local"]

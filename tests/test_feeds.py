@@ -60,7 +60,7 @@ def test_entity_expansion_bomb_is_refused_without_eating_memory():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert err.value.reason == "feed_entities_refused"
-    assert peak < 5_000_000 and time.monotonic() - started < 1.0
+    assert peak < 5_000_000 and time.monotonic() - started < 3.0  # an expanding bomb takes minutes and GBs
 
 
 def test_relative_links_resolve_against_feed_url():

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
-from pipeline.errors import RunLocked
+from pipeline.errors import RunCrashed, RunLocked
 from pipeline.nightly import run_lock, run_nightly, summarise
 from pipeline.store import Store
 from tests.conftest import article_html, corpus_articles, rss
@@ -164,8 +162,43 @@ def test_too_many_failed_feeds_fail_the_run(server, make_settings):
 
 def test_second_run_is_refused_while_locked(make_settings):
     settings = make_settings([])
-    entered = threading.Event()
     with run_lock(settings):
-        entered.set()
         with pytest.raises(RunLocked, match="another radar run"):
             run_nightly(settings)
+
+
+def test_unexpected_error_stops_fetching_records_a_crash_and_loses_nothing(server, make_settings, texts, monkeypatch):
+    import pipeline.nightly as nightly
+    items = []
+    for i, art in enumerate(texts[:6]):
+        server.add(f"/s/{i}.html", Reply(200, article_html(art["title"], art["text"]).encode(),
+                                         {"Content-Type": "text/html"}, delay=0.3))
+        items.append({"title": art["title"], "link": server.url(f"/s/{i}.html")})
+    server.page("/feed.xml", rss(items), "application/rss+xml")
+    settings = make_settings([{"name": "krant", "url": server.url("/feed.xml")}], workers=1)
+    real_save = nightly.save_deduplicated
+    calls = []
+
+    def failing_save(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk on fire")
+        return real_save(*args, **kwargs)
+    monkeypatch.setattr(nightly, "save_deduplicated", failing_save)
+    with pytest.raises(RunCrashed, match="disk on fire"):
+        run_nightly(settings)
+    fetched = sum(server.hits(f"/s/{i}.html") for i in range(6))
+    assert fetched < 6  # the crash stopped the fetch threads instead of draining every host
+    assert _store(settings).recent_runs(1)[0]["status"] == "crashed"
+    monkeypatch.setattr(nightly, "save_deduplicated", real_save)
+    again = run_nightly(settings)
+    assert again.status == "ok" and len(_store(settings).articles()) == 6
+
+
+def test_non_dutch_page_is_skipped(server, make_settings):
+    english = ("The city council met on Tuesday to discuss the new budget for the harbour district. "
+               "Several members said that the plans were too expensive and would have to be changed. ") * 4
+    server.page("/en.html", f'<html lang="en"><body><article><h1>Budget</h1><p>{english}</p></article></body></html>')
+    server.page("/feed.xml", rss([{"title": "Budget", "link": server.url("/en.html")}]), "application/rss+xml")
+    report = run_nightly(make_settings([{"name": "krant", "url": server.url("/feed.xml")}]))
+    assert report.skipped == {"not_dutch": 1} and report.articles_new == 0

@@ -291,9 +291,25 @@ def test_second_analyst_is_chosen_per_browser(client, review_env):
     ids = review_env[2]
     decide(client, ids["park"], cocreation="1", sector="overheid", type="ontwerp")
     page = client.get("/analyst").get_data(as_text=True)
-    client.post("/analyst", data={"csrf_token": csrf_of(page), "analyst": "bea", "next": "//evil.example/"})
+    answer = client.post("/analyst", data={"csrf_token": csrf_of(page), "analyst": "bea", "next": "//evil.example/"})
+    assert answer.status_code == 302 and "evil" not in answer.headers["Location"]
     page = client.get("/").get_data(as_text=True)
     assert "<strong>bea</strong>" in page and page.count('class="queue-row"') == 3
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "/\t/evil.example", "/\\evil.example", "https://evil.example/",
+                                    "javascript:alert(1)", "/\n/evil.example"])
+def test_analyst_form_never_redirects_off_site(client, target):
+    page = client.get("/analyst").get_data(as_text=True)
+    answer = client.post("/analyst", data={"csrf_token": csrf_of(page), "analyst": "bea", "next": target})
+    assert answer.status_code == 302 and "evil" not in answer.headers["Location"]
+    assert answer.headers["Location"].startswith("/")
+
+
+def test_local_redirect_target_is_kept(client):
+    page = client.get("/analyst").get_data(as_text=True)
+    answer = client.post("/analyst", data={"csrf_token": csrf_of(page), "analyst": "bea", "next": "/agreement"})
+    assert answer.headers["Location"] == "/agreement"
 
 
 def test_without_a_default_analyst_the_app_asks_for_a_name(review_env):

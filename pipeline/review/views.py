@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
+from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 
@@ -206,6 +207,18 @@ def settle(article_id: int):
     return redirect(url_for("review.agreement_page"))
 
 
+def is_local_path(target: str) -> bool:
+    """Tell whether a redirect target stays on this site (no scheme, no host, no control characters).
+
+    Browsers drop tabs and newlines from URLs, so "/\t/evil.example" would become "//evil.example":
+    an open redirect that lets a crafted link send the analyst elsewhere.
+    """
+    if not target.startswith("/") or any(ord(ch) < 32 or ch == "\\" for ch in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc and not target.startswith("//")
+
+
 @bp.route("/analyst", methods=["GET", "POST"])
 def choose_analyst():
     """Ask for, or change, the analyst name recorded with this browser's decisions."""
@@ -214,7 +227,6 @@ def choose_analyst():
         name = " ".join(request.form.get("analyst", "").split())[:100]
         if name:
             session["analyst"] = name
-            # Only local paths: an open redirect would let a link send the analyst elsewhere.
-            return redirect(target if target.startswith("/") and not target.startswith(("//", "/\\")) else url_for("review.queue"))
+            return redirect(target if is_local_path(target) else url_for("review.queue"))
         flash("Enter a name.", "error")
     return render_template("analyst.html", next=target)
