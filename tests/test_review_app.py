@@ -350,3 +350,10 @@ def test_token_is_required_when_configured(review_env):
 def test_foreign_host_header_is_refused_without_token(client):
     assert client.get("/", headers={"Host": "evil.example:80"}).status_code == 400
     assert client.get("/", headers={"Host": "localhost:8000"}).status_code == 200
+
+
+def test_decision_on_a_missing_article_is_404_and_writes_nothing(client, review_env):
+    _settings, store, ids = review_env
+    token = csrf_of(client.get(f"/article/{ids['park']}").get_data(as_text=True))
+    answer = client.post("/article/999999/decide", data={"csrf_token": token, "cocreation": "0"})
+    assert answer.status_code == 404 and store.current_reviews() == []

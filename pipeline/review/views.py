@@ -109,6 +109,8 @@ def _position(entries: list, canonical_id: int) -> str:
 def decide(article_id: int):
     """Append the analyst's decision for the article's cluster and move on to the next article."""
     c, analyst = ctx(), current_analyst()
+    if queries.article_by_id(c.store, article_id) is None:
+        abort(404)  # a decision on a missing article would otherwise fail in the database as a 500
     filters = queries.QueueFilters.from_args(request.args)
     form = _posted_form()
     label, error = _label_from(form)
