@@ -56,8 +56,11 @@ def _articles_frame(store) -> pd.DataFrame:
                            "reviewed_at": v["created_at"]} for k, v in store.final_labels().items()],
                          columns=["article_id", "final_cocreation", "final_sector", "final_type", "borderline",
                                   "reviewed_by", "reviewed_at"])
+    # A near-duplicate cluster is reviewed once, on its canonical article: its members carry that label,
+    # as in `radar export`.
+    final = final.rename(columns={"article_id": "cluster_id"})
     merged = articles.merge(predictions.drop(columns=["id", "created_at", "run_id"], errors="ignore"),
-                            on="article_id", how="left").merge(final, on="article_id", how="left")
+                            on="article_id", how="left").merge(final, on="cluster_id", how="left")
     return merged.reindex(columns=COLUMNS)
 
 
