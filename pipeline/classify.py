@@ -189,8 +189,8 @@ def make_card(examples: list[Example], threshold: float, metrics: dict) -> dict:
         bucket["texts"] += 1
         bucket["positives"] += int(ex.cocreation)
     now = datetime.now(timezone.utc)
-    # The version changes with the data and with the model's definition, not with the clock alone.
-    spec = hashlib.sha256(f"{digest}{make_pipeline(0.0)!r}{RECALL_TARGET}".encode()).hexdigest()
+    # The version changes with the data, the lexicon (the evidence features) and the model's definition.
+    spec = hashlib.sha256(f"{digest}{lexicon_digest()}{make_pipeline(0.0)!r}{RECALL_TARGET}".encode()).hexdigest()
     return {
         "model_version": f"{now:%Y%m%d}-{spec[:8]}",
         "trained_at": now.isoformat(timespec="seconds"),
@@ -198,6 +198,7 @@ def make_card(examples: list[Example], threshold: float, metrics: dict) -> dict:
         "labels": {"sector": list(codebook.sectors), "type": list(codebook.types)},
         "threshold": round(threshold, 4),
         "threshold_policy": f"highest threshold with recall >= {RECALL_TARGET} on out-of-fold scores",
+        "lexicon_sha256": lexicon_digest(),
         "training_data": {"sha256": digest, "counts": counts,
                           "ids": sorted(f"{ex.origin}:{ex.id}" for ex in examples)},
         "metrics": metrics,
@@ -205,6 +206,15 @@ def make_card(examples: list[Example], threshold: float, metrics: dict) -> dict:
                       "spacy": spacy.__version__, "simplemma": simplemma.__version__,
                       "skops": __import__("skops").__version__},
     }
+
+
+def lexicon_digest() -> str:
+    """Return a hash of the lexicon files the evidence features come from."""
+    from pipeline.nlp import LEXICON_DIR
+    digest = hashlib.sha256()
+    for path in sorted(LEXICON_DIR.glob("*.toml")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
 
 
 def save_model(model: RadarModel, directory: Path = MODEL_DIR, extra_files: dict[str, str] | None = None) -> Path:

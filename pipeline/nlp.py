@@ -263,10 +263,12 @@ def score_sentences(doc: Doc, component: CocreationEvidence) -> list[float]:
 def _categories_in(sent: Span, component: CocreationEvidence) -> dict[str, list[float]]:
     found: dict[str, list[float]] = {"organisation": [], "participant": [], "construction": [], "negative": []}
     for span in sent.doc.spans[SPAN_KEY]:
-        if span.start >= sent.start and span.end <= sent.end:
-            entry = component.entry_of(span.label_)
-            if entry is not None:
-                found[entry.category].append(entry.weight)
+        if span.start < sent.start or span.end > sent.end:
+            continue
+        entry = component.entry_of(span.label_)
+        if entry is None:
+            continue
+        found[entry.category].append(entry.weight)
     return found
 
 
