@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -181,12 +181,6 @@ def summarise_cv(real: list[Example], y: np.ndarray, scores: np.ndarray, flags: 
                       "predicted_sector": sectors.get(i), "type": e.type, "predicted_type": types.get(i)}
                      for i, e in enumerate(real)]
     return result
-
-
-def describe_counts(examples: list[Example]) -> dict[str, Counter]:
-    """Return counts of examples per origin and label, for logs and cards."""
-    return {"origin": Counter(e.origin for e in examples),
-            "positives": Counter(e.origin for e in examples if e.cocreation)}
 
 
 def evaluate_model(articles: Path, labels: Path, model_dir: Path) -> dict:

@@ -173,7 +173,6 @@ class CocreationEvidence:
         # the token Matcher, whose state machine cost 90 % of the time when it held all 2,700 patterns.
         self.phrases = PhraseMatcher(nlp.vocab, attr="NORM")
         self.matcher = Matcher(nlp.vocab)
-        self.meta: dict[str, LexiconEntry] = {}
         self.suffixes: dict[str, LexiconEntry] = {}
         # Several blocks may share a key (exact and compound organisations); the first one's weight counts.
         self.by_label: dict[str, LexiconEntry] = {}
@@ -181,7 +180,6 @@ class CocreationEvidence:
             self.by_label.setdefault(f"{entry.category}:{entry.key}", entry)
         for number, entry in enumerate(lexicon.entries):
             label = f"{entry.category}:{entry.key}#{number}"
-            self.meta[label] = entry
             plain = [p for p in entry.patterns if not _has_operator(p)]
             complex_ = [p for p in entry.patterns if _has_operator(p)]
             if plain:
