@@ -237,15 +237,15 @@ def review_cmd(
 ) -> None:
     """Start the analyst's review web app and print its link."""
     from pipeline.nightly import open_store
+    from pipeline.review.analysts import check_token_setting
     from pipeline.review.app import serve
-    from pipeline.review.security import check_binding
 
     settings = _settings(ctx)
     bind_host = host or settings.review_host
     bind_port = settings.review_port if port is None else port
     try:
-        check_binding(bind_host, settings.review_token)
-        store = open_store(settings)
+        check_token_setting(settings.review_token)
+        store = open_store(settings)  # the binding check in serve() needs to know the registered analysts
     except RadarError as exc:
         _fail(exc)
     try:
@@ -257,6 +257,73 @@ def review_cmd(
         _fail(RadarError(f"cannot serve on {bind_host}:{bind_port}: {exc}; choose another --port"))
     finally:
         store.close()
+
+
+analysts_app = typer.Typer(help="Analysts' own access tokens for a review app served to others.",
+                           no_args_is_help=True)
+app.add_typer(analysts_app, name="analysts")
+
+
+def _with_store(ctx: typer.Context, action):
+    from pipeline.nightly import open_store
+
+    settings = _settings(ctx)
+    try:
+        store = open_store(settings)
+        try:
+            return action(store)
+        finally:
+            store.close()
+    except RadarError as exc:
+        _fail(exc)
+
+
+@analysts_app.command("add")
+def analysts_add_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The name recorded with the analyst's decisions."),
+    lead: bool = typer.Option(False, "--lead", help="May settle disputes they took no part in."),
+) -> None:
+    """Register an analyst and print their token once (only its hash is stored)."""
+    from pipeline.review.analysts import add_analyst, clean_name
+
+    try:
+        name = clean_name(name)
+    except RadarError as exc:
+        _fail(exc)
+    token = _with_store(ctx, lambda store: add_analyst(store, name, lead=lead))
+    typer.echo(token)
+    typer.echo(f"Added analyst {name}{' (lead)' if lead else ''}. This is the only time the token is shown: "
+               "give it to them privately. They open the review link with ?token=TOKEN once, or send the "
+               "X-Radar-Token header. Lost it? `radar analysts rotate NAME`.", err=True)
+
+
+@analysts_app.command("list")
+def analysts_list_cmd(ctx: typer.Context) -> None:
+    """List the registered analysts, their role and whether they are disabled (never their tokens)."""
+    rows = _with_store(ctx, lambda store: store.list_analysts())
+    if not rows:
+        typer.echo("No analysts: the review app runs single-user on 127.0.0.1. Add one with `radar analysts add NAME`.")
+    for row in rows:
+        role = "lead" if row["is_lead"] else "analyst"
+        typer.echo(f"{row['name']}\t{role}\tadded {row['created_at']}" + ("\tdisabled" if row["disabled"] else ""))
+
+
+@analysts_app.command("remove")
+def analysts_remove_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="The analyst to disable.")) -> None:
+    """Disable an analyst: their token and open sessions stop working; their decisions stay."""
+    if not _with_store(ctx, lambda store: store.disable_analyst(name)):
+        _fail(RadarError(f"there is no analyst {name!r}: see `radar analysts list`"))
+    typer.echo(f"Disabled {name}; `radar analysts rotate {name}` gives them a new token.")
+
+
+@analysts_app.command("rotate")
+def analysts_rotate_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="The analyst.")) -> None:
+    """Print a new token for an analyst (enabling them again); the old token stops working."""
+    from pipeline.review.analysts import rotate_token
+
+    typer.echo(_with_store(ctx, lambda store: rotate_token(store, name)))
+    typer.echo(f"New token for {name}, shown only now; the old one no longer works.", err=True)
 
 
 @app.command("export")

@@ -160,6 +160,18 @@ reviews = Table(
     Column("created_at", String(40), nullable=False),
 )
 
+# Analysts with their own access token, for an app served to others. Only a hash of the token is kept;
+# a removed analyst is disabled, not deleted, so the name stays tied to the decisions made under it.
+analysts = Table(
+    "analysts", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("is_lead", Integer, nullable=False, default=0),
+    Column("created_at", String(40), nullable=False),
+    Column("disabled", Integer, nullable=False, default=0),
+)
+
 VERSION_1_TABLES = [schema_info, feeds, runs, fetches, items, pages, articles, duplicates, signatures]
 
 
@@ -175,6 +187,10 @@ def _migrate_to_3(conn: Connection) -> None:
     metadata.create_all(conn, tables=[reviews])
 
 
+def _migrate_to_5(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[analysts])
+
+
 # Forward migrations in order; entry i brings the schema from version i to i + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_5]
 SCHEMA_VERSION = len(MIGRATIONS)

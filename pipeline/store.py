@@ -16,7 +16,7 @@ from pipeline.errors import StoreError
 from pipeline.records import Article, FeedConfig, FeedEntry, Response
 # The tables are re-exported here: callers use `from pipeline.store import Store, reviews`.
 from pipeline.schema import (  # noqa: F401
-    MIGRATIONS, SCHEMA_VERSION, articles, duplicates, feeds, fetches, items, metadata, pages, predictions, reviews,
+    MIGRATIONS, SCHEMA_VERSION, analysts, articles, duplicates, feeds, fetches, items, metadata, pages, predictions, reviews,
     runs, schema_info, signatures,
 )
 
@@ -342,6 +342,47 @@ class Store:
         for article_id, row in settled.items():
             final.setdefault(article_id, row)
         return final
+
+    # -- analysts (own access tokens for a served review app) --------------
+    def add_analyst(self, name: str, token_hash: str, *, is_lead: bool = False) -> None:
+        """Register an analyst with the hash of their token; refuse a name that exists (even disabled)."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(analysts.c.id).where(analysts.c.name == name)).first():
+                raise StoreError(f"analyst {name!r} exists already: give them a new token with "
+                                 f"`radar analysts rotate {name}`, or choose another name")
+            conn.execute(insert(analysts).values(name=name, token_hash=token_hash, is_lead=int(is_lead),
+                                                 created_at=now_iso(), disabled=0))
+
+    def replace_analyst_token(self, name: str, token_hash: str) -> bool:
+        """Give an analyst a new token hash and enable them again; return False when there is no such analyst."""
+        with self.engine.begin() as conn:
+            result = conn.execute(update(analysts).where(analysts.c.name == name)
+                                  .values(token_hash=token_hash, disabled=0))
+        return result.rowcount > 0
+
+    def disable_analyst(self, name: str) -> bool:
+        """Disable an analyst so their token stops working; return False when there is no such analyst."""
+        with self.engine.begin() as conn:
+            result = conn.execute(update(analysts).where(analysts.c.name == name).values(disabled=1))
+        return result.rowcount > 0
+
+    def analyst_by_token_hash(self, token_hash: str) -> dict | None:
+        """Return the enabled analyst whose token has this hash, or None."""
+        query = select(analysts).where(analysts.c.token_hash == token_hash, analysts.c.disabled == 0)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return dict(row) if row else None
+
+    def list_analysts(self) -> list[dict]:
+        """Return every registered analyst (disabled ones too) by name, without token hashes."""
+        query = select(analysts.c.name, analysts.c.is_lead, analysts.c.created_at, analysts.c.disabled)
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query.order_by(analysts.c.name)).mappings()]
+
+    def has_analysts(self) -> bool:
+        """Tell whether any analyst was ever registered (disabled ones count: the app stays locked)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(analysts.c.id).limit(1)).first() is not None
 
     def raw_page(self, item_id: int) -> bytes | None:
         """Return the latest raw page bytes stored for an item."""

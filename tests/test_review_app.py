@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import threading
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import select
@@ -11,12 +14,13 @@ from sqlalchemy import select
 from pipeline.errors import ConfigError
 from pipeline.records import Article
 from pipeline.review.agreement import kappa, pair_agreement
-from pipeline.review.app import create_app, safe_href
+from pipeline.review.app import create_app, make_server, safe_href
 from pipeline.review.security import check_binding, is_loopback
 from pipeline.store import Store, reviews
 from tests.cli_helpers import radar
 
 MODEL = "test-model-1"
+LONG_TOKEN = "shared-token-of-the-team-2026"
 XSS_TITLE = '<script>window.__xss = "title"</script>Kwaadaardige <b>titel</b>'
 XSS_TEXT = ('Bewoners ontwerpen samen met de gemeente een speeltuin. <img src=x onerror="window.__xss = \'img\'">\n'
             'Lees meer: <a href="javascript:window.__xss = \'link\'">klik hier</a> of '
@@ -328,7 +332,7 @@ def test_binding_beyond_loopback_needs_a_token(host, ok):
     else:
         with pytest.raises(ConfigError, match="review_token"):
             check_binding(host, "")
-        check_binding(host, "s3cret")
+        check_binding(host, LONG_TOKEN)
 
 
 def test_cli_refuses_to_serve_on_all_addresses_without_token(tmp_path):
@@ -338,11 +342,11 @@ def test_cli_refuses_to_serve_on_all_addresses_without_token(tmp_path):
 
 def test_token_is_required_when_configured(review_env):
     settings, store, _ids = review_env
-    client = create_app(settings.model_copy(update={"review_token": "s3cret"}), store).test_client()
+    client = create_app(settings.model_copy(update={"review_token": LONG_TOKEN}), store).test_client()
     assert client.get("/").status_code == 401
-    assert client.get("/?token=wrong").status_code == 401
-    assert client.get("/", headers={"X-Radar-Token": "s3cret"}).status_code == 200
-    login = client.get("/?token=s3cret&order=newest")
+    assert client.get("/?token=wrong-but-long-enough-token").status_code == 401
+    assert client.get("/", headers={"X-Radar-Token": LONG_TOKEN}).status_code == 200
+    login = client.get(f"/?token={LONG_TOKEN}&order=newest")
     assert login.status_code == 302 and "token" not in login.headers["Location"]
     assert client.get("/").status_code == 200  # the session cookie carries the login
 
@@ -357,3 +361,77 @@ def test_decision_on_a_missing_article_is_404_and_writes_nothing(client, review_
     token = csrf_of(client.get(f"/article/{ids['park']}").get_data(as_text=True))
     answer = client.post("/article/999999/decide", data={"csrf_token": token, "cocreation": "0"})
     assert answer.status_code == 404 and store.current_reviews() == []
+
+
+BEYOND_64_BITS = "99999999999999999999999"
+
+
+@pytest.mark.parametrize("path", [f"/article/{BEYOND_64_BITS}", f"/article/{BEYOND_64_BITS}/history",
+                                  "/article/0", "/article/999999", "/article/999999/history"])
+def test_an_article_id_out_of_range_or_missing_is_404(client, path):
+    response = client.get(path)
+    assert response.status_code == 404 and "Not found" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("article", ["999999", BEYOND_64_BITS])
+@pytest.mark.parametrize("action", ["decide", "settle"])
+def test_a_post_on_a_missing_article_is_404_and_writes_nothing(client, review_env, article, action):
+    _settings, store, ids = review_env
+    token = csrf_of(client.get(f"/article/{ids['park']}").get_data(as_text=True))
+    answer = client.post(f"/article/{article}/{action}",
+                         data={"csrf_token": token, "cocreation": "1", "sector": "zorg", "type": "ontwerp"})
+    assert answer.status_code == 404 and events(store) == []
+
+
+@pytest.mark.parametrize("value", [BEYOND_64_BITS, "abc", "-3", "1e3", "٣"])
+def test_undo_with_a_malformed_article_id_is_400_and_undoes_nothing(client, review_env, value):
+    _settings, store, ids = review_env
+    decide(client, ids["park"], cocreation="0")
+    token = csrf_of(client.get("/").get_data(as_text=True))
+    answer = client.post("/undo", data={"csrf_token": token, "article_id": value})
+    assert answer.status_code == 400 and "Nothing was undone" in answer.get_data(as_text=True)
+    assert [e["action"] for e in events(store)] == ["decide"]
+
+
+@contextmanager
+def served(settings, store):
+    """Serve the review app with the real waitress server on a free loopback port; yield the server."""
+    server = make_server(create_app(settings, store, host="127.0.0.1"), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.close()
+        thread.join(timeout=5)
+
+
+def raw_exchange(port: int, data: bytes) -> tuple[str, dict[str, str]]:
+    """Send raw bytes to 127.0.0.1:port and return the status line and headers of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(data)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    return head[0], {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in head[1:])}
+
+
+def test_waitress_own_error_responses_carry_the_security_headers(review_env):
+    settings, store, _ids = review_env
+    with served(settings, store) as server:
+        limit = server.adj.max_request_header_size
+        # Exactly the limit, no end of headers: waitress reads it all, answers 431 and closes cleanly.
+        answers = [raw_exchange(server.effective_port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: x\r\n\r\n"),
+                   raw_exchange(server.effective_port, b"NOT A REQUEST\r\n\r\n"),
+                   raw_exchange(server.effective_port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * limit)]
+        good = raw_exchange(server.effective_port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    assert [status.split(" ", 2)[1] for status, _ in answers] == ["400", "400", "431"]
+    assert good[0].split(" ", 2)[1] == "200"
+    for _status, headers in [*answers, good]:
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
+        assert headers["referrer-policy"] == "no-referrer"

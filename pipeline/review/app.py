@@ -9,15 +9,21 @@ from urllib.parse import urlsplit
 
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.review.queries import flag_threshold
-from pipeline.review.security import check_binding, install_security
+from pipeline.review.analysts import check_token_setting
+from pipeline.review.security import SECURITY_HEADERS, check_binding, install_security
 from pipeline.settings import Settings
 from pipeline.store import Store
 
 log = logging.getLogger(__name__)
+
+MAX_ROW_ID = 2**63 - 1  # the largest id SQLite and PostgreSQL's BIGINT hold
 
 
 @dataclass
@@ -32,6 +38,7 @@ class ReviewContext:
 
 def create_app(settings: Settings, store: Store, *, analyst: str = "", host: str | None = None) -> Flask:
     """Build the review app on an open, migrated store."""
+    check_token_setting(settings.review_token)
     app = Flask(__name__, template_folder="templates", static_folder="static")
     app.config.update(
         # A fresh key per run unless configured: sessions end with the server, nothing secret is stored.
@@ -43,6 +50,7 @@ def create_app(settings: Settings, store: Store, *, analyst: str = "", host: str
         RADAR_TOKEN=settings.review_token,
         RADAR_BIND_HOST=host or settings.review_host,
     )
+    app.url_map.converters["id"] = RowIdConverter
     app.jinja_env.autoescape = True
     app.jinja_env.filters["safe_href"] = safe_href
     app.extensions["radar"] = ReviewContext(store, load_codebook(), analyst or settings.analyst,
@@ -54,6 +62,16 @@ def create_app(settings: Settings, store: Store, *, analyst: str = "", host: str
 
     app.register_blueprint(bp)
     return app
+
+
+class RowIdConverter(IntegerConverter):
+    """An article id in a URL: a positive integer that fits the database's 64-bit column.
+
+    Beyond that range SQLite raises OverflowError (a 500); out of range the route does not match: a 404.
+    """
+
+    def __init__(self, map, *args, **kwargs):
+        super().__init__(map, min=1, max=MAX_ROW_ID)
 
 
 def safe_href(url: str | None) -> str | None:
@@ -73,17 +91,41 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        messages = {401: "Access token required: open the link that `radar review` printed.",
+        messages = {401: "Access token required: open the app with your own token "
+                         "(`radar analysts add NAME` prints one) or the link `radar review` printed.",
                     404: "Not found."}
-        message = messages.get(error.code, error.description)
+        given = error.description != type(error).description  # abort(..., description=...) says it best
+        message = error.description if given else messages.get(error.code, error.description)
         return render_template("error.html", code=error.code, message=message), error.code
+
+
+class SecureErrorTask(ErrorTask):
+    """waitress's own error response (malformed request, header too large) with our security headers."""
+
+    def execute(self):
+        """Add the security headers, then let waitress write its error response."""
+        self.response_headers.extend(SECURITY_HEADERS.items())
+        super().execute()
+
+
+class SecureChannel(HTTPChannel):
+    """A waitress connection whose self-made error responses carry the security headers."""
+
+    error_task_class = SecureErrorTask
 
 
 def make_server(app: Flask, host: str, port: int):
     """Create a waitress server bound to host:port (0 picks a free port); call .run() to serve."""
     from waitress import create_server
 
-    return create_server(app, host=host, port=port, threads=4, ident="radar-review")
+    server = create_server(app, host=host, port=port, threads=4, ident="radar-review")
+    # waitress answers malformed requests itself, before any WSGI code runs, and has no setting for
+    # those responses' headers; its channel_class and error_task_class attributes are the only hook.
+    # tests/test_review_app.py checks over a raw socket that this still works after an upgrade.
+    for each in [server, *getattr(server, "map", {}).values()]:
+        if hasattr(each, "channel_class"):
+            each.channel_class = SecureChannel
+    return server
 
 
 def review_link(host: str, port: int, token: str) -> str:
@@ -94,14 +136,29 @@ def review_link(host: str, port: int, token: str) -> str:
 
 def serve(settings: Settings, store: Store, *, host: str, port: int, analyst: str = "", announce=print) -> None:
     """Check the binding policy, then serve the review app until interrupted."""
-    check_binding(host, settings.review_token)
+    registered = store.has_analysts()
+    check_binding(host, settings.review_token, registered)
     app = create_app(settings, store, analyst=analyst, host=host)
     server = make_server(app, host, port)
-    announce(f"Review app for {analyst or settings.analyst or 'any analyst'}: "
-             f"{review_link(host, server.effective_port, settings.review_token)}  (Ctrl+C stops it)")
+    announce(_announcement(settings, store, host, server.effective_port, analyst, registered))
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
         server.close()
+
+
+def _announcement(settings: Settings, store: Store, host: str, port: int, analyst: str, registered: bool) -> str:
+    if not (registered or settings.review_token):
+        return (f"Review app for {analyst or settings.analyst or 'any analyst'}: "
+                f"{review_link(host, port, '')}  (Ctrl+C stops it)")
+    lines = [f"Review app: {review_link(host, port, '')}  (Ctrl+C stops it)",
+             f"Each analyst opens {review_link(host, port, 'THEIR_TOKEN')} with the token "
+             "`radar analysts add NAME` printed; names come from the tokens"
+             + (", not from --analyst or the analyst setting." if analyst else ".")]
+    if settings.review_token:
+        lines.append("The shared review_token gives read-only access.")
+    if not any(not a["disabled"] for a in store.list_analysts()):
+        lines.append("No analyst can save decisions yet: add one with `radar analysts add NAME [--lead]`.")
+    return "\n".join(lines)

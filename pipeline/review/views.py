@@ -6,15 +6,20 @@ import logging
 import unicodedata
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
 from pipeline.review import agreement, queries
-from pipeline.review.app import ReviewContext
+from pipeline.review.analysts import settle_refusal
+from pipeline.review.app import MAX_ROW_ID, ReviewContext
 from pipeline.review.events import Label, article_history, latest_settle, record_decision, record_settle, undo_last
 from pipeline.review.highlight import KIND_TITLES, grouped_evidence, highlight_text
+from pipeline.review.security import is_token_mode, signed_in_analyst
 
 log = logging.getLogger(__name__)
 bp = Blueprint("review", __name__)
+
+READ_ONLY = ("Read-only: you came in with the shared access token, which does not say who you are, so nothing "
+             "was saved. Open the app with your own token (`radar analysts add NAME` prints one).")
 
 
 def ctx() -> ReviewContext:
@@ -23,13 +28,20 @@ def ctx() -> ReviewContext:
 
 
 def current_analyst() -> str:
-    """Return the analyst of this browser session, falling back to the configured default."""
+    """Return the analyst: from the credential when served to others, else this browser's typed name."""
+    if is_token_mode():
+        analyst = signed_in_analyst()
+        return analyst["name"] if analyst else ""
     return session.get("analyst") or ctx().default_analyst
 
 
 @bp.before_request
 def require_analyst():
-    """Send a visitor without an analyst name to the page that asks for one."""
+    """Send a visitor without an analyst name to the page that asks for one; refuse writes without one."""
+    if is_token_mode():
+        if request.method == "POST" and signed_in_analyst() is None:
+            abort(403, description=READ_ONLY)
+        return None
     if not current_analyst() and request.endpoint not in ("review.choose_analyst", "review.favicon", "static"):
         return redirect(url_for("review.choose_analyst", next=request.full_path))
     return None
@@ -37,8 +49,10 @@ def require_analyst():
 
 @bp.app_context_processor
 def common_context() -> dict:
-    """Give every template the analyst, the codebook and the evidence kind names."""
-    return {"analyst": current_analyst(), "codebook": ctx().codebook, "kind_titles": KIND_TITLES}
+    """Give every template the analyst, the access mode, the codebook and the evidence kind names."""
+    read_only = is_token_mode() and "radar_analyst" in g and signed_in_analyst() is None
+    return {"analyst": current_analyst(), "token_mode": is_token_mode(), "read_only": read_only,
+            "codebook": ctx().codebook, "kind_titles": KIND_TITLES}
 
 
 @bp.get("/favicon.ico")
@@ -61,7 +75,7 @@ def queue():
                            orders=queries.ORDERS, progress=queries.progress_counts(clusters, decisions, analyst))
 
 
-@bp.get("/article/<int:article_id>")
+@bp.get("/article/<id:article_id>")
 def article(article_id: int):
     """Show an article with highlighted evidence, the model's suggestion, the codebook and the form."""
     return render_article(article_id, queries.QueueFilters.from_args(request.args))
@@ -105,7 +119,7 @@ def _position(entries: list, canonical_id: int) -> str:
     return f"{ids.index(canonical_id) + 1} of {len(ids)}" if canonical_id in ids else f"{len(ids)} left"
 
 
-@bp.post("/article/<int:article_id>/decide")
+@bp.post("/article/<id:article_id>/decide")
 def decide(article_id: int):
     """Append the analyst's decision for the article's cluster and move on to the next article."""
     c, analyst = ctx(), current_analyst()
@@ -162,7 +176,7 @@ def undo():
     """Append an undo of the analyst's newest decision and return to that article."""
     c, analyst = ctx(), current_analyst()
     filters = queries.QueueFilters.from_args(request.args)
-    only = request.form.get("article_id", type=int)
+    only = _form_article_id()
     undone = undo_last(c.store, analyst, c.codebook.version, c.store.canonical_of(only) if only else None)
     if undone is None:
         flash("Nothing to undo.", "info")
@@ -171,7 +185,17 @@ def undo():
     return redirect(url_for("review.article", article_id=undone, **filters.as_args()))
 
 
-@bp.get("/article/<int:article_id>/history")
+def _form_article_id() -> int | None:
+    # A malformed id must not fall back to "undo the newest decision anywhere": refuse it.
+    raw = request.form.get("article_id", "").strip()
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ROW_ID:
+        abort(400, description="article_id must be a positive whole number. Nothing was undone.")
+    return int(raw)
+
+
+@bp.get("/article/<id:article_id>/history")
 def history(article_id: int):
     """Show every review event of the article's cluster, oldest first."""
     c = ctx()
@@ -189,19 +213,31 @@ def agreement_page():
     found = agreement.disagreements(decisions, queries.settled_articles(c.store))
     titles = {d["article_id"]: (queries.article_by_id(c.store, d["article_id"]) or {}).get("title", "")
               for d in found}
+    refusals = {d["article_id"]: _settle_refusal(d["article_id"], decisions) for d in found}
     return render_template("agreement.html", pairs=agreement.pair_agreement(decisions),
-                           disagreements=found, titles=titles)
+                           disagreements=found, titles=titles, refusals=refusals)
 
 
-@bp.post("/article/<int:article_id>/settle")
+def _settle_refusal(canonical_id: int, decisions: dict[int, dict[str, dict]]) -> tuple[int, str] | None:
+    return settle_refusal(signed_in_analyst(), is_token_mode(), decisions.get(canonical_id, {}),
+                          article_history(ctx().store, canonical_id), canonical_id)
+
+
+@bp.post("/article/<id:article_id>/settle")
 def settle(article_id: int):
-    """Append a settle event that fixes a disputed article's final label."""
+    """Append a settle event that fixes a disputed article's final label (leads only when served to others)."""
     c, analyst = ctx(), current_analyst()
+    if queries.article_by_id(c.store, article_id) is None:
+        abort(404)  # a settle on a missing article would otherwise fail in the database as a 500
+    canonical_id = c.store.canonical_of(article_id)
+    refusal = _settle_refusal(canonical_id, queries.reviews_by_article(c.store))
+    if refusal:
+        log.warning("refused a settle of article %d by %r: %s", canonical_id, analyst, refusal[1])
+        return render_template("error.html", code=refusal[0], message="Not settled. " + refusal[1]), refusal[0]
     label, error = _label_from(_posted_form())
     if error:
         flash(f"Not settled: {error}", "error")
         return redirect(url_for("review.agreement_page"))
-    canonical_id = c.store.canonical_of(article_id)
     prediction = queries.prediction_of(c.store, canonical_id)
     record_settle(c.store, canonical_id, analyst, label, codebook_version=c.codebook.version,
                   model_version=prediction["model_version"] if prediction else None)
@@ -225,6 +261,11 @@ def is_local_path(target: str) -> bool:
 def choose_analyst():
     """Ask for, or change, the analyst name recorded with this browser's decisions."""
     target = request.values.get("next", "")
+    if is_token_mode():
+        if request.method == "POST":
+            abort(403, description="Your name comes from your access token here and cannot be changed. "
+                                   "To review as someone else, open the app with their token.")
+        return render_template("analyst.html", next=target)
     if request.method == "POST":
         name = " ".join(request.form.get("analyst", "").split())[:100]
         if name:
