@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import select
+from waitress import wasyncore
 
 from pipeline.errors import ConfigError
 from pipeline.records import Article
@@ -402,8 +403,10 @@ def served(settings, store):
     try:
         yield server
     finally:
-        server.close()
-        thread.join(timeout=5)
+        # Close every socket from the server's own loop thread, so its select() never sees a closed one.
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        thread.join(timeout=10)
+        server.task_dispatcher.shutdown()
 
 
 def raw_exchange(port: int, data: bytes) -> tuple[str, dict[str, str]]:

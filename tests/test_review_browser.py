@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from pipeline.review.analysts import add_analyst
 from pipeline.review.app import create_app, make_server
 from pipeline.store import Store, reviews
 from tests.test_review_app import fill_store
@@ -178,3 +179,40 @@ def test_post_without_csrf_token_is_refused_in_the_browser(live_app, watched_pag
     }""", f"{base}/article/{ids['park']}/decide")
     assert status == 400
     assert store.current_reviews() == []
+
+
+def test_served_to_others_the_token_names_the_analyst_and_only_a_neutral_lead_settles(make_settings, watched_page):
+    settings = make_settings(analyst="ann")
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    ids = fill_store(store)
+    tokens = {name: add_analyst(store, name, lead=name == "lea") for name in ("ann", "bob", "lea")}
+    server = make_server(create_app(settings, store, host="127.0.0.1"), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.effective_port}"
+    try:
+        pages = {}
+        for name, key in (("ann", "y"), ("bob", "n")):
+            pages[name] = page = watched_page()
+            page.goto(f"{base}/article/{ids['care']}?token={tokens[name]}")
+            assert "token=" not in page.url and name in page.inner_text(".who")  # logged in, token gone
+            assert page.locator("a", has_text="change").count() == 0
+            press_and_wait(page, key)
+        pages["bob"].goto(base + "/agreement")
+        assert pages["bob"].locator("form.settle").count() == 0 and "Only a lead" in pages["bob"].inner_text("main")
+        lead = watched_page()
+        lead.goto(f"{base}/agreement?token={tokens['lea']}")
+        form = lead.locator("form.settle").first
+        form.locator("select[name=sector]").select_option("zorg")
+        form.locator("select[name=type]").select_option("ontwerp")
+        with lead.expect_navigation():
+            form.locator("button").click()
+        assert "Settled #" in lead.inner_text(".flashes")
+        final = store.final_labels()[ids["care"]]
+        assert (final["action"], final["analyst"], final["sector"]) == ("settle", "lea", "zorg")
+        assert not any(p.errors for p in (*pages.values(), lead))
+    finally:
+        server.close()
+        thread.join(timeout=5)
+        store.close()
