@@ -257,22 +257,21 @@ def _ingest_article(store: Store, index: NearDuplicateIndex, number: int, articl
 
 def ingest_file(store: Store, path: Path, threshold: float) -> IngestReport:
     """Ingest a JSONL file as one recorded run; the run record is finished whatever happens."""
-    handle = open_jsonl(path)  # a missing file is a usage error, before any run is recorded
-    report = IngestReport()
-    run_id = store.start_run("ingest")
-    status, extra = "interrupted", {}
-    try:
-        with handle:
+    with open_jsonl(path) as handle:  # a missing file is a usage error, before any run is recorded
+        report = IngestReport()
+        run_id = store.start_run("ingest")
+        status, extra = "interrupted", {}
+        try:
             ingest_records(store, parse_jsonl_lines(split_lines(handle)), threshold, run_id, report)
-        status = "failed" if report.invalid or report.conflicts else "ok"
-    except RadarError as exc:
-        status, extra = "failed", {"error": str(exc)}
-        raise
-    except Exception as exc:
-        status, extra = "crashed", {"error": repr(exc)}
-        log.debug("ingest run %d crashed", run_id, exc_info=True)
-        raise RunCrashed(f"ingest run {run_id} stopped at line {report.last_line} of {path} on an unexpected "
-                         f"error ({exc!r}); the lines before it are stored: fix the cause and ingest again") from exc
-    finally:
-        store.finish_run(run_id, status, {**report.as_dict(), **extra})
+            status = "failed" if report.invalid or report.conflicts else "ok"
+        except RadarError as exc:
+            status, extra = "failed", {"error": str(exc)}
+            raise
+        except Exception as exc:
+            status, extra = "crashed", {"error": repr(exc)}
+            log.debug("ingest run %d crashed", run_id, exc_info=True)
+            raise RunCrashed(f"ingest run {run_id} stopped at line {report.last_line} of {path} on an unexpected "
+                             f"error ({exc!r}); the lines before it are stored: fix the cause and ingest again") from exc
+        finally:  # also on Ctrl-C: the run is never left "running"
+            store.finish_run(run_id, status, {**report.as_dict(), **extra})
     return report

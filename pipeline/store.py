@@ -51,12 +51,13 @@ def create_store_engine(url: str) -> Engine:
 
 def _open_error(url: str, exc: BaseException) -> StoreError:
     log.debug("cannot open the database", exc_info=True)
-    reason = getattr(exc, "orig", None) or exc  # the driver's own words, without SQLAlchemy's SQL and links
+    # The driver's own words, without SQLAlchemy's SQL and links, on one line (PostgreSQL's span several).
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
     try:
         shown = make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         shown = "the configured database_url"
-    return StoreError(f"cannot use the database {shown} ({reason}): {_open_advice(str(reason).lower())}")
+    return StoreError(f"cannot use the database {shown} ({reason}): {_open_advice(reason.lower())}")
 
 
 def _open_advice(reason: str) -> str:
