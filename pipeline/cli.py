@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from pipeline.errors import RadarError, RunCrashed, RunLocked
+from pipeline.errors import RadarError, RunCrashed, RunLocked, StoreError
 from pipeline.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -61,6 +61,8 @@ def run_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", he
         _fail(exc, EXIT_RUN_FAILED)
     except RadarError as exc:
         _fail(exc)
+    except OSError as exc:  # the lock file cannot be made: the data directory is not writable
+        _fail(_data_dir_error(settings, exc))
     typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) if as_json else summarise(report))
     raise typer.Exit(EXIT_OK if report.status == "ok" else EXIT_RUN_FAILED)
 
@@ -106,10 +108,10 @@ def _status_text(data: dict) -> str:
 @app.command("ingest")
 def ingest_cmd(
     ctx: typer.Context,
-    file: Path = typer.Argument(..., help="JSONL with id, title, text and optional url, date, outlet."),
+    file: Path = typer.Argument(..., help="JSONL with id, text and optional title, url, date, outlet."),
 ) -> None:
-    """Import articles that are already text (one JSON object a line)."""
-    from pipeline.ingest import ingest_records, read_jsonl
+    """Import articles that are already text (one JSON object a line); exit 1 when any line was bad."""
+    from pipeline.ingest import ingest_file
     from pipeline.nightly import open_store, run_lock
 
     settings = _settings(ctx)
@@ -117,35 +119,46 @@ def ingest_cmd(
         with run_lock(settings):
             store = open_store(settings)
             try:
-                run_id = store.start_run("ingest")
-                report = ingest_records(store, read_jsonl(file), settings.near_duplicate_threshold, run_id)
-                store.finish_run(run_id, "ok", report.__dict__)
+                report = ingest_file(store, file, settings.near_duplicate_threshold)
             finally:
                 store.close()
     except RunLocked as exc:
         _fail(exc, EXIT_LOCKED)
+    except RunCrashed as exc:
+        _fail(exc, EXIT_RUN_FAILED)
     except RadarError as exc:
         _fail(exc)
+    except OSError as exc:  # the lock file cannot be made: the data directory is not writable
+        _fail(_data_dir_error(settings, exc))
     typer.echo(f"Ingested {file}: {report.new} new, {report.duplicate} duplicate, "
-               f"{report.already_stored} already stored, {len(report.invalid)} invalid")
-    for problem in report.invalid[:20]:
-        typer.echo(f"  invalid {problem}", err=True)
+               f"{report.already_stored} already stored, {len(report.conflicts)} conflicting, "
+               f"{len(report.invalid)} invalid")
+    bad = report.bad_lines()
+    for problem in bad:
+        typer.echo(f"radar: {problem}", err=True)
+    raise typer.Exit(EXIT_RUN_FAILED if bad else EXIT_OK)
+
+
+def _data_dir_error(settings: Settings, exc: OSError) -> RadarError:
+    return StoreError(f"cannot write to the data directory {settings.data_dir} ({exc.strerror or exc}): "
+                      "make it writable or set data_dir to another folder")
 
 
 @app.command("score")
 def score_cmd(
     ctx: typer.Context,
-    input: Optional[Path] = typer.Option(None, "--input", "-i", help="JSONL with id, title, text (default stdin)."),
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="JSONL with id, text [, title] (default stdin)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write scores (default stdout)."),
 ) -> None:
     """Score Dutch articles: co-creation probability, flag, sector, type and evidence per line."""
-    from pipeline.ingest import parse_jsonl_lines, read_jsonl
+    from pipeline.ingest import parse_jsonl_lines, read_jsonl, split_lines
     from pipeline.score import Scorer
 
     settings = _settings(ctx)
     try:
         scorer = Scorer.load(settings.model_dir)
-        source = read_jsonl(input) if input else parse_jsonl_lines(sys.stdin)
+        # Bytes, decoded line by line: one line of invalid UTF-8 is that line's error, not the whole input's.
+        source = read_jsonl(input) if input else parse_jsonl_lines(split_lines(sys.stdin.buffer))
         bad: list[str] = []
         with (open(output, "w", encoding="utf-8") if output else nullcontext(sys.stdout)) as out:
             for result in scorer.score_stream(_valid_records(source, bad)):
@@ -158,12 +171,15 @@ def score_cmd(
 
 
 def _valid_records(source, bad: list[str]):
-    # A bad line is reported at the end and never stops the others.
-    for _number, record in source:
+    # Validated before scoring: only sound records reach a batch, so a bad line never loses its neighbours.
+    from pipeline.ingest import validate_record
+
+    for number, raw in source:
+        record = validate_record(number, raw)
         if isinstance(record, str):
             bad.append(record)
-        else:
-            yield record
+        else:  # the id goes out as it came in (a number stays a number)
+            yield {"id": raw["id"], "title": record.title or "", "text": record.text}
 
 
 @app.command("train")

@@ -20,7 +20,7 @@ class RunCrashed(RadarError):
 
 
 class StoreError(RadarError):
-    """The database cannot be used (wrong schema version, unreachable)."""
+    """The database cannot be used (damaged, in a folder that cannot be written, unreachable, newer schema)."""
 
 
 class FetchError(RadarError):

@@ -135,15 +135,30 @@ def _jsonl_bytes(rows: list[dict]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
 
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_bytes(rows: list[dict]) -> bytes:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        # Lower-case booleans and empty cells for missing values read back the same in pandas and R.
-        writer.writerow({k: ("true" if v else "false") if isinstance(v, bool) else ("" if v is None else v)
-                         for k, v in row.items()})
+        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
     return buffer.getvalue().encode("utf-8")
+
+
+def _csv_cell(value: object) -> object:
+    # Lower-case booleans and empty cells for missing values read back the same in pandas and R.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    # Untrusted text that a spreadsheet would run gets a leading quote, as OWASP advises; numbers stay
+    # numbers (a negative score is not a formula). JSONL and Parquet keep the raw values.
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _parquet_bytes(rows: list[dict]) -> bytes:

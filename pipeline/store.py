@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import create_engine, event, func, insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
 
 from pipeline.errors import StoreError
 from pipeline.records import Article, FeedConfig, FeedEntry, Response
@@ -48,12 +49,36 @@ def create_store_engine(url: str) -> Engine:
     return engine
 
 
+def _open_error(url: str, exc: BaseException) -> StoreError:
+    log.debug("cannot open the database", exc_info=True)
+    # The driver's own words, without SQLAlchemy's SQL and links, on one line (PostgreSQL's span several).
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        shown = "the configured database_url"
+    return StoreError(f"cannot use the database {shown} ({reason}): {_open_advice(reason.lower())}")
+
+
+def _open_advice(reason: str) -> str:
+    # SQLite's and the OS's wording tells a damaged file from a folder we may not write in.
+    if any(word in reason for word in ("not a database", "malformed", "corrupt")):
+        return "the file is damaged or not a radar database; restore it from a backup, or move it away to start afresh"
+    if any(word in reason for word in ("unable to open", "readonly", "read-only", "permission", "not permitted",
+                                       "not a directory", "file exists")):
+        return "its folder cannot be written; make it writable, or set data_dir (or database_url) elsewhere"
+    return "check database_url and that the database server is reachable"
+
+
 class Store:
     """Reads and writes of the radar database; each public write is one transaction."""
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = create_store_engine(url)
+        try:
+            self.engine = create_store_engine(url)
+        except (OSError, ImportError, SQLAlchemyError) as exc:  # folder not creatable, bad URL, driver missing
+            raise _open_error(url, exc) from exc
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -68,6 +93,12 @@ class Store:
 
     def migrate(self) -> int:
         """Bring the schema forward to SCHEMA_VERSION; return the version reached."""
+        try:
+            return self._migrate()
+        except DatabaseError as exc:  # a damaged file, a read-only folder, an unreachable server
+            raise _open_error(self.url, exc) from exc
+
+    def _migrate(self) -> int:
         current = self.schema_version()
         if current > SCHEMA_VERSION:
             raise StoreError(
@@ -260,6 +291,11 @@ class Store:
         with self.engine.connect() as conn:
             found = conn.execute(select(duplicates.c.canonical_id).where(duplicates.c.article_id == article_id)).scalar()
         return found or article_id
+
+    def content_hash_of(self, article_id: int) -> str | None:
+        """Return the content hash of an article's text (None when there is no such article)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(articles.c.content_hash).where(articles.c.id == article_id)).scalar()
 
     def signatures_of_canonicals(self) -> list[tuple[int, bytes]]:
         """Return the MinHash signatures of articles that head their own cluster."""

@@ -81,7 +81,9 @@ def test_run_json_status_and_ingest(server, tmp_path):
     jsonl.write_text(json.dumps({"id": "x1", "title": "Eigen tekst", "text": "Een tekst die al tekst is. " * 20})
                      + "\nniet json\n", encoding="utf-8")
     ingest = radar("--config", str(config), "ingest", str(jsonl))
-    assert ingest.returncode == 0 and "1 new" in ingest.stdout and "1 invalid" in ingest.stdout
+    # A bad line is reported and exits 1; the good line is stored all the same.
+    assert ingest.returncode == 1 and "1 new" in ingest.stdout and "1 invalid" in ingest.stdout
+    assert ingest.stderr == "radar: line 2: not JSON (Expecting value)\n"
     assert "Counts: feeds 1, items 3, articles 4" in radar("--config", str(config), "status").stdout
 
 
@@ -150,3 +152,61 @@ def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(server, tmp_pat
     assert _stored(db) == expected
     statuses = [run["status"] for run in json.loads(radar("--config", str(config), "status", "--json").stdout)["runs"]]
     assert statuses == ["ok", "interrupted"]
+
+
+# -- a database or data directory that cannot be used: one sentence, exit 2 --------------------------
+
+STORE_COMMANDS = [["status"], ["export", "--format", "csv"], ["digest"], ["run"], ["ingest", "{jsonl}"]]
+
+
+def _damaged_dir(tmp_path: Path, damage: str) -> Path:
+    """Return a data directory with a real radar.db damaged the given way."""
+    data_dir = tmp_path / "local"
+    jsonl = tmp_path / "seed.jsonl"
+    jsonl.write_text("".join(json.dumps({"id": f"s{i}", "text": f"Tekst nummer {i} over de wijk. " * 40}) + "\n"
+                             for i in range(30)), encoding="utf-8")
+    assert radar("ingest", str(jsonl), env={"RADAR_DATA_DIR": str(data_dir)}).returncode == 0
+    db = data_dir / "radar.db"
+    if damage == "truncated":  # e.g. a copy cut short: the header promises pages the file lacks
+        with open(db, "r+b") as handle:
+            handle.truncate(db.stat().st_size // 2)
+    elif damage == "garbage":
+        db.write_bytes(os.urandom(8192))
+    return data_dir
+
+
+def _read_only(data_dir: Path):
+    """Make data_dir unwritable even for root, or skip.
+
+    The tests run as root, and root ignores permission bits (chmod 0500 changes nothing). The
+    immutable attribute (chattr +i) binds root too: no file can be created in the folder, so SQLite
+    cannot make its WAL and shared-memory files and the lock file cannot be made.
+    """
+    done = subprocess.run(["chattr", "+i", str(data_dir)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"chattr +i is not available here: {done.stderr.decode().strip()}")
+
+
+@pytest.mark.parametrize("command", STORE_COMMANDS, ids=[c[0] for c in STORE_COMMANDS])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "read-only", "parent-is-a-file"])
+def test_unusable_database_is_one_sentence_and_exit_2(tmp_path, damage, command):
+    jsonl = tmp_path / "more.jsonl"
+    jsonl.write_text(json.dumps({"id": "m1", "text": "Nog een tekst."}) + "\n", encoding="utf-8")
+    if damage == "parent-is-a-file":  # another way to a folder that cannot be written, root or not
+        (tmp_path / "file").write_text("not a folder", encoding="utf-8")
+        data_dir = tmp_path / "file" / "local"
+    else:
+        data_dir = _damaged_dir(tmp_path, damage)
+    env = {"RADAR_DATA_DIR": str(data_dir), "RADAR_FEEDS_FILE": str(tmp_path / "feeds.toml")}
+    (tmp_path / "feeds.toml").write_text("", encoding="utf-8")
+    if damage == "read-only":
+        _read_only(data_dir)
+    try:
+        result = radar(*[arg.format(jsonl=jsonl) for arg in command], env=env)
+    finally:
+        if damage == "read-only":
+            subprocess.run(["chattr", "-i", str(data_dir)], check=True)  # or pytest cannot clean up
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    expected = {"truncated": "damaged", "garbage": "damaged", "read-only": "writ", "parent-is-a-file": "writ"}
+    assert result.stderr.startswith("radar: error: ") and expected[damage] in result.stderr

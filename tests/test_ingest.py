@@ -1,0 +1,226 @@
+"""`radar ingest` and `radar score` on hostile JSONL, through the real console script and a real SQLite file."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cli_helpers import RADAR, radar
+
+TEXT = ("De gemeente Polderveen ontwerpt samen met bewoners een nieuw park aan de rand van de wijk. "
+        "Op drie avonden tekenden buurtbewoners mee aan de plannen voor speelplekken en bomen. ")
+OTHER_TEXT = ("Het ziekenhuis in Rivierstad opent een nieuwe afdeling voor kinderen met astma. "
+              "De artsen verwachten dat de wachttijden daardoor korter worden. ")
+
+# Lines that crashed the whole command before; each must now be one reported bad line.
+DEEP = b"[" * 100_000 + b"]" * 100_000
+LONG_NUMBER = b'{"id": ' + b"9" * 5_000 + b', "text": "tekst"}'
+BAD_UTF8 = b'{"id": "caf\xe9", "text": "tekst"}'
+HOSTILE = {"deeply nested": DEEP, "5000-digit id": LONG_NUMBER, "invalid UTF-8": BAD_UTF8}
+
+
+def good(record_id: str, text: str = TEXT, **extra) -> bytes:
+    """Return one valid JSONL line (without newline)."""
+    return json.dumps({"id": record_id, "title": f"Titel {record_id}", "text": text, **extra}).encode("utf-8")
+
+
+def write_lines(path: Path, lines: list[bytes]) -> Path:
+    """Write raw lines as a JSONL file and return its path."""
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def env_for(tmp_path: Path) -> dict:
+    """Environment that points radar at a data directory under tmp_path."""
+    return {"RADAR_DATA_DIR": str(tmp_path / "local"), "RADAR_PROGRESS": "false"}
+
+
+def db_path(tmp_path: Path) -> Path:
+    """Return the SQLite file radar uses for tmp_path."""
+    return tmp_path / "local" / "radar.db"
+
+
+def stored_ids(tmp_path: Path) -> dict[str, str]:
+    """Return external id -> text of every stored article."""
+    with sqlite3.connect(db_path(tmp_path)) as conn:
+        return dict(conn.execute("SELECT external_id, text FROM articles").fetchall())
+
+
+def runs(tmp_path: Path) -> list[tuple[str, str, dict]]:
+    """Return (kind, status, report) of every run, oldest first."""
+    with sqlite3.connect(db_path(tmp_path)) as conn:
+        rows = conn.execute("SELECT kind, status, report FROM runs ORDER BY id").fetchall()
+    return [(kind, status, json.loads(report) if report else None) for kind, status, report in rows]
+
+
+def ingest(tmp_path: Path, lines: list[bytes], name: str = "in.jsonl"):
+    """Run `radar ingest` on the given lines."""
+    return radar("ingest", str(write_lines(tmp_path / name, lines)), env=env_for(tmp_path))
+
+
+def assert_clean_stderr(stderr: str) -> None:
+    """No traceback, only radar's own one-line messages."""
+    assert "Traceback" not in stderr
+    assert all(line.startswith("radar: ") for line in stderr.splitlines()), stderr
+
+
+# -- ingest -----------------------------------------------------------------
+
+def test_date_object_is_one_bad_line_and_later_lines_are_stored(tmp_path):
+    result = ingest(tmp_path, [good("a1"), good("a2", OTHER_TEXT, date={"jaar": 2026}),
+                               good("a3", OTHER_TEXT + "Later meer.")])
+    assert result.returncode == 1, result.stderr
+    assert_clean_stderr(result.stderr)
+    assert "radar: line 2: date: Input should be a valid string" in result.stderr
+    assert "2 new" in result.stdout and "1 invalid" in result.stdout
+    assert set(stored_ids(tmp_path)) == {"a1", "a3"}
+    [(kind, status, report)] = runs(tmp_path)
+    assert (kind, status) == ("ingest", "failed")  # finished, not left "running"
+    assert report["new"] == 2 and report["bad_lines"] == ["line 2: date: Input should be a valid string"]
+
+
+@pytest.mark.parametrize("hostile", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_hostile_line_is_reported_and_the_others_are_stored(tmp_path, hostile):
+    result = ingest(tmp_path, [good("h1"), hostile, good("h3", OTHER_TEXT)])
+    assert result.returncode == 1, result.stderr
+    assert_clean_stderr(result.stderr)
+    assert result.stderr.splitlines()[0].startswith("radar: line 2: not ")
+    assert len(result.stderr.splitlines()) == 1
+    assert set(stored_ids(tmp_path)) == {"h1", "h3"}
+    assert runs(tmp_path)[-1][1] == "failed"
+
+
+def test_every_line_invalid_exits_1(tmp_path):
+    result = ingest(tmp_path, [b"geen json", b'{"id": "x1"}', b"[1, 2]"])
+    assert result.returncode == 1
+    assert "0 new" in result.stdout and "3 invalid" in result.stdout
+    assert result.stderr.splitlines() == ["radar: line 1: not JSON (Expecting value)", "radar: line 2: missing text",
+                                          "radar: line 3: not a JSON object"]
+
+
+def test_all_good_lines_exit_0_and_mark_the_run_ok(tmp_path):
+    result = ingest(tmp_path, [good("g1"), b"", good(42, OTHER_TEXT, url="https://example.nl/a", outlet="Krant",
+                                                     date="2026-03-02T09:30:00+01:00")])
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and "2 new" in result.stdout
+    assert set(stored_ids(tmp_path)) == {"g1", "42"}
+    assert runs(tmp_path)[-1][1] == "ok"
+
+
+def test_same_id_with_another_text_is_a_conflict_not_already_stored(tmp_path):
+    assert ingest(tmp_path, [good("d1")], "first.jsonl").returncode == 0
+    result = ingest(tmp_path, [good("d1"), good("d1", OTHER_TEXT), good("d2", OTHER_TEXT), good("d2", TEXT + "Anders.")],
+                    "second.jsonl")
+    assert result.returncode == 1
+    assert "1 new" in result.stdout and "1 already stored" in result.stdout and "2 conflicting" in result.stdout
+    assert result.stderr.splitlines() == [
+        "radar: line 2: id 'd1' is already stored with a different text; give the new text its own id",
+        "radar: line 4: id 'd2' is already stored with a different text; give the new text its own id"]
+    assert stored_ids(tmp_path) == {"d1": TEXT.strip(), "d2": OTHER_TEXT.strip()}  # the stored texts are kept
+
+
+def test_unexpected_error_marks_the_run_crashed_with_its_reason(tmp_path):
+    assert ingest(tmp_path, [], "empty.jsonl").returncode == 0  # creates and migrates the database
+    with sqlite3.connect(db_path(tmp_path)) as conn:
+        # A real database failure half-way: the insert of one article is refused by SQLite itself.
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON articles WHEN NEW.external_id = 'boom' "
+                     "BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+    result = ingest(tmp_path, [good("c1"), good("boom", OTHER_TEXT), good("c3", OTHER_TEXT + "Meer.")])
+    assert result.returncode == 1
+    assert_clean_stderr(result.stderr)
+    assert len(result.stderr.splitlines()) == 1 and "stopped at line 2" in result.stderr
+    assert "disk says no" in result.stderr
+    kind, status, report = runs(tmp_path)[-1]
+    assert status == "crashed" and "disk says no" in report["error"] and report["new"] == 1
+    assert set(stored_ids(tmp_path)) == {"c1"}
+
+
+def test_missing_input_file_is_a_usage_error_and_records_no_run(tmp_path):
+    result = radar("ingest", str(tmp_path / "weg.jsonl"), env=env_for(tmp_path))
+    assert result.returncode == 2 and "cannot read" in result.stderr and "Traceback" not in result.stderr
+    assert runs(tmp_path) == []
+
+
+# -- score ------------------------------------------------------------------
+
+def score(tmp_path: Path, lines: list[bytes], stdin: bool = False):
+    """Run `radar score` on the lines, from a file or from stdin; return (result, output records)."""
+    data = b"".join(line + b"\n" for line in lines)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RADAR_")} | env_for(tmp_path)
+    args = [RADAR, "score"] + ([] if stdin else ["--input", str(write_lines(tmp_path / "score.jsonl", lines))])
+    result = subprocess.run(args, input=data if stdin else None, capture_output=True, env=env, timeout=300)
+    stderr = result.stderr.decode("utf-8")
+    out = [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
+    return result.returncode, stderr, out
+
+
+def test_score_skips_hostile_lines_from_stdin_and_scores_the_rest(tmp_path):
+    lines = [good("s1"), DEEP, good("s2"), LONG_NUMBER, good("s3"), BAD_UTF8, json.dumps({"id": 4, "text": TEXT}).encode()]
+    code, stderr, out = score(tmp_path, lines, stdin=True)
+    assert code == 1
+    assert_clean_stderr(stderr)
+    assert [r["id"] for r in out] == ["s1", "s2", "s3", 4]  # a numeric id goes out as it came in
+    assert [line.split(":")[1] for line in stderr.splitlines()] == [" skipped line 2", " skipped line 4",
+                                                                     " skipped line 6"]
+
+
+def test_score_bad_line_loses_none_of_its_batch(tmp_path):
+    # A lone surrogate reached spaCy before and failed the whole batch of 64.
+    lines = [good("b1"), b'{"id": "b2", "text": "Bewoners \\ud800 denken mee."}', good("b3", OTHER_TEXT),
+             good("b4", date={"nested": True})]
+    code, stderr, out = score(tmp_path, lines)
+    assert code == 1
+    assert_clean_stderr(stderr)
+    assert [r["id"] for r in out] == ["b1", "b3"]
+    # One schema for ingest and score: a line ingest would refuse is refused here too.
+    assert [line.split(":")[1] for line in stderr.splitlines()] == [" skipped line 2", " skipped line 4"]
+    assert "line 2: text" in stderr and "line 4: date" in stderr
+
+
+def test_score_refuses_a_line_without_text(tmp_path):
+    code, stderr, out = score(tmp_path, [b'{"id": "n1", "title": "Alleen een kop"}', good("n2")])
+    assert code == 1
+    assert [r["id"] for r in out] == ["n2"]
+    assert stderr.splitlines() == ["radar: skipped line 1: missing text"]
+
+
+# -- the schema and the reader in-process (imported in the tests, so the CLI tests also run on older code) --
+
+@pytest.mark.parametrize("record, reason", [
+    ({"id": "a", "text": TEXT, "title": 7}, "title: Input should be a valid string"),
+    ({"id": True, "text": TEXT}, "id: Input should be a valid string"),
+    ({"id": "a b", "text": TEXT}, "id: may hold only letters"),
+    ({"id": "x" * 201, "text": TEXT}, "id: String should have at most 200 characters"),
+    ({"id": "a", "text": "   "}, "missing text"),
+    ({"id": "a", "text": TEXT, "url": "javascript:alert(1)"}, "url: must be an http(s) address"),
+    ({"id": "a", "text": TEXT, "date": "2 maart"}, "date: must be an ISO 8601 date"),
+    ({"id": "a", "text": TEXT + "\x00"}, "text: holds a NUL character"),
+    ({"id": "a", "text": "x" * 1_000_001}, "text: String should have at most 1000000 characters"),
+])
+def test_schema_refuses_with_a_reason(record, reason):
+    from pipeline.ingest import validate_record
+
+    result = validate_record(3, record)
+    assert isinstance(result, str) and result.startswith(f"line 3: {reason}")
+
+
+def test_schema_accepts_the_documented_record_and_ignores_other_keys():
+    from pipeline.ingest import ArticleRecord, validate_record
+
+    record = validate_record(1, {"id": 12, "text": TEXT, "title": None, "url": "", "date": "2026-03-02",
+                                 "outlet": "Krant", "source": "extra", "labels": {"a": [1]}})
+    assert isinstance(record, ArticleRecord) and record.id == "12" and record.date == "2026-03-02"
+
+
+def test_overlong_line_is_skipped_without_losing_the_next_one():
+    from pipeline.ingest import parse_jsonl_lines, split_lines
+
+    lines = io.BytesIO(b"x" * 1000 + b"\n" + good("k1") + b"\n")
+    parsed = list(parse_jsonl_lines(split_lines(lines, limit=500)))
+    assert parsed[0][1].startswith("line 1: longer than") and parsed[1] == (2, json.loads(good("k1")))
