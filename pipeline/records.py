@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Default cap of a stored text or summary (Settings.max_text_chars); the store cuts longer ones.
+MAX_TEXT_CHARS = 200_000
+
 
 @dataclass(frozen=True)
 class FeedConfig:
@@ -75,3 +78,4 @@ class Article:
     external_id: str | None = None
     content_hash: str = ""
     extra: dict = field(default_factory=dict)
+    truncated_from: int | None = None  # length of the text before it was cut to the cap

@@ -11,13 +11,18 @@ from typing import Callable, Iterable
 
 @dataclass
 class Reply:
-    """One scripted response; `stream` yields the body in chunks without a Content-Length."""
+    """One scripted response; `stream` yields the body in chunks without a Content-Length.
+
+    `raw` yields the whole response as bytes, status line and headers included, for answers
+    no well-behaved server gives (headers dripped byte by byte).
+    """
 
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     stream: Callable[[], Iterable[bytes]] | None = None
+    raw: Callable[[], Iterable[bytes]] | None = None
 
 
 @dataclass
@@ -99,10 +104,15 @@ class ScriptedServer:
                     time.sleep(reply.delay)
                 try:
                     self._send(reply)
-                except (BrokenPipeError, ConnectionResetError):
+                except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
                     pass  # the client gave up (size cap, timeout): that is what some tests want
 
             def _send(self, reply: Reply) -> None:
+                if reply.raw is not None:
+                    for chunk in reply.raw():
+                        self.wfile.write(chunk)
+                    self.close_connection = True
+                    return
                 self.send_response(reply.status)
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
@@ -118,3 +128,15 @@ class ScriptedServer:
                 self.wfile.write(reply.body)
 
         return Handler
+
+
+def drip(data: bytes, interval: float, limit: int | None = None) -> Callable[[], Iterable[bytes]]:
+    """Return a stream that sends `data` one byte per `interval` seconds, then up to `limit` bytes of filler."""
+    def chunks() -> Iterable[bytes]:
+        for byte in data:
+            time.sleep(interval)
+            yield bytes([byte])
+        for _ in range(limit or 0):  # the client should have hung up by now
+            time.sleep(interval)
+            yield b" "
+    return chunks

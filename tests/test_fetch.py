@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.errors import FetchError
 from pipeline.fetch import HTML_TYPES, HostPacer, HttpClient, is_public_host, map_by_host
-from tests.httpserver import Reply
+from tests.httpserver import Reply, drip
 
 PAGE = "<html><body><p>Hallo</p></body></html>"
 
@@ -164,15 +164,90 @@ def test_private_address_refused_without_setting(server, client):
     assert server.hits("/x.html") == 0
 
 
-def test_redirect_to_private_address_is_refused_per_hop(server, client, monkeypatch):
-    # Pretend the server's own address is public so only the redirect target is private.
-    import pipeline.fetch as fetch
-    real = fetch.is_public_host
-    monkeypatch.setattr(fetch, "is_public_host", lambda host: host.startswith("127.0.0.1") or real(host))
-    server.add("/jump", Reply(302, b"", {"Location": "http://127.0.0.2:9/secret"}))
+def test_redirect_to_private_address_is_refused_per_hop(server, internal_server, client, loopback_is_public):
+    # The server's own address counts as public, so only the redirect target is private.
+    internal_server.page("/secret", PAGE)
+    server.add("/jump", Reply(302, b"", {"Location": internal_server.url("/secret")}))
     with pytest.raises(FetchError) as err:
         client(allow_private_addresses=False).get(server.url("/jump"), accept=HTML_TYPES)
     assert err.value.reason == "private_address"
+    assert server.hits("/jump") == 1 and internal_server.requests == []
+
+
+def test_backslash_authority_is_refused_as_ambiguous(server, client, fake_dns):
+    # urllib.parse reads the host as public-host.test; urllib3 (which connects) reads 127.0.0.1.
+    fake_dns.set("public-host.test", ["93.184.216.34"])
+    server.page("/x", PAGE)
+    port = server.httpd.server_address[1]
+    with pytest.raises(FetchError) as err:
+        client(allow_private_addresses=False).get(f"http://127.0.0.1:{port}\\@public-host.test/x", accept=HTML_TYPES)
+    assert err.value.reason == "ambiguous_url"
+    assert server.requests == []  # the internal server saw nothing
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:{port}\\@public-host.test/", "http://public-host.test\\@127.0.0.1:{port}/"])
+def test_urls_read_differently_by_the_two_parsers_are_refused_even_when_private_is_allowed(server, client, url):
+    with pytest.raises(FetchError) as err:
+        client(allow_private_addresses=True).get(url.format(port=server.httpd.server_address[1]), accept=HTML_TYPES)
+    assert err.value.reason in {"ambiguous_url", "bad_url"}
+    assert server.requests == []
+
+
+def test_dns_rebinding_connects_only_to_the_checked_address(server, client, fake_dns, loopback_only):
+    # First answer (for the check) public, every later one loopback: a rebinding name.
+    fake_dns.set("rebind.test", ["93.184.216.34"], ["127.0.0.1"])
+    server.page("/secret", PAGE)
+    port = server.httpd.server_address[1]
+    with pytest.raises(FetchError) as err:
+        client(allow_private_addresses=False, retries=1).get(f"http://rebind.test:{port}/secret", accept=HTML_TYPES)
+    assert err.value.reason == "connection_error"
+    assert server.hits("/secret") == 0 and server.requests == []
+    assert set(loopback_only) == {("93.184.216.34", port)}  # only ever the checked address, retries included
+    assert fake_dns.calls == ["rebind.test"]  # resolved once
+
+
+def test_pinned_connection_keeps_the_host_name(server, client, fake_dns):
+    fake_dns.set("krant.test", ["127.0.0.1"])
+    server.page("/x.html", PAGE)
+    port = server.httpd.server_address[1]
+    resp = client().get(f"http://krant.test:{port}/x.html", accept=HTML_TYPES)
+    assert resp.status == 200 and resp.final_url == f"http://krant.test:{port}/x.html"
+    assert server.requests[-1][1]["Host"] == f"krant.test:{port}"
+
+
+def test_dripping_body_is_cut_at_the_request_deadline(server, client):
+    # 1 byte per 0.1 s: every read is well inside read_timeout, so only a wall-clock deadline stops it.
+    server.add("/drip.html", Reply(200, headers={"Content-Type": "text/html"}, stream=drip(b"<p>" * 50, 0.1)))
+    started = time.monotonic()
+    with pytest.raises(FetchError) as err:
+        client(request_deadline=1.0, read_timeout=5.0, retries=2).get(server.url("/drip.html"), accept=HTML_TYPES)
+    assert err.value.reason == "timeout" and err.value.retryable and "deadline" in str(err.value)
+    assert time.monotonic() - started < 3.0  # deadline 1 s plus a margin; the drip alone lasts 15 s
+
+
+def test_dripping_headers_are_cut_at_the_request_deadline(server, client):
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Padding: " + b"p" * 100 + b"\r\n\r\n<p>hoi</p>"
+    server.add("/slowhead.html", Reply(raw=drip(head, 0.1)))
+    started = time.monotonic()
+    with pytest.raises(FetchError) as err:
+        client(request_deadline=1.0, read_timeout=5.0, retries=2).get(server.url("/slowhead.html"), accept=HTML_TYPES)
+    assert err.value.reason == "timeout" and "deadline" in str(err.value)
+    assert time.monotonic() - started < 3.0  # retries do not get a new deadline
+    assert server.hits("/slowhead.html") == 1
+
+
+def test_stop_ends_a_request_in_flight_at_once(server, client):
+    import threading
+    server.add("/drip.html", Reply(200, headers={"Content-Type": "text/html"}, stream=drip(b"<p>" * 100, 0.1)))
+    http = client(request_deadline=60.0, read_timeout=5.0)
+    threading.Timer(0.5, http.stop).start()
+    started = time.monotonic()
+    with pytest.raises(FetchError) as err:
+        http.get(server.url("/drip.html"), accept=HTML_TYPES)
+    assert err.value.reason == "timeout" and time.monotonic() - started < 2.5
+    with pytest.raises(FetchError) as err:
+        http.get(server.url("/drip.html"), accept=HTML_TYPES)
+    assert err.value.reason == "stopped"
 
 
 def test_pacer_spaces_requests_to_one_host():
