@@ -194,11 +194,11 @@ def test_huge_feed_summary_of_a_teaser_page_is_stored_capped(server, make_settin
     store = _store(settings)
     [article] = store.articles()
     assert article["method"] == "feed_summary"
-    assert len(article["text"]) <= settings.max_text_chars and article["text_truncated_from"] == len(summary)
+    assert len(article["text"]) <= 200_000 and article["text_truncated_from"] == len(summary)
     assert summary.startswith(article["text"]) and article["text"].endswith(".")  # cut after a sentence
     with store.engine.connect() as conn:
         stored = conn.execute(select(items.c.summary, items.c.summary_truncated_from)).one()
-    assert len(stored.summary) <= settings.max_text_chars and stored.summary_truncated_from == len(summary)
+    assert len(stored.summary) <= 200_000 and stored.summary_truncated_from == len(summary)
 
 
 def test_entity_bomb_feed_fails_alone(server, make_settings, texts):
