@@ -71,7 +71,8 @@ def refuse_dtd(body: bytes, headers: dict[str, str]) -> None:
     text = convert_to_utf8(dict(headers), body, {})
     found = DTD_DANGER.search(text)
     if found:
-        kind = "an entity declaration" if found.group(0).upper().startswith(b"<!ENTITY") else "a DOCTYPE with an internal subset"
+        entity = found.group(0).upper().startswith(b"<!ENTITY")
+        kind = "an entity declaration" if entity else "a DOCTYPE with an internal subset"
         raise FetchError("feed_entities_refused", f"the feed contains {kind} at offset {found.start()} "
                          "(possible entity-expansion bomb); ask the publisher for a feed without a DTD")
 

@@ -82,14 +82,18 @@ def is_public_address(address: str) -> bool:
 def is_public_host(host: str) -> bool:
     """Tell whether every address a host name resolves to is a public (global) address."""
     name = urlsplit(f"//{host}").hostname or ""
-    return all(is_public_address(address) for address in resolve_addresses(name))
+    return _all_public(resolve_addresses(name))
+
+
+def _all_public(addresses: Iterable[str]) -> bool:
+    return all(is_public_address(address) for address in addresses)
 
 
 def is_private_url(url: str) -> bool:
     """Tell whether a URL's host resolves to any non-public address; an unreadable URL is not private."""
     try:
         _, name, _ = read_target(url)
-        return not all(is_public_address(address) for address in resolve_addresses(name))
+        return not _all_public(resolve_addresses(name))
     except FetchError:
         return False
 
@@ -153,32 +157,43 @@ class HttpClient:
 
     def get(
         self, url: str, *, accept: set[str], headers: dict[str, str] | None = None,
-        allow_private: bool = False, check_robots: bool = False,
+        allow_private: bool = False, check_robots: bool = False, trust_private_origin: bool = False,
     ) -> Response:
-        """GET a URL, following at most max_redirects redirects, each hop checked for safety."""
+        """GET a URL, following at most max_redirects redirects, each hop checked for safety.
+
+        With trust_private_origin, a URL whose own host is private (an intranet feed the operator
+        configured) may stay on private addresses. That is decided on the addresses the first hop
+        connects to, never on a lookup of its own that a rebinding name could answer differently.
+        """
         started = time.monotonic()
-        current = url
+        current, private_origin = url, False
         for hop in range(self.settings.max_redirects + 1):
-            addresses = self._check_target(current, allow_private, check_robots)
+            name, addresses = self._resolve_target(current)
+            if hop == 0 and trust_private_origin and not _all_public(addresses):
+                private_origin = allow_private = True
+            self._check_target(current, name, addresses, allow_private, check_robots)
             location, response = self._hop(current, addresses, headers, accept)
             if response is None:
                 current = urljoin(current, location)
                 continue
-            response.url, response.redirects = url, hop
+            response.url, response.redirects, response.private_origin = url, hop, private_origin
             response.elapsed = time.monotonic() - started
             return response
         raise FetchError("too_many_redirects", f"more than {self.settings.max_redirects} redirects from {url}")
 
-    def _check_target(self, url: str, allow_private: bool, check_robots: bool) -> tuple[str, ...]:
-        """Return the addresses the URL's host may be reached at, after the safety checks."""
+    @staticmethod
+    def _resolve_target(url: str) -> tuple[str, tuple[str, ...]]:
+        """Return the host name of a URL, read as urllib3 reads it, and the addresses it resolves to."""
         _, name, _ = read_target(url)
-        addresses = tuple(resolve_addresses(name))
-        public = all(is_public_address(address) for address in addresses)
-        if not (public or allow_private or self.settings.allow_private_addresses):
+        return name, tuple(resolve_addresses(name))
+
+    def _check_target(self, url: str, name: str, addresses: tuple[str, ...], allow_private: bool,
+                      check_robots: bool) -> None:
+        """Raise FetchError unless the URL may be fetched from these addresses."""
+        if not (allow_private or self.settings.allow_private_addresses or _all_public(addresses)):
             raise FetchError("private_address", f"{name} resolves to a non-public address")
         if check_robots and not self.robots_allow(url, allow_private):
             raise FetchError("robots_disallowed", f"robots.txt of {host_of(url)} disallows {urlsplit(url).path or '/'}")
-        return addresses
 
     def _hop(self, url: str, addresses: tuple[str, ...], headers: dict[str, str] | None,
              accept: set[str]) -> tuple[str, Response | None]:

@@ -131,9 +131,10 @@ def run_stages(store: Store, report: RunReport, settings: Settings) -> None:
     """Run the numbered stages in order, timing each."""
     configs = load_feed_list(settings.feeds_file)
     client = HttpClient(settings)
+    private_feeds: dict[str, bool] = {}  # feed host -> its fetch this run connected to a private address
     try:
-        _timed(report, "1_feeds", lambda: fetch_feeds(store, client, configs, report, settings))
-        _timed(report, "2_articles", lambda: fetch_articles(store, client, report, settings))
+        _timed(report, "1_feeds", lambda: fetch_feeds(store, client, configs, report, settings, private_feeds))
+        _timed(report, "2_articles", lambda: fetch_articles(store, client, report, settings, private_feeds))
     finally:
         client.close()
     _timed(report, "3_scoring", lambda: score_new_articles(store, report, settings))
@@ -155,20 +156,24 @@ def judge_run(report: RunReport, settings: Settings) -> str:
 
 # -- stage 1: feeds -----------------------------------------------------------
 def fetch_feeds(store: Store, client: HttpClient, configs: list[FeedConfig], report: RunReport,
-                settings: Settings) -> None:
-    """Fetch every configured feed with a conditional GET and queue its new entries."""
+                settings: Settings, private_feeds: dict[str, bool] | None = None) -> None:
+    """Fetch every configured feed with a conditional GET and queue its new entries.
+
+    private_feeds receives, per feed host, whether the feed was fetched from a private address.
+    """
     feed_ids = store.sync_feeds(configs)
-    private_hosts: dict[str, bool] = {}
+    private_feeds = {} if private_feeds is None else private_feeds
 
     def fetch_one(cfg: FeedConfig) -> Response:
         etag, modified = store.feed_validators(feed_ids[cfg.name])
         headers = {k: v for k, v in (("If-None-Match", etag), ("If-Modified-Since", modified)) if v}
         # The operator chose the feed's address: a private one stays allowed. A public feed gets no
         # such allowance, so a redirect from it to an internal address is refused like any other.
-        allow = _feed_is_private(cfg.url, private_hosts)
-        return client.get(cfg.url, accept=FEED_TYPES, headers=headers, allow_private=allow)
+        return client.get(cfg.url, accept=FEED_TYPES, headers=headers, trust_private_origin=True)
 
     for cfg, result in map_by_host(configs, lambda c: c.url, fetch_one, settings.workers):
+        if isinstance(result, Response):
+            private_feeds[host_of(cfg.url)] = result.private_origin
         outcome = record_feed(store, feed_ids[cfg.name], cfg, result, report.run_id, settings)
         report.feeds.append(outcome)
     log.info("feeds: %d in, %d ok, %d not modified, %d failed", len(configs),
@@ -211,11 +216,15 @@ def _feed_failed(store: Store, feed_id: int, cfg: FeedConfig, exc: BaseException
 
 
 # -- stage 2: articles --------------------------------------------------------
-def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings: Settings) -> None:
-    """Fetch, extract, dedupe and store every due item; failures are recorded and retried later."""
+def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings: Settings,
+                   private_feeds: dict[str, bool] | None = None) -> None:
+    """Fetch, extract, dedupe and store every due item; failures are recorded and retried later.
+
+    Links of a feed fetched from a private address may be private too (private_feeds, from stage 1).
+    """
     due = store.due_items(settings.max_attempts)
     index = NearDuplicateIndex.from_signatures(store.signatures_of_canonicals(), settings.near_duplicate_threshold)
-    private_feed_hosts: dict[str, bool] = {}
+    private_feed_hosts = dict(private_feeds or {})
 
     def work(item: dict) -> tuple[Response, Article]:
         allow = _feed_is_private(item.get("feed_url"), private_feed_hosts)
@@ -250,7 +259,8 @@ def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings
 
 
 def _feed_is_private(feed_url: str | None, cache: dict[str, bool]) -> bool:
-    # Shared by worker threads: a lost race only resolves one host twice.
+    # Known from this run's feed fetch (the address it connected to) when the feed was fetched; a
+    # feed that failed tonight falls back to a lookup. Shared by threads: a lost race resolves twice.
     if not feed_url:
         return False
     host = host_of(feed_url)

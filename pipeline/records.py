@@ -52,6 +52,7 @@ class Response:
     body: bytes
     elapsed: float
     redirects: int = 0
+    private_origin: bool = False  # the URL's own host was private and trusted to stay private
 
     @property
     def content_type(self) -> str:

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
         60.0, gt=0, description="wall-clock limit of one request (connect, headers and body), whatever the drip rate"
     )
     article_stage_deadline: float = Field(
-        1800.0, gt=0, description="seconds the article stage may take; items still waiting stay pending for the next run"
+        1800.0, gt=0, description="seconds the article stage may take; items still waiting wait for the next run"
     )
     max_bytes: int = Field(5_000_000, gt=0, description="largest response body read")
     max_redirects: int = Field(5, ge=0)
@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     min_text_chars: int = Field(400, ge=0, description="shorter extractions fall back to the feed summary")
     # Below spaCy's max_length (1,000,000) with room for the title that is scored with the text.
     max_text_chars: int = Field(
-        MAX_TEXT_CHARS, ge=1000, le=900_000, description="longest stored article text or feed summary; cut at a paragraph"
+        MAX_TEXT_CHARS, ge=1000, le=900_000, description="longest stored text or feed summary; cut at a paragraph"
     )
     near_duplicate_threshold: float = Field(
         0.5, gt=0, le=1, description="word-trigram Jaccard above which two texts are one story (tested on real wire copy)"

@@ -185,7 +185,8 @@ def test_backslash_authority_is_refused_as_ambiguous(server, client, fake_dns):
     assert server.requests == []  # the internal server saw nothing
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:{port}\\@public-host.test/", "http://public-host.test\\@127.0.0.1:{port}/"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:{port}\\@public-host.test/",
+                                 "http://public-host.test\\@127.0.0.1:{port}/"])
 def test_urls_read_differently_by_the_two_parsers_are_refused_even_when_private_is_allowed(server, client, url):
     with pytest.raises(FetchError) as err:
         client(allow_private_addresses=True).get(url.format(port=server.httpd.server_address[1]), accept=HTML_TYPES)

@@ -152,6 +152,19 @@ def test_redirect_from_public_feed_to_internal_address_is_refused(server, intern
     assert internal_server.requests == [] and _store(settings).item_counts() == {}
 
 
+def test_feed_allowance_is_decided_on_the_address_fetched_not_a_second_lookup(server, internal_server, make_settings,
+                                                                            texts, loopback_is_public, fake_dns):
+    # The feed's name answers private (an intranet feed?), then public, then private again: its
+    # "public" server lists an internal link. Deciding the allowance on other lookups than the one
+    # the feed was fetched on would let that link through.
+    fake_dns.set("feed.test", ["127.0.0.2"], ["127.0.0.1"], ["127.0.0.2"])
+    item = _publish(internal_server, "/geheim.html", texts[0])
+    server.page("/feed.xml", rss([item]), "application/rss+xml")
+    port = server.httpd.server_address[1]
+    report = run_nightly(make_settings([{"name": "krant", "url": f"http://feed.test:{port}/feed.xml"}]))
+    assert internal_server.requests == [] and report.articles_new == 0
+
+
 def test_feed_configured_on_a_private_address_may_stay_private(internal_server, make_settings, texts):
     item = _publish(internal_server, "/binnen.html", texts[0])
     internal_server.add("/old.xml", Reply(301, b"", {"Location": "/feed.xml"}))
