@@ -119,13 +119,18 @@ class _PinnedMixin:
             if isinstance(self.timeout, (int, float)):
                 self.timeout = min(self.timeout, max(deadline.remaining(), 0.01))
         error: ConnectTimeoutError | None = None
-        for address in self.pinned:
-            # urllib3 connects to _dns_host and uses `host` (the name) for Host, SNI and certificates.
-            self._dns_host = address
-            try:
-                return super()._new_conn()
-            except ConnectTimeoutError as exc:  # NewConnectionError included: try the next address
-                error = exc
+        name = self._dns_host
+        try:
+            for address in self.pinned:
+                # urllib3 connects to _dns_host; `host` (derived from it) names the server for Host,
+                # SNI and the certificate check, so the name is put back as soon as the socket exists.
+                self._dns_host = address
+                try:
+                    return super()._new_conn()
+                except ConnectTimeoutError as exc:  # NewConnectionError included: try the next address
+                    error = exc
+        finally:
+            self._dns_host = name
         raise error  # type: ignore[misc]
 
     def request(self, *args, **kwargs):

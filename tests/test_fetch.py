@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
 import time
 
 import pytest
 
 from pipeline.errors import FetchError
 from pipeline.fetch import HTML_TYPES, HostPacer, HttpClient, is_public_host, map_by_host
-from tests.httpserver import Reply, drip
+from tests.httpserver import Reply, ScriptedServer, drip
 
 PAGE = "<html><body><p>Hallo</p></body></html>"
 
@@ -211,9 +214,59 @@ def test_pinned_connection_keeps_the_host_name(server, client, fake_dns):
     fake_dns.set("krant.test", ["127.0.0.1"])
     server.page("/x.html", PAGE)
     port = server.httpd.server_address[1]
-    resp = client().get(f"http://krant.test:{port}/x.html", accept=HTML_TYPES)
-    assert resp.status == 200 and resp.final_url == f"http://krant.test:{port}/x.html"
-    assert server.requests[-1][1]["Host"] == f"krant.test:{port}"
+    http = client()
+    for _ in range(2):  # the second request reuses the kept-alive connection
+        resp = http.get(f"http://krant.test:{port}/x.html", accept=HTML_TYPES)
+        assert resp.status == 200 and resp.final_url == f"http://krant.test:{port}/x.html"
+    assert [headers["Host"] for _, headers, _ in server.requests] == [f"krant.test:{port}"] * 2
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    """A throw-away CA and a certificate for krant.test signed by it (openssl command line)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=Radar test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "site.key", "-out", "site.csr", "-subj", "/CN=krant.test")
+    (folder / "san.cnf").write_text("subjectAltName=DNS:krant.test\n")
+    openssl("x509", "-req", "-in", "site.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "site.pem", "-days", "2", "-extfile", "san.cnf")
+    return folder
+
+
+@pytest.fixture
+def tls_server(tls_files):
+    """A scripted HTTPS server on 127.0.0.1 whose certificate names krant.test only."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls_files / "site.pem", tls_files / "site.key")
+    srv = ScriptedServer(tls=context)
+    srv.page("/x.html", PAGE)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize("name, works", [("krant.test", True), ("ander.test", False)])
+def test_https_to_a_pinned_address_checks_the_certificate_against_the_name(tls_server, tls_files, client, fake_dns,
+                                                                            name, works):
+    # Connected to 127.0.0.1, yet SNI and the certificate check use the name: krant.test passes,
+    # a name the certificate does not list fails, as it would without pinning.
+    fake_dns.set(name, ["127.0.0.1"])
+    http = client(retries=0)
+    http.session.verify = str(tls_files / "ca.pem")
+    url = f"https://{name}:{tls_server.port}/x.html"
+    if works:
+        resp = http.get(url, accept=HTML_TYPES)
+        assert resp.status == 200 and tls_server.requests[-1][1]["Host"] == f"{name}:{tls_server.port}"
+    else:
+        with pytest.raises(FetchError) as err:
+            http.get(url, accept=HTML_TYPES)
+        assert err.value.reason == "connection_error" and "certificate" in str(err.value).lower()
 
 
 def test_dripping_body_is_cut_at_the_request_deadline(server, client):
