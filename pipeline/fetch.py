@@ -16,12 +16,11 @@ from urllib.robotparser import RobotFileParser
 import requests
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
-from urllib3.util.retry import Retry
 
 from pipeline.errors import FetchError
 from pipeline.records import Response
 from pipeline.settings import Settings
-from pipeline.transport import PinnedAdapter, RequestDeadline
+from pipeline.transport import PinnedAdapter, RequestDeadline, retry_class_for
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +128,7 @@ class HttpClient:
         # No proxies from the environment: through a proxy the address check would mean nothing.
         self.session.trust_env = False
         self.session.headers.update({"User-Agent": settings.user_agent, "Accept-Language": "nl,en;q=0.5"})
-        retry = Retry(
+        retry = retry_class_for(self._stopped)(
             total=settings.retries, connect=settings.retries, read=settings.retries, status=settings.retries,
             redirect=0, status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET"}),
             backoff_factor=settings.backoff, respect_retry_after_header=True,

@@ -20,6 +20,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError
 from urllib3.poolmanager import PoolKey, _default_key_normalizer
+from urllib3.util.retry import Retry
 
 _local = threading.local()  # the deadline of the request this thread is making
 
@@ -88,6 +89,30 @@ def _shut_down(conn: HTTPConnection) -> None:
 def current_deadline() -> RequestDeadline | None:
     """Return the deadline of the request this thread is making, if any."""
     return getattr(_local, "deadline", None)
+
+
+class InterruptibleRetry(Retry):
+    """urllib3's retries, whose waits end early when the stage stops or the request deadline passes."""
+
+    stopped: threading.Event = threading.Event()  # a client uses a subclass with its own event (retry_class_for)
+
+    def sleep(self, response=None) -> None:
+        """Wait before the next attempt: Retry-After if the server sent one, else the back-off."""
+        wait = self.get_retry_after(response) if (self.respect_retry_after_header and response) else None
+        wait = wait or self.get_backoff_time()
+        deadline = current_deadline()
+        if deadline is not None and wait >= deadline.remaining():
+            # The next attempt would start after the deadline: wait until it, then end the request.
+            self.stopped.wait(deadline.remaining())
+            deadline.expire()
+        elif wait > 0:
+            self.stopped.wait(wait)
+
+
+def retry_class_for(stopped: threading.Event) -> type[InterruptibleRetry]:
+    """Return an InterruptibleRetry class whose waits end when `stopped` is set."""
+    # Retry.new() copies a retry as type(self)(**params): the event lives on the class to survive it.
+    return type("ClientRetry", (InterruptibleRetry,), {"stopped": stopped})
 
 
 class _PinnedMixin:

@@ -290,6 +290,20 @@ def test_dripping_headers_are_cut_at_the_request_deadline(server, client):
     assert server.hits("/slowhead.html") == 1
 
 
+@pytest.mark.parametrize("how", ["stop", "deadline"])
+def test_a_long_retry_after_wait_ends_with_the_stage_or_the_request_deadline(server, client, how):
+    import threading
+    server.add("/busy.html", Reply(503, b"later", {"Retry-After": "20"}), Reply(200, PAGE.encode(), {"Content-Type": "text/html"}))
+    http = client(retries=1, max_retry_after=30, request_deadline=60.0 if how == "stop" else 1.0)
+    if how == "stop":
+        threading.Timer(0.5, http.stop).start()
+    started = time.monotonic()
+    with pytest.raises(FetchError) as err:
+        http.get(server.url("/busy.html"), accept=HTML_TYPES)
+    assert err.value.reason == "timeout" and time.monotonic() - started < 3.0  # not the 20 s asked for
+    assert server.hits("/busy.html") == 1
+
+
 def test_stop_ends_a_request_in_flight_at_once(server, client):
     import threading
     server.add("/drip.html", Reply(200, headers={"Content-Type": "text/html"}, stream=drip(b"<p>" * 100, 0.1)))
