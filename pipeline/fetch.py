@@ -14,12 +14,13 @@ from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from pipeline.errors import FetchError
 from pipeline.records import Response
 from pipeline.settings import Settings
+from pipeline.transport import PinnedAdapter, RequestDeadline, retry_class_for
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +38,73 @@ def host_of(url: str) -> str:
     return urlsplit(url).netloc.lower()
 
 
+def read_target(url: str) -> tuple[str, str, int | None]:
+    """Return (scheme, host, port) of an http(s) URL as the HTTP library will read it.
+
+    urllib.parse and urllib3 disagree on some URLs (`http://127.0.0.1:1\\@public/` is public to
+    one and loopback to the other); such a URL is refused instead of guessing which one connects.
+    """
+    try:
+        ours, theirs = urlsplit(url), parse_url(url)
+        same = (ours.scheme.lower(), _normalise_host(ours.hostname or ""), ours.port) == (
+            (theirs.scheme or "").lower(), (theirs.host or "").strip("[]").lower(), theirs.port)
+    except (ValueError, LocationParseError) as exc:
+        raise FetchError("bad_url", f"unreadable URL {url!r}: {exc}") from exc
+    if theirs.scheme not in ("http", "https") or not theirs.host:
+        raise FetchError("bad_url", f"not an http(s) URL: {url!r}")
+    if not same:
+        raise FetchError("ambiguous_url", f"{url!r} reads as different hosts to different parsers; fix the link")
+    return theirs.scheme, theirs.host.strip("[]"), theirs.port
+
+
+def _normalise_host(name: str) -> str:
+    # The same IDNA and case rules urllib3 applies, so that only real disagreements differ.
+    if not name:
+        return ""
+    return (parse_url(f"//[{name}]" if ":" in name else f"//{name}").host or "").strip("[]").lower()
+
+
+def resolve_addresses(name: str) -> list[str]:
+    """Return every address a host name resolves to, in the resolver's order (numeric names resolve to themselves)."""
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise FetchError("dns_error", f"{name}: {exc}", retryable=True) from exc
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+def is_public_address(address: str) -> bool:
+    """Tell whether an IP address is a public (global) one."""
+    return ipaddress.ip_address(address.split("%")[0]).is_global
+
+
 def is_public_host(host: str) -> bool:
     """Tell whether every address a host name resolves to is a public (global) address."""
     name = urlsplit(f"//{host}").hostname or ""
+    return _all_public(resolve_addresses(name))
+
+
+def _all_public(addresses: Iterable[str]) -> bool:
+    return all(is_public_address(address) for address in addresses)
+
+
+def is_private_url(url: str) -> bool:
+    """Tell whether a URL's host resolves to any non-public address; an unreadable URL is not private."""
     try:
-        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise FetchError("dns_error", f"{name}: {exc}", retryable=True) from exc
-    addresses = {ipaddress.ip_address(info[4][0]) for info in infos}
-    return all(addr.is_global for addr in addresses)
+        _, name, _ = read_target(url)
+        return not _all_public(resolve_addresses(name))
+    except FetchError:
+        return False
 
 
 class HostPacer:
     """Keep at least `delay` seconds between two requests to the same host."""
 
-    def __init__(self, delay: float):
+    def __init__(self, delay: float, stopped: threading.Event | None = None):
         self.delay = delay
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._stopped = stopped or threading.Event()  # set: waits end at once (the stage is over)
 
     def wait(self, host: str, delay: float | None = None) -> None:
         """Sleep until the host may be asked again, then book the next slot."""
@@ -64,7 +114,7 @@ class HostPacer:
             start = max(now, self._next.get(host, now))
             self._next[host] = start + gap
         if start > now:
-            time.sleep(start - now)
+            self._stopped.wait(start - now)
 
 
 class HttpClient:
@@ -72,100 +122,140 @@ class HttpClient:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.pacer = HostPacer(settings.host_delay)
+        self._stopped = threading.Event()
+        self.pacer = HostPacer(settings.host_delay, self._stopped)
         self.session = requests.Session()
+        # No proxies from the environment: through a proxy the address check would mean nothing.
+        self.session.trust_env = False
         self.session.headers.update({"User-Agent": settings.user_agent, "Accept-Language": "nl,en;q=0.5"})
-        retry = Retry(
+        retry = retry_class_for(self._stopped)(
             total=settings.retries, connect=settings.retries, read=settings.retries, status=settings.retries,
             redirect=0, status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET"}),
             backoff_factor=settings.backoff, respect_retry_after_header=True,
             retry_after_max=settings.max_retry_after, raise_on_status=False, raise_on_redirect=False,
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=32, pool_maxsize=32)
+        adapter = PinnedAdapter(max_retries=retry, pool_connections=32, pool_maxsize=32)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self._robots: dict[str, RobotFileParser | FetchError] = {}
         self._robots_lock = threading.Lock()
+        self._active: set[RequestDeadline] = set()
+        self._active_lock = threading.Lock()
 
     def close(self) -> None:
         """Close pooled connections."""
         self.session.close()
 
+    def stop(self) -> None:
+        """End every request in flight now and refuse new ones (a stage ran out of time)."""
+        self._stopped.set()
+        with self._active_lock:
+            active = list(self._active)
+        for deadline in active:
+            deadline.expire()
+
     def get(
         self, url: str, *, accept: set[str], headers: dict[str, str] | None = None,
-        allow_private: bool = False, check_robots: bool = False,
+        allow_private: bool = False, check_robots: bool = False, trust_private_origin: bool = False,
     ) -> Response:
-        """GET a URL, following at most max_redirects redirects, each hop checked for safety."""
+        """GET a URL, following at most max_redirects redirects, each hop checked for safety.
+
+        With trust_private_origin, a URL whose own host is private (an intranet feed the operator
+        configured) may stay on private addresses. That is decided on the addresses the first hop
+        connects to, never on a lookup of its own that a rebinding name could answer differently.
+        """
         started = time.monotonic()
-        current = url
+        current, private_origin = url, False
         for hop in range(self.settings.max_redirects + 1):
-            self._check_target(current, allow_private, check_robots)
-            resp = self._request(current, headers)
-            if resp.is_redirect or resp.is_permanent_redirect:
-                resp.close()
-                current = urljoin(current, resp.headers.get("location", ""))
+            name, addresses = self._resolve_target(current)
+            if hop == 0 and trust_private_origin and not _all_public(addresses):
+                private_origin = allow_private = True
+            self._check_target(current, name, addresses, allow_private, check_robots)
+            location, response = self._hop(current, addresses, headers, accept)
+            if response is None:
+                current = urljoin(current, location)
                 continue
-            return self._finish(url, current, resp, accept, started, hop)
+            response.url, response.redirects, response.private_origin = url, hop, private_origin
+            response.elapsed = time.monotonic() - started
+            return response
         raise FetchError("too_many_redirects", f"more than {self.settings.max_redirects} redirects from {url}")
 
-    def _check_target(self, url: str, allow_private: bool, check_robots: bool) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise FetchError("bad_url", f"not an http(s) URL: {url!r}")
-        if not (allow_private or self.settings.allow_private_addresses) and not is_public_host(parts.netloc):
-            raise FetchError("private_address", f"{parts.hostname} resolves to a non-public address")
-        if check_robots and not self.robots_allow(url, allow_private):
-            raise FetchError("robots_disallowed", f"robots.txt of {parts.netloc} disallows {parts.path or '/'}")
+    @staticmethod
+    def _resolve_target(url: str) -> tuple[str, tuple[str, ...]]:
+        """Return the host name of a URL, read as urllib3 reads it, and the addresses it resolves to."""
+        _, name, _ = read_target(url)
+        return name, tuple(resolve_addresses(name))
 
-    def _request(self, url: str, headers: dict[str, str] | None) -> requests.Response:
+    def _check_target(self, url: str, name: str, addresses: tuple[str, ...], allow_private: bool,
+                      check_robots: bool) -> None:
+        """Raise FetchError unless the URL may be fetched from these addresses."""
+        if not (allow_private or self.settings.allow_private_addresses or _all_public(addresses)):
+            raise FetchError("private_address", f"{name} resolves to a non-public address")
+        if check_robots and not self.robots_allow(url, allow_private):
+            raise FetchError("robots_disallowed", f"robots.txt of {host_of(url)} disallows {urlsplit(url).path or '/'}")
+
+    def _hop(self, url: str, addresses: tuple[str, ...], headers: dict[str, str] | None,
+             accept: set[str]) -> tuple[str, Response | None]:
+        """Make one request within the request deadline; return (redirect location, None) or ("", response)."""
         host = host_of(url)
-        self.pacer.wait(host, self._crawl_delay(host))
+        self.pacer.wait(host, self._crawl_delay(host))  # politeness waits come before the deadline starts
+        if self._stopped.is_set():
+            raise FetchError("stopped", "the stage ran out of time; tried again next run", retryable=True)
+        resp = None
+        deadline = RequestDeadline(self.settings.request_deadline)
+        with self._active_lock:
+            self._active.add(deadline)
+        try:
+            with deadline:  # left before the response is closed, so a late cut never hits a pooled connection
+                resp = self._request(url, addresses, headers, deadline)
+                if resp.is_redirect or resp.is_permanent_redirect:
+                    return resp.headers.get("location", ""), None
+                return "", self._finish(url, resp, accept, deadline)
+        finally:
+            with self._active_lock:
+                self._active.discard(deadline)
+            if resp is not None:
+                resp.close()
+
+    def _request(self, url: str, addresses: tuple[str, ...], headers: dict[str, str] | None,
+                 deadline: RequestDeadline) -> requests.Response:
+        prepared = self.session.prepare_request(requests.Request("GET", url, headers=headers))
+        prepared.pinned_addresses = addresses  # read by PinnedAdapter: connect to what was checked
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
         try:
-            return self.session.get(url, headers=headers, timeout=timeout, stream=True, allow_redirects=False)
-        except requests.exceptions.Timeout as exc:
-            raise FetchError("timeout", str(exc), retryable=True) from exc
-        except requests.exceptions.RetryError as exc:
-            raise FetchError("retries_exhausted", str(exc), retryable=True) from exc
-        except requests.exceptions.ConnectionError as exc:
-            raise FetchError("connection_error", str(exc), retryable=True) from exc
+            return self.session.send(prepared, timeout=timeout, stream=True, allow_redirects=False)
         except requests.exceptions.RequestException as exc:
-            raise FetchError("http_error", str(exc)) from exc
+            raise _request_error(exc, deadline) from exc
 
-    def _finish(self, url: str, final: str, resp: requests.Response, accept: set[str], started: float,
-                hops: int) -> Response:
-        try:
-            headers = {k.lower(): v for k, v in resp.headers.items()}
-            if resp.status_code == 304:
-                return Response(url, final, 304, headers, b"", time.monotonic() - started, hops)
-            _raise_for_status(resp)
-            media = headers.get("content-type", "").split(";")[0].strip().lower()
-            if media not in accept:
-                raise FetchError("unsupported_content_type", f"{media} at {final}", status=resp.status_code)
-            body = self._read_capped(resp)
-            return Response(url, final, resp.status_code, headers, body, time.monotonic() - started, hops)
-        finally:
-            resp.close()
+    def _finish(self, url: str, resp: requests.Response, accept: set[str], deadline: RequestDeadline) -> Response:
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        if resp.status_code == 304:
+            return Response(url, url, 304, headers, b"", 0.0)
+        _raise_for_status(resp, url)
+        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media not in accept:
+            raise FetchError("unsupported_content_type", f"{media} at {url}", status=resp.status_code)
+        body = self._read_capped(resp, deadline)
+        return Response(url, url, resp.status_code, headers, body, 0.0)
 
-    def _read_capped(self, resp: requests.Response) -> bytes:
+    def _read_capped(self, resp: requests.Response, deadline: RequestDeadline) -> bytes:
         cap = self.settings.max_bytes
         declared = resp.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > cap:
             raise FetchError("too_large", f"Content-Length {declared} > {cap} bytes", status=resp.status_code)
-        # A slow drip can keep each read under the read timeout forever: bound the whole body too.
-        # The clock starts here, not at the request: pacing and Retry-After waits are politeness.
-        deadline = time.monotonic() + self.settings.read_timeout * 3
         chunks, size = [], 0
         try:
             for chunk in resp.iter_content(CHUNK):
                 size += len(chunk)
                 if size > cap:
                     raise FetchError("too_large", f"body exceeds {cap} bytes", status=resp.status_code)
-                if time.monotonic() > deadline:
-                    raise FetchError("timeout", "body took too long", retryable=True)
                 chunks.append(chunk)
         except requests.exceptions.RequestException as exc:
+            if deadline.expired:
+                raise _deadline_error(deadline) from exc
             raise FetchError("timeout" if "timed out" in str(exc) else "read_error", str(exc), retryable=True) from exc
+        if deadline.expired:  # a cut socket ends a body without a length as if it were complete
+            raise _deadline_error(deadline)
         return b"".join(chunks)
 
     # -- robots.txt ---------------------------------------------------------
@@ -212,22 +302,43 @@ class HttpClient:
         return None
 
 
-def _raise_for_status(resp: requests.Response) -> None:
+def _raise_for_status(resp: requests.Response, url: str) -> None:
     status = resp.status_code
     if status < 400:
         return
     if status in RETRY_STATUSES or status >= 500:
-        raise FetchError(f"http_{status}", f"{resp.url}", retryable=True, status=status)
-    raise FetchError(f"http_{status}", f"{resp.url}", retryable=False, status=status)
+        raise FetchError(f"http_{status}", url, retryable=True, status=status)
+    raise FetchError(f"http_{status}", url, retryable=False, status=status)
+
+
+def _deadline_error(deadline: RequestDeadline) -> FetchError:
+    return FetchError("timeout", f"no complete answer within the request deadline of {deadline.seconds:g} s",
+                      retryable=True)
+
+
+def _request_error(exc: requests.exceptions.RequestException, deadline: RequestDeadline) -> FetchError:
+    """Return the FetchError for a failed request; a cut by the deadline is a timeout whatever it looked like."""
+    if deadline.expired:
+        return _deadline_error(deadline)
+    if isinstance(exc, requests.exceptions.Timeout):
+        return FetchError("timeout", str(exc), retryable=True)
+    if isinstance(exc, requests.exceptions.RetryError):
+        return FetchError("retries_exhausted", str(exc), retryable=True)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return FetchError("connection_error", str(exc), retryable=True)
+    return FetchError("http_error", str(exc))
 
 
 def map_by_host(
     tasks: Iterable[T], url_of: Callable[[T], str], work: Callable[[T], R], workers: int,
+    until: float | None = None, on_expiry: Callable[[], None] | None = None,
 ) -> Iterator[tuple[T, R | BaseException]]:
     """Run work() on tasks, one host at a time per thread, different hosts concurrently.
 
     Results are yielded in the caller's thread as they finish, so the caller alone writes the
     store; an exception in one task is yielded as its result and never stops the others.
+    At `until` (time.monotonic()) no more results are yielded: on_expiry() is called to cut the
+    work in flight, and tasks without a result are left to the caller (they stay as they were).
     """
     by_host: dict[str, list[T]] = {}
     for task in tasks:
@@ -251,7 +362,17 @@ def map_by_host(
         remaining = len(by_host)
         try:
             while remaining:
-                result = done.get()
+                left = None if until is None else until - time.monotonic()
+                try:
+                    if left is not None and left <= 0:
+                        raise queue.Empty  # checked first: a busy queue must not carry the stage past its end
+                    result = done.get(timeout=left)
+                except queue.Empty:
+                    log.warning("stage deadline reached with %d host(s) still busy; the rest waits", remaining)
+                    stop.set()
+                    if on_expiry is not None:
+                        on_expiry()
+                    return
                 if result is None:
                     remaining -= 1
                 else:

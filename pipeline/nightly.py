@@ -16,9 +16,9 @@ from tqdm import tqdm
 
 from pipeline.dedupe import NearDuplicateIndex, save_deduplicated
 from pipeline.errors import ExtractError, FetchError, RadarError, RunCrashed, RunLocked
-from pipeline.extract import build_article, guess_language
+from pipeline.extract import build_article, cap_article, guess_language
 from pipeline.feeds import load_feed_list, parse_feed
-from pipeline.fetch import FEED_TYPES, HTML_TYPES, HttpClient, host_of, is_public_host, map_by_host
+from pipeline.fetch import FEED_TYPES, HTML_TYPES, HttpClient, host_of, is_private_url, map_by_host
 from pipeline.records import Article, FeedConfig, Response
 from pipeline.settings import Settings
 from pipeline.store import Store
@@ -56,6 +56,7 @@ class RunReport:
     failed: dict[str, int] = field(default_factory=dict)
     scoring: dict = field(default_factory=dict)
     failed_first_try: int = 0  # failures of items never tried before; retries of old failures do not fail a run
+    articles_deferred: int = 0  # items left for the next run because the article stage reached its deadline
     durations: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -92,7 +93,7 @@ def run_lock(settings: Settings) -> Iterator[None]:
 
 def open_store(settings: Settings) -> Store:
     """Open the configured database and migrate it forward."""
-    store = Store(settings.effective_database_url)
+    store = Store(settings.effective_database_url, max_text_chars=settings.max_text_chars)
     try:
         store.migrate()
     except Exception:
@@ -130,9 +131,10 @@ def run_stages(store: Store, report: RunReport, settings: Settings) -> None:
     """Run the numbered stages in order, timing each."""
     configs = load_feed_list(settings.feeds_file)
     client = HttpClient(settings)
+    private_feeds: dict[str, bool] = {}  # feed host -> its fetch this run connected to a private address
     try:
-        _timed(report, "1_feeds", lambda: fetch_feeds(store, client, configs, report, settings))
-        _timed(report, "2_articles", lambda: fetch_articles(store, client, report, settings))
+        _timed(report, "1_feeds", lambda: fetch_feeds(store, client, configs, report, settings, private_feeds))
+        _timed(report, "2_articles", lambda: fetch_articles(store, client, report, settings, private_feeds))
     finally:
         client.close()
     _timed(report, "3_scoring", lambda: score_new_articles(store, report, settings))
@@ -154,17 +156,24 @@ def judge_run(report: RunReport, settings: Settings) -> str:
 
 # -- stage 1: feeds -----------------------------------------------------------
 def fetch_feeds(store: Store, client: HttpClient, configs: list[FeedConfig], report: RunReport,
-                settings: Settings) -> None:
-    """Fetch every configured feed with a conditional GET and queue its new entries."""
+                settings: Settings, private_feeds: dict[str, bool] | None = None) -> None:
+    """Fetch every configured feed with a conditional GET and queue its new entries.
+
+    private_feeds receives, per feed host, whether the feed was fetched from a private address.
+    """
     feed_ids = store.sync_feeds(configs)
+    private_feeds = {} if private_feeds is None else private_feeds
 
     def fetch_one(cfg: FeedConfig) -> Response:
         etag, modified = store.feed_validators(feed_ids[cfg.name])
         headers = {k: v for k, v in (("If-None-Match", etag), ("If-Modified-Since", modified)) if v}
-        # Feeds are chosen by the operator, so their own address is trusted whatever it is.
-        return client.get(cfg.url, accept=FEED_TYPES, headers=headers, allow_private=True)
+        # The operator chose the feed's address: a private one stays allowed. A public feed gets no
+        # such allowance, so a redirect from it to an internal address is refused like any other.
+        return client.get(cfg.url, accept=FEED_TYPES, headers=headers, trust_private_origin=True)
 
     for cfg, result in map_by_host(configs, lambda c: c.url, fetch_one, settings.workers):
+        if isinstance(result, Response):
+            private_feeds[host_of(cfg.url)] = result.private_origin
         outcome = record_feed(store, feed_ids[cfg.name], cfg, result, report.run_id, settings)
         report.feeds.append(outcome)
     log.info("feeds: %d in, %d ok, %d not modified, %d failed", len(configs),
@@ -207,11 +216,15 @@ def _feed_failed(store: Store, feed_id: int, cfg: FeedConfig, exc: BaseException
 
 
 # -- stage 2: articles --------------------------------------------------------
-def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings: Settings) -> None:
-    """Fetch, extract, dedupe and store every due item; failures are recorded and retried later."""
+def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings: Settings,
+                   private_feeds: dict[str, bool] | None = None) -> None:
+    """Fetch, extract, dedupe and store every due item; failures are recorded and retried later.
+
+    Links of a feed fetched from a private address may be private too (private_feeds, from stage 1).
+    """
     due = store.due_items(settings.max_attempts)
     index = NearDuplicateIndex.from_signatures(store.signatures_of_canonicals(), settings.near_duplicate_threshold)
-    private_feed_hosts: dict[str, bool] = {}
+    private_feed_hosts = dict(private_feeds or {})
 
     def work(item: dict) -> tuple[Response, Article]:
         allow = _feed_is_private(item.get("feed_url"), private_feed_hosts)
@@ -221,26 +234,38 @@ def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings
             fallback_title=item["title"], fallback_text=item["summary"], fallback_date=item["published"],
             outlet=item.get("outlet") or "", min_chars=settings.min_text_chars,
         )
-        return response, article
+        if article.method == "feed_summary" and item.get("summary_truncated_from"):
+            article.truncated_from = item["summary_truncated_from"]  # the text is a summary the store cut
+        # Capped here as well as in the store, so dedupe never shingles a text the store would cut.
+        return response, cap_article(article, settings.max_text_chars)
 
     show = settings.progress and sys.stderr.isatty()
+    until = time.monotonic() + settings.article_stage_deadline
+    done = 0
     with tqdm(total=len(due), desc="articles", unit="art", disable=not show) as bar:
-        for item, result in map_by_host(due, lambda i: i["url"], work, settings.workers):
+        for item, result in map_by_host(due, lambda i: i["url"], work, settings.workers,
+                                        until=until, on_expiry=client.stop):
             store_item_result(store, index, item, result, report)
+            done += 1
             bar.update(1)
-    log.info("articles: %d due, %d new, %d duplicate, %d skipped, %d failed", len(due), report.articles_new,
-             report.articles_duplicate, sum(report.skipped.values()), report.articles_failed)
+    # Items without a result keep their status and attempts: the next run takes them up again.
+    report.articles_deferred = len(due) - done
+    if report.articles_deferred:
+        log.warning("article stage reached its deadline of %g s; %d item(s) left for the next run",
+                    settings.article_stage_deadline, report.articles_deferred)
+    log.info("articles: %d due, %d new, %d duplicate, %d skipped, %d failed, %d deferred", len(due),
+             report.articles_new, report.articles_duplicate, sum(report.skipped.values()), report.articles_failed,
+             report.articles_deferred)
 
 
 def _feed_is_private(feed_url: str | None, cache: dict[str, bool]) -> bool:
+    # Known from this run's feed fetch (the address it connected to) when the feed was fetched; a
+    # feed that failed tonight falls back to a lookup. Shared by threads: a lost race resolves twice.
     if not feed_url:
         return False
     host = host_of(feed_url)
     if host not in cache:
-        try:
-            cache[host] = not is_public_host(host)
-        except FetchError:
-            cache[host] = False
+        cache[host] = is_private_url(feed_url)
     return cache[host]
 
 
@@ -324,6 +349,8 @@ def summarise(report: RunReport) -> str:
             lines.append(f"  used despite a problem {feed.name}: {feed.problem}")
     lines.append(f"Articles: {report.articles_new} new, {report.articles_duplicate} duplicate, "
                  f"{sum(report.skipped.values())} skipped, {report.articles_failed} failed")
+    if report.articles_deferred:
+        lines.append(f"  left for the next run (article stage deadline reached): {report.articles_deferred}")
     for label, bucket in (("skipped", report.skipped), ("failed", report.failed)):
         for reason, n in sorted(bucket.items()):
             lines.append(f"  {label} {reason}: {n}")

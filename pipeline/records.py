@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Default cap of a stored text or summary (Settings.max_text_chars); the store cuts longer ones.
+MAX_TEXT_CHARS = 200_000
+
 
 @dataclass(frozen=True)
 class FeedConfig:
@@ -49,6 +52,7 @@ class Response:
     body: bytes
     elapsed: float
     redirects: int = 0
+    private_origin: bool = False  # the URL's own host was private and trusted to stay private
 
     @property
     def content_type(self) -> str:
@@ -75,3 +79,4 @@ class Article:
     external_id: str | None = None
     content_hash: str = ""
     extra: dict = field(default_factory=dict)
+    truncated_from: int | None = None  # length of the text before it was cut to the cap

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from sqlalchemy import (
-    Column, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint,
+    Column, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint, inspect,
 )
 from sqlalchemy.engine import Connection
 
@@ -61,6 +61,7 @@ items = Table(
     Column("feed_id", Integer, ForeignKey("feeds.id")),
     Column("title", Text, nullable=False, default=""),
     Column("summary", Text, nullable=False, default=""),
+    Column("summary_truncated_from", Integer),  # length before the summary was cut to max_text_chars
     Column("published", String(40)),
     Column("author", Text, nullable=False, default=""),
     Column("categories", Text, nullable=False, default="[]"),
@@ -100,6 +101,7 @@ articles = Table(
     Column("categories", Text, nullable=False, default="[]"),
     Column("language", String(10), nullable=False, default=""),
     Column("text", Text, nullable=False),
+    Column("text_truncated_from", Integer),  # length before the text was cut to max_text_chars
     Column("content_hash", String(64), nullable=False, index=True),
     Column("method", String(30), nullable=False),
     Column("run_id", Integer, ForeignKey("runs.id")),
@@ -187,10 +189,18 @@ def _migrate_to_3(conn: Connection) -> None:
     metadata.create_all(conn, tables=[reviews])
 
 
+def _migrate_to_4(conn: Connection) -> None:
+    # Columns that record a cut text or summary. A database created by this code already has them
+    # (_migrate_to_1 creates the tables as defined above), so only missing ones are added.
+    for table, column in ((articles, "text_truncated_from"), (items, "summary_truncated_from")):
+        if column not in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column} INTEGER")
+
+
 def _migrate_to_5(conn: Connection) -> None:
     metadata.create_all(conn, tables=[analysts])
 
 
 # Forward migrations in order; entry i brings the schema from version i to i + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_5]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4, _migrate_to_5]
 SCHEMA_VERSION = len(MIGRATIONS)

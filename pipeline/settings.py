@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pipeline.errors import ConfigError
+from pipeline.records import MAX_TEXT_CHARS
 
 # Shipped resources (feed list, models) are found beside the package wherever radar is started from.
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +32,13 @@ class Settings(BaseSettings):
     host_delay: float = Field(1.0, ge=0, description="seconds between two requests to one host")
     workers: int = Field(4, ge=1, description="hosts fetched at the same time")
     connect_timeout: float = Field(10.0, gt=0)
-    read_timeout: float = Field(20.0, gt=0)
+    read_timeout: float = Field(20.0, gt=0, description="longest wait for the next bytes of an answer")
+    request_deadline: float = Field(
+        60.0, gt=0, description="wall-clock limit of one request (connect, headers and body), whatever the drip rate"
+    )
+    article_stage_deadline: float = Field(
+        1800.0, gt=0, description="seconds the article stage may take; items still waiting wait for the next run"
+    )
     max_bytes: int = Field(5_000_000, gt=0, description="largest response body read")
     max_redirects: int = Field(5, ge=0)
     retries: int = Field(2, ge=0, description="extra tries for timeouts, 429 and 5xx")
@@ -43,6 +50,10 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, description="runs an article is tried before it is given up")
     max_items_per_feed: int = Field(200, ge=1)
     min_text_chars: int = Field(400, ge=0, description="shorter extractions fall back to the feed summary")
+    # Below spaCy's max_length (1,000,000) with room for the title that is scored with the text.
+    max_text_chars: int = Field(
+        MAX_TEXT_CHARS, ge=1000, le=900_000, description="longest stored text or feed summary; cut at a paragraph"
+    )
     near_duplicate_threshold: float = Field(
         0.5, gt=0, le=1, description="word-trigram Jaccard above which two texts are one story (tested on real wire copy)"
     )

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
 
 from pipeline.errors import StoreError
-from pipeline.records import Article, FeedConfig, FeedEntry, Response
+from pipeline.records import MAX_TEXT_CHARS, Article, FeedConfig, FeedEntry, Response
 # The tables are re-exported here: callers use `from pipeline.store import Store, reviews`.
 from pipeline.schema import (  # noqa: F401
     MIGRATIONS, SCHEMA_VERSION, analysts, articles, duplicates, feeds, fetches, items, metadata, pages, predictions, reviews,
@@ -73,12 +73,13 @@ def _open_advice(reason: str) -> str:
 class Store:
     """Reads and writes of the radar database; each public write is one transaction."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, max_text_chars: int = MAX_TEXT_CHARS):
         self.url = url
         try:
             self.engine = create_store_engine(url)
         except (OSError, ImportError, SQLAlchemyError) as exc:  # folder not creatable, bad URL, driver missing
             raise _open_error(url, exc) from exc
+        self.max_text_chars = max_text_chars  # every stored text and summary is cut to this (see cap_text)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -202,6 +203,8 @@ class Store:
     # -- items --------------------------------------------------------------
     def add_items(self, feed_id: int, entries: Iterable[FeedEntry], run_id: int) -> tuple[int, int]:
         """Queue feed entries not seen before; return (new, already known)."""
+        from pipeline.extract import cap_text  # lazy: extraction libraries are heavy to import
+
         new = known = 0
         with self.engine.begin() as conn:
             for entry in entries:
@@ -209,9 +212,10 @@ class Store:
                 if exists:
                     known += 1
                     continue
+                summary, original = cap_text(entry.summary, self.max_text_chars)
                 conn.execute(insert(items).values(
                     canonical_url=entry.canonical_url, url=entry.url, feed_id=feed_id, title=entry.title,
-                    summary=entry.summary, published=entry.published, author=entry.author,
+                    summary=summary, summary_truncated_from=original, published=entry.published, author=entry.author,
                     categories=json.dumps(list(entry.categories), ensure_ascii=False),
                     first_run_id=run_id, status="pending", updated_at=now_iso(),
                 ))
@@ -248,7 +252,11 @@ class Store:
         response: Response | None = None, duplicate: tuple[int, str, float] | None = None,
         minhash: bytes | None = None,
     ) -> int:
-        """Store an article with its raw page, duplicate link and signature in one transaction."""
+        """Store an article (text capped) with its raw page, duplicate link and signature in one transaction."""
+        from pipeline.extract import cap_article  # lazy: extraction libraries are heavy to import
+
+        # Every path that stores an article (run, ingest) comes here, so no text outgrows the scorer.
+        article = cap_article(article, self.max_text_chars)
         with self.engine.begin() as conn:
             if response is not None and item_id is not None:
                 conn.execute(insert(pages).values(
@@ -441,6 +449,6 @@ def _article_row(article: Article, item_id: int | None, run_id: int | None) -> d
         canonical_url=article.canonical_url or None, outlet=article.outlet, title=article.title,
         author=article.author, published=article.date, sitename=article.sitename,
         categories=json.dumps(list(article.categories), ensure_ascii=False), language=article.language,
-        text=article.text, content_hash=article.content_hash, method=article.method, run_id=run_id,
-        created_at=now_iso(),
+        text=article.text, text_truncated_from=article.truncated_from, content_hash=article.content_hash,
+        method=article.method, run_id=run_id, created_at=now_iso(),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from email.utils import format_datetime
 from datetime import datetime, timezone
 from html import escape
@@ -79,6 +80,70 @@ def server():
     srv.start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def internal_server():
+    """A second scripted server on 127.0.0.2: an internal host that must never be reached from public links."""
+    srv = ScriptedServer(host="127.0.0.2")
+    srv.page("/robots.txt", "User-agent: *\nAllow: /\n", "text/plain")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def loopback_is_public(monkeypatch):
+    """Count 127.0.0.1 as a public address, so the `server` fixture plays a public host (127.0.0.2 stays private)."""
+    import pipeline.fetch as fetch
+    real = getattr(fetch, "is_public_address", None)
+    monkeypatch.setattr(fetch, "is_public_address", lambda address: address == "127.0.0.1" or real(address),
+                        raising=False)
+
+
+class FakeDns:
+    """Scripted answers of socket.getaddrinfo for made-up names; a name's last answer repeats."""
+
+    def __init__(self, real):
+        self.real = real
+        self.answers: dict[str, list[list[str]]] = {}
+        self.calls: list[str] = []
+
+    def set(self, name: str, *answers: list[str]) -> None:
+        """Script the successive answers for a name."""
+        self.answers[name] = list(answers)
+
+    def getaddrinfo(self, host, port, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in self.answers:
+            return self.real(host, port, *args, **kwargs)
+        self.calls.append(name)
+        queue = self.answers[name]
+        addresses = queue.pop(0) if len(queue) > 1 else queue[0]
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (a, port or 0)) for a in addresses]
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    """Make socket.getaddrinfo answer scripted addresses for made-up names (see FakeDns)."""
+    dns = FakeDns(socket.getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", dns.getaddrinfo)
+    return dns
+
+
+@pytest.fixture
+def loopback_only(monkeypatch):
+    """Refuse every TCP connect to a non-loopback address (no test traffic leaves the machine); list the refused."""
+    refused: list[tuple] = []
+    real_connect = socket.socket.connect
+
+    def connect(sock, address):
+        if isinstance(address, tuple) and not address[0].startswith("127.") and address[0] != "::1":
+            refused.append(address[:2])
+            raise ConnectionRefusedError(f"test: no traffic to {address[0]}")
+        return real_connect(sock, address)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return refused
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -11,13 +12,18 @@ from typing import Callable, Iterable
 
 @dataclass
 class Reply:
-    """One scripted response; `stream` yields the body in chunks without a Content-Length."""
+    """One scripted response; `stream` yields the body in chunks without a Content-Length.
+
+    `raw` yields the whole response as bytes, status line and headers included, for answers
+    no well-behaved server gives (headers dripped byte by byte).
+    """
 
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     stream: Callable[[], Iterable[bytes]] | None = None
+    raw: Callable[[], Iterable[bytes]] | None = None
 
 
 @dataclass
@@ -37,19 +43,27 @@ class Route:
 class ScriptedServer:
     """Serve Routes on a loopback address and a free port; `requests` logs (path, headers) of every request."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, dict[str, str], float]] = []
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer((host, 0), self._handler_class())
         self.httpd.daemon_threads = True
+        self.scheme = "https" if tls else "http"
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
+    def port(self) -> int:
+        """Return the port the server listens on."""
+        return self.httpd.server_address[1]
+
+    @property
     def base(self) -> str:
-        """Return http://HOST:PORT."""
+        """Return SCHEME://HOST:PORT."""
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def url(self, path: str) -> str:
         """Return the absolute URL of a path on this server."""
@@ -99,10 +113,15 @@ class ScriptedServer:
                     time.sleep(reply.delay)
                 try:
                     self._send(reply)
-                except (BrokenPipeError, ConnectionResetError):
+                except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
                     pass  # the client gave up (size cap, timeout): that is what some tests want
 
             def _send(self, reply: Reply) -> None:
+                if reply.raw is not None:
+                    for chunk in reply.raw():
+                        self.wfile.write(chunk)
+                    self.close_connection = True
+                    return
                 self.send_response(reply.status)
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
@@ -118,3 +137,15 @@ class ScriptedServer:
                 self.wfile.write(reply.body)
 
         return Handler
+
+
+def drip(data: bytes, interval: float, limit: int | None = None) -> Callable[[], Iterable[bytes]]:
+    """Return a stream that sends `data` one byte per `interval` seconds, then up to `limit` bytes of filler."""
+    def chunks() -> Iterable[bytes]:
+        for byte in data:
+            time.sleep(interval)
+            yield bytes([byte])
+        for _ in range(limit or 0):  # the client should have hung up by now
+            time.sleep(interval)
+            yield b" "
+    return chunks

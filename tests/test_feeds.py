@@ -63,6 +63,62 @@ def test_entity_expansion_bomb_is_refused_without_eating_memory():
     assert peak < 5_000_000 and time.monotonic() - started < 3.0  # an expanding bomb takes minutes and GBs
 
 
+def _padded_entity_feed(references: int) -> bytes:
+    """A feed shaped like the probe's: DOCTYPE after 70 KiB of padding, a 250-character entity used everywhere."""
+    entity = "Samen met bewoners. " * 12 + "Eind."
+    item = "<item><title>Bericht</title><link>http://x.test/{n}</link><description>{refs}</description></item>"
+    per_item = references // 100
+    body = "".join(item.format(n=n, refs="&e;" * per_item) for n in range(100))
+    return (f'<?xml version="1.0" encoding="utf-8"?>\n{" " * 70_000}\n<!DOCTYPE rss [\n<!ENTITY e "{entity}">\n]>\n'
+            f'<rss version="2.0"><channel><title>Opgeblazen</title>{body}</channel></rss>').encode()
+
+
+def test_padded_doctype_past_64_kib_with_a_widely_used_entity_is_refused_in_low_memory():
+    bomb = _padded_entity_feed(1_570_000)
+    assert len(bomb) > 4_500_000
+    tracemalloc.start()
+    started = time.monotonic()
+    with pytest.raises(FetchError) as err:
+        parse_feed(bomb, "http://x.test/feed")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert err.value.reason == "feed_entities_refused" and "DOCTYPE with an internal subset" in str(err.value)
+    assert peak < 40_000_000 and time.monotonic() - started < 5.0  # expanded, it is a 392 M-character summary
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_feed_with_an_entity_is_refused(encoding):
+    text = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE rss [<!ENTITY e "veel tekst">]><rss version="2.0">'
+            "<channel><title>&e;</title><item><title>&e;</title><link>http://x.test/1</link></item></channel></rss>")
+    with pytest.raises(FetchError) as err:
+        parse_feed(text.encode(encoding), "http://x.test/feed", "application/xml")
+    assert err.value.reason == "feed_entities_refused"
+
+
+def test_entity_declaration_anywhere_in_the_document_is_refused():
+    body = rss([{"title": "A", "link": "http://x.test/1"}]).replace(
+        b"<channel>", b"<channel>" + b" " * 70_000 + b'\n<!ENTITY e "tekst">\n', 1)
+    with pytest.raises(FetchError) as err:
+        parse_feed(body, "http://x.test/feed")
+    assert err.value.reason == "feed_entities_refused" and "entity declaration" in str(err.value)
+
+
+def test_doctype_with_an_internal_subset_but_no_entity_is_refused():
+    body = rss([{"title": "A", "link": "http://x.test/1"}]).replace(
+        b"<rss", b'<!DOCTYPE rss SYSTEM "x.dtd" [\n<!ATTLIST rss gevaar CDATA "ja">\n]>\n<rss', 1)
+    with pytest.raises(FetchError) as err:
+        parse_feed(body, "http://x.test/feed")
+    assert err.value.reason == "feed_entities_refused" and "internal subset" in str(err.value)
+
+
+def test_doctype_without_internal_subset_is_accepted():
+    # RSS 0.91 feeds name Netscape's DTD; it has no internal subset and is never fetched.
+    body = rss([{"title": "A", "link": "http://x.test/1"}]).replace(
+        b"<rss", b'<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
+                 b'"http://my.netscape.com/publish/formats/rss-0.91.dtd">\n<rss', 1)
+    assert [e.url for e in parse_feed(body, "http://x.test/feed").entries] == ["http://x.test/1"]
+
+
 def test_relative_links_resolve_against_feed_url():
     body = rss([{"title": "Relatief", "link": "/nieuws/1.html"}])
     parsed = parse_feed(body, "http://x.test/feed.xml")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
 import time
 
 import pytest
 
 from pipeline.errors import FetchError
 from pipeline.fetch import HTML_TYPES, HostPacer, HttpClient, is_public_host, map_by_host
-from tests.httpserver import Reply
+from tests.httpserver import Reply, ScriptedServer, drip
 
 PAGE = "<html><body><p>Hallo</p></body></html>"
 
@@ -164,15 +167,155 @@ def test_private_address_refused_without_setting(server, client):
     assert server.hits("/x.html") == 0
 
 
-def test_redirect_to_private_address_is_refused_per_hop(server, client, monkeypatch):
-    # Pretend the server's own address is public so only the redirect target is private.
-    import pipeline.fetch as fetch
-    real = fetch.is_public_host
-    monkeypatch.setattr(fetch, "is_public_host", lambda host: host.startswith("127.0.0.1") or real(host))
-    server.add("/jump", Reply(302, b"", {"Location": "http://127.0.0.2:9/secret"}))
+def test_redirect_to_private_address_is_refused_per_hop(server, internal_server, client, loopback_is_public):
+    # The server's own address counts as public, so only the redirect target is private.
+    internal_server.page("/secret", PAGE)
+    server.add("/jump", Reply(302, b"", {"Location": internal_server.url("/secret")}))
     with pytest.raises(FetchError) as err:
         client(allow_private_addresses=False).get(server.url("/jump"), accept=HTML_TYPES)
     assert err.value.reason == "private_address"
+    assert server.hits("/jump") == 1 and internal_server.requests == []
+
+
+def test_backslash_authority_is_refused_as_ambiguous(server, client, fake_dns):
+    # urllib.parse reads the host as public-host.test; urllib3 (which connects) reads 127.0.0.1.
+    fake_dns.set("public-host.test", ["93.184.216.34"])
+    server.page("/x", PAGE)
+    port = server.httpd.server_address[1]
+    with pytest.raises(FetchError) as err:
+        client(allow_private_addresses=False).get(f"http://127.0.0.1:{port}\\@public-host.test/x", accept=HTML_TYPES)
+    assert err.value.reason == "ambiguous_url"
+    assert server.requests == []  # the internal server saw nothing
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:{port}\\@public-host.test/",
+                                 "http://public-host.test\\@127.0.0.1:{port}/"])
+def test_urls_read_differently_by_the_two_parsers_are_refused_even_when_private_is_allowed(server, client, url):
+    with pytest.raises(FetchError) as err:
+        client(allow_private_addresses=True).get(url.format(port=server.httpd.server_address[1]), accept=HTML_TYPES)
+    assert err.value.reason in {"ambiguous_url", "bad_url"}
+    assert server.requests == []
+
+
+def test_dns_rebinding_connects_only_to_the_checked_address(server, client, fake_dns, loopback_only):
+    # First answer (for the check) public, every later one loopback: a rebinding name.
+    fake_dns.set("rebind.test", ["93.184.216.34"], ["127.0.0.1"])
+    server.page("/secret", PAGE)
+    port = server.httpd.server_address[1]
+    with pytest.raises(FetchError) as err:
+        client(allow_private_addresses=False, retries=1).get(f"http://rebind.test:{port}/secret", accept=HTML_TYPES)
+    assert err.value.reason == "connection_error"
+    assert server.hits("/secret") == 0 and server.requests == []
+    assert set(loopback_only) == {("93.184.216.34", port)}  # only ever the checked address, retries included
+    assert fake_dns.calls == ["rebind.test"]  # resolved once
+
+
+def test_pinned_connection_keeps_the_host_name(server, client, fake_dns):
+    fake_dns.set("krant.test", ["127.0.0.1"])
+    server.page("/x.html", PAGE)
+    port = server.httpd.server_address[1]
+    http = client()
+    for _ in range(2):  # the second request reuses the kept-alive connection
+        resp = http.get(f"http://krant.test:{port}/x.html", accept=HTML_TYPES)
+        assert resp.status == 200 and resp.final_url == f"http://krant.test:{port}/x.html"
+    assert [headers["Host"] for _, headers, _ in server.requests] == [f"krant.test:{port}"] * 2
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    """A throw-away CA and a certificate for krant.test signed by it (openssl command line)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=Radar test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "site.key", "-out", "site.csr", "-subj", "/CN=krant.test")
+    (folder / "san.cnf").write_text("subjectAltName=DNS:krant.test\n")
+    openssl("x509", "-req", "-in", "site.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "site.pem", "-days", "2", "-extfile", "san.cnf")
+    return folder
+
+
+@pytest.fixture
+def tls_server(tls_files):
+    """A scripted HTTPS server on 127.0.0.1 whose certificate names krant.test only."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls_files / "site.pem", tls_files / "site.key")
+    srv = ScriptedServer(tls=context)
+    srv.page("/x.html", PAGE)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize("name, works", [("krant.test", True), ("ander.test", False)])
+def test_https_to_a_pinned_address_checks_the_certificate_against_the_name(tls_server, tls_files, client, fake_dns,
+                                                                            name, works):
+    # Connected to 127.0.0.1, yet SNI and the certificate check use the name: krant.test passes,
+    # a name the certificate does not list fails, as it would without pinning.
+    fake_dns.set(name, ["127.0.0.1"])
+    http = client(retries=0)
+    http.session.verify = str(tls_files / "ca.pem")
+    url = f"https://{name}:{tls_server.port}/x.html"
+    if works:
+        resp = http.get(url, accept=HTML_TYPES)
+        assert resp.status == 200 and tls_server.requests[-1][1]["Host"] == f"{name}:{tls_server.port}"
+    else:
+        with pytest.raises(FetchError) as err:
+            http.get(url, accept=HTML_TYPES)
+        assert err.value.reason == "connection_error" and "certificate" in str(err.value).lower()
+
+
+def test_dripping_body_is_cut_at_the_request_deadline(server, client):
+    # 1 byte per 0.1 s: every read is well inside read_timeout, so only a wall-clock deadline stops it.
+    server.add("/drip.html", Reply(200, headers={"Content-Type": "text/html"}, stream=drip(b"<p>" * 50, 0.1)))
+    started = time.monotonic()
+    with pytest.raises(FetchError) as err:
+        client(request_deadline=1.0, read_timeout=5.0, retries=2).get(server.url("/drip.html"), accept=HTML_TYPES)
+    assert err.value.reason == "timeout" and err.value.retryable and "deadline" in str(err.value)
+    assert time.monotonic() - started < 3.0  # deadline 1 s plus a margin; the drip alone lasts 15 s
+
+
+def test_dripping_headers_are_cut_at_the_request_deadline(server, client):
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Padding: " + b"p" * 100 + b"\r\n\r\n<p>hoi</p>"
+    server.add("/slowhead.html", Reply(raw=drip(head, 0.1)))
+    started = time.monotonic()
+    with pytest.raises(FetchError) as err:
+        client(request_deadline=1.0, read_timeout=5.0, retries=2).get(server.url("/slowhead.html"), accept=HTML_TYPES)
+    assert err.value.reason == "timeout" and "deadline" in str(err.value)
+    assert time.monotonic() - started < 3.0  # retries do not get a new deadline
+    assert server.hits("/slowhead.html") == 1
+
+
+@pytest.mark.parametrize("how", ["stop", "deadline"])
+def test_a_long_retry_after_wait_ends_with_the_stage_or_the_request_deadline(server, client, how):
+    import threading
+    server.add("/busy.html", Reply(503, b"later", {"Retry-After": "20"}), Reply(200, PAGE.encode(), {"Content-Type": "text/html"}))
+    http = client(retries=1, max_retry_after=30, request_deadline=60.0 if how == "stop" else 1.0)
+    if how == "stop":
+        threading.Timer(0.5, http.stop).start()
+    started = time.monotonic()
+    with pytest.raises(FetchError) as err:
+        http.get(server.url("/busy.html"), accept=HTML_TYPES)
+    assert err.value.reason == "timeout" and time.monotonic() - started < 3.0  # not the 20 s asked for
+    assert server.hits("/busy.html") == 1
+
+
+def test_stop_ends_a_request_in_flight_at_once(server, client):
+    import threading
+    server.add("/drip.html", Reply(200, headers={"Content-Type": "text/html"}, stream=drip(b"<p>" * 100, 0.1)))
+    http = client(request_deadline=60.0, read_timeout=5.0)
+    threading.Timer(0.5, http.stop).start()
+    started = time.monotonic()
+    with pytest.raises(FetchError) as err:
+        http.get(server.url("/drip.html"), accept=HTML_TYPES)
+    assert err.value.reason == "timeout" and time.monotonic() - started < 2.5
+    with pytest.raises(FetchError) as err:
+        http.get(server.url("/drip.html"), accept=HTML_TYPES)
+    assert err.value.reason == "stopped"
 
 
 def test_pacer_spaces_requests_to_one_host():

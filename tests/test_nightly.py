@@ -6,9 +6,11 @@ import pytest
 
 from pipeline.errors import RunCrashed, RunLocked
 from pipeline.nightly import run_lock, run_nightly, summarise
-from pipeline.store import Store
+from sqlalchemy import select
+
+from pipeline.store import Store, items
 from tests.conftest import article_html, corpus_articles, rss
-from tests.httpserver import Reply
+from tests.httpserver import Reply, drip
 
 
 def _store(settings) -> Store:
@@ -127,16 +129,89 @@ def test_syndicated_wire_story_forms_one_cluster(server, make_settings, texts):
     assert rows[server.url("/b/other.html")]["canonical_id"] is None
 
 
-def test_private_article_link_from_public_feed_is_refused(server, make_settings, texts, monkeypatch):
-    import pipeline.nightly as nightly
-    monkeypatch.setattr(nightly, "_feed_is_private", lambda url, cache: False)  # as if the feed were public
-    _publish(server, "/lokaal.html", texts[0])
-    server.page("/feed.xml", rss([{"title": "Lokaal", "link": server.url("/lokaal.html")}]), "application/rss+xml")
+def test_private_article_link_from_public_feed_is_refused(server, internal_server, make_settings, texts,
+                                                          loopback_is_public):
+    _publish(internal_server, "/lokaal.html", texts[0])
+    server.page("/feed.xml", rss([{"title": "Lokaal", "link": internal_server.url("/lokaal.html")}]),
+                "application/rss+xml")
     settings = make_settings([{"name": "krant", "url": server.url("/feed.xml")}])
     report = run_nightly(settings)
-    assert report.skipped == {"private_address": 1} and server.hits("/lokaal.html") == 0
+    assert report.skipped == {"private_address": 1} and internal_server.hits("/lokaal.html") == 0
     allowed = run_nightly(make_settings(allow_private_addresses=True))
     assert allowed.articles_new == 0  # skipped is final: the setting is for new links, no silent refetch
+
+
+def test_redirect_from_public_feed_to_internal_address_is_refused(server, internal_server, make_settings, texts,
+                                                                  loopback_is_public):
+    item = _publish(internal_server, "/binnen.html", texts[0])
+    internal_server.page("/feed.xml", rss([item]), "application/rss+xml")
+    server.add("/feed.xml", Reply(302, b"", {"Location": internal_server.url("/feed.xml")}))
+    settings = make_settings([{"name": "krant", "url": server.url("/feed.xml")}])
+    report = run_nightly(settings)
+    assert report.feeds[0].status == "failed" and "private_address" in report.feeds[0].error
+    assert internal_server.requests == [] and _store(settings).item_counts() == {}
+
+
+def test_feed_allowance_is_decided_on_the_address_fetched_not_a_second_lookup(server, internal_server, make_settings,
+                                                                            texts, loopback_is_public, fake_dns):
+    # The feed's name answers private (an intranet feed?), then public, then private again: its
+    # "public" server lists an internal link. Deciding the allowance on other lookups than the one
+    # the feed was fetched on would let that link through.
+    fake_dns.set("feed.test", ["127.0.0.2"], ["127.0.0.1"], ["127.0.0.2"])
+    item = _publish(internal_server, "/geheim.html", texts[0])
+    server.page("/feed.xml", rss([item]), "application/rss+xml")
+    port = server.httpd.server_address[1]
+    report = run_nightly(make_settings([{"name": "krant", "url": f"http://feed.test:{port}/feed.xml"}]))
+    assert internal_server.requests == [] and report.articles_new == 0
+
+
+def test_feed_configured_on_a_private_address_may_stay_private(internal_server, make_settings, texts):
+    item = _publish(internal_server, "/binnen.html", texts[0])
+    internal_server.add("/old.xml", Reply(301, b"", {"Location": "/feed.xml"}))
+    internal_server.page("/feed.xml", rss([item]), "application/rss+xml")
+    report = run_nightly(make_settings([{"name": "intranet", "url": internal_server.url("/old.xml")}]))
+    assert report.feeds[0].status == "ok" and report.articles_new == 1
+
+
+def test_article_stage_deadline_leaves_the_rest_for_the_next_run(server, make_settings, texts):
+    first = _publish(server, "/a.html", texts[0])
+    page = article_html(texts[1]["title"], texts[1]["text"]).encode()
+    # A page that drips one byte per 0.2 s for ten minutes, then (next run) answers at once.
+    server.add("/drip.html", Reply(200, headers={"Content-Type": "text/html"}, stream=drip(page, 0.2)),
+               Reply(200, page, {"Content-Type": "text/html; charset=utf-8"}))
+    server.page("/feed.xml", rss([first, {"title": texts[1]["title"], "link": server.url("/drip.html")}]),
+                "application/rss+xml")
+    settings = make_settings([{"name": "krant", "url": server.url("/feed.xml")}], workers=1,
+                             request_deadline=120.0, article_stage_deadline=2.0)
+    report = run_nightly(settings)
+    assert report.durations["2_articles"] < 2.0 + 3.0  # the stage deadline, not the 120 s request deadline
+    assert report.articles_new == 1 and report.articles_deferred == 1 and report.articles_failed == 0
+    assert "left for the next run (article stage deadline reached): 1" in summarise(report)
+    assert report.as_dict()["articles_deferred"] == 1
+    assert _store(settings).item_counts() == {"done": 1, "pending": 1}
+    again = run_nightly(settings)
+    assert again.articles_new == 1 and again.articles_deferred == 0
+    assert _store(settings).item_counts() == {"done": 2} and server.hits("/drip.html") == 2
+
+
+def test_huge_feed_summary_of_a_teaser_page_is_stored_capped(server, make_settings, texts):
+    paragraph = texts[0]["text"].replace("\n", " ")
+    summary = " ".join([paragraph] * (600_000 // len(paragraph) + 1))
+    server.page("/teaser.html", "<html lang='nl'><body><article><h1>Kort</h1><p>Lees verder met een abonnement.</p>"
+                                "</article></body></html>")
+    server.page("/feed.xml", rss([{"title": "Kort", "link": server.url("/teaser.html"), "description": summary}]),
+                "application/rss+xml")
+    settings = make_settings([{"name": "krant", "url": server.url("/feed.xml")}])
+    report = run_nightly(settings)
+    assert report.articles_new == 1
+    store = _store(settings)
+    [article] = store.articles()
+    assert article["method"] == "feed_summary"
+    assert len(article["text"]) <= 200_000 and article["text_truncated_from"] == len(summary)
+    assert summary.startswith(article["text"]) and article["text"].endswith(".")  # cut after a sentence
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(items.c.summary, items.c.summary_truncated_from)).one()
+    assert len(stored.summary) <= 200_000 and stored.summary_truncated_from == len(summary)
 
 
 def test_entity_bomb_feed_fails_alone(server, make_settings, texts):
