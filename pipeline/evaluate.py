@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 from sklearn.metrics import average_precision_score, confusion_matrix
-from sklearn.model_selection import StratifiedKFold
 
-from pipeline.classify import Example, fit_detector, fit_labeller, frame, threshold_for_recall
+from pipeline.classify import Example, threshold_for_recall
 from pipeline.errors import ConfigError
 from pipeline.nlp import Analysis
+from pipeline.crossval import source_group
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ def load_labelled(articles: Path, labels: Path, origin: str = "dev") -> list[Exa
             id=str(label["id"]), title=article.get("title") or "", text=article["text"],
             cocreation=bool(label["cocreation"]), sector=label.get("sector"), type=label.get("type"),
             origin=origin, source=(article.get("source") or "").split(":")[0], borderline=bool(label.get("borderline")),
+            evidence=label.get("evidence") or None, kind=article.get("kind") or "",
+            group=source_group((article.get("source") or "").split(":")[0], article.get("outlet")),
         ))
     return examples
 
@@ -64,7 +66,8 @@ def load_written(path: Path = WRITTEN_PATH) -> list[Example]:
     if not path.exists():
         return []
     return [Example(id=str(r["id"]), title=r.get("title", ""), text=r["text"], cocreation=bool(r["cocreation"]),
-                    sector=r.get("sector"), type=r.get("type"), origin="written", source="written")
+                    sector=r.get("sector"), type=r.get("type"), origin="written", source="written",
+                    evidence=r.get("evidence") or None)
             for r in read_jsonl(path)]
 
 
@@ -99,88 +102,123 @@ def label_metrics(gold: list[str], predicted: list[str], classes: Iterable[str])
             "labels": classes, "confusion": matrix.tolist()}
 
 
-def _fold_threshold(train_real: list[int], y: np.ndarray, fit: Callable, seed: int) -> float:
-    """Choose a threshold on out-of-fold scores inside the training part only (nested CV)."""
-    inner = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
-    scores = np.zeros(len(train_real))
-    idx = np.array(train_real)
-    for inner_train, inner_test in inner.split(idx, y[idx]):
-        model = fit(list(idx[inner_train]))
-        scores[inner_test] = model(list(idx[inner_test]))
-    return threshold_for_recall(scores, y[idx])
-
-
 def cross_validate(real: list[Example], real_analyses: list[Analysis], extra: list[Example],
-                   extra_analyses: list[Analysis], folds: int = 5, seed: int = 13,
+                   extra_analyses: list[Analysis], folds: int = 10, random_folds: int = 5,
                    progress: Callable[[], None] | None = None) -> dict:
-    """Cross-validate detection, sector and type on the real examples; extra ones only train."""
+    """Cross-validate on the real examples, grouped by source and in random folds; extra ones only train.
+
+    Returns both summaries, the out-of-fold rows and, from the grouped run, the calibration the final
+    model uses (calibrator, threshold on clear positives, label confidences).
+    """
+    from pipeline.crossval import Trainer, cross_validate_folds
+    trainer = Trainer(real, real_analyses, extra, extra_analyses)
+    grouped = cross_validate_folds(trainer, grouped=True, folds=folds, progress=progress)
+    result = {"grouped": summarise_cv(real, grouped), "calibration": final_calibration(real, grouped),
+              "oof": oof_rows(real, grouped)}
+    if random_folds:  # random folds only to show how much they flatter; the quality gate skips them
+        result["random"] = summarise_cv(real, cross_validate_folds(trainer, grouped=False, folds=random_folds,
+                                                                   progress=progress))
+    return result
+
+
+def final_calibration(real: list[Example], result) -> dict:
+    """Fit the calibrator, flag threshold and label confidences on grouped out-of-fold outputs."""
+    from pipeline.classify import fit_calibrator
+    from pipeline.labellers import confidence_for_accuracy
+    from pipeline.crossval import clear_positives
     y = np.array([e.cocreation for e in real], dtype=int)
-    y_extra = np.array([e.cocreation for e in extra], dtype=int)
-    x_real, x_extra = frame(real_analyses), frame(extra_analyses)
-
-    def fit(train_idx: list[int]):
-        import pandas as pd
-        x = pd.concat([x_real.iloc[train_idx], x_extra], ignore_index=True)
-        model = fit_detector(x, np.concatenate([y[train_idx], y_extra]), seed)
-        return lambda idx: model.predict_proba(x_real.iloc[idx])[:, 1]
-
-    scores, flags = np.zeros(len(real)), np.zeros(len(real), dtype=int)
-    sectors: dict[int, str] = {}
-    types: dict[int, str] = {}
-    thresholds = []
-    outer = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train_idx, test_idx in outer.split(np.zeros(len(y)), y):
-        threshold = _fold_threshold(list(train_idx), y, fit, seed)
-        scores[test_idx] = fit(list(train_idx))(list(test_idx))
-        flags[test_idx] = (scores[test_idx] >= threshold).astype(int)
-        thresholds.append(round(threshold, 4))
-        _predict_labels(real, x_real, extra, x_extra, train_idx, test_idx, sectors, types)
-        if progress:
-            progress()
-    return summarise_cv(real, y, scores, flags, sectors, types, thresholds)
+    calibrator = fit_calibrator(result.raw, y)
+    probability = calibrator.predict_proba(result.raw.reshape(-1, 1))[:, 1]
+    confidence = {}
+    for attr, found in result.labels.items():
+        items = sorted(found.items())
+        confidence[attr] = round(confidence_for_accuracy([p for _, (_, p) in items],
+                                                         [label == getattr(real[i], attr) for i, (label, _) in items]), 4)
+    return {"calibrator": calibrator, "label_confidence": confidence,
+            "threshold": threshold_for_recall(probability, clear_positives(real).astype(int))}
 
 
-def _predict_labels(real, x_real, extra, x_extra, train_idx, test_idx, sectors, types) -> None:
-    import pandas as pd
-    pos_train = [i for i in train_idx if real[i].cocreation and real[i].sector and real[i].type]
-    pos_extra = [i for i, e in enumerate(extra) if e.cocreation and e.sector and e.type]
-    pos_test = [i for i in test_idx if real[i].cocreation and real[i].sector and real[i].type]
-    if not pos_test:
-        return
-    x = pd.concat([x_real.iloc[pos_train], x_extra.iloc[pos_extra]], ignore_index=True)
-    for attr, out in (("sector", sectors), ("type", types)):
-        labels = [getattr(real[i], attr) for i in pos_train] + [getattr(extra[i], attr) for i in pos_extra]
-        model = fit_labeller(x, labels)
-        for i, label in zip(pos_test, model.predict(x_real.iloc[pos_test])):
-            out[i] = str(label)
-
-
-def summarise_cv(real: list[Example], y: np.ndarray, scores: np.ndarray, flags: np.ndarray,
-                 sectors: dict[int, str], types: dict[int, str], thresholds: list[float]) -> dict:
-    """Return overall and per-source metrics, label accuracy and the keyword baseline."""
+def summarise_cv(real: list[Example], result) -> dict:
+    """Return detection at the threshold, per source, DPG news, labels against the majority, evidence overlap."""
     from pipeline.codebook import load_codebook
     codebook = load_codebook()
+    y = np.array([e.cocreation for e in real], dtype=int)
     keywords = keyword_flags(f"{e.title}\n{e.text}" for e in real)
-    result = {"folds_thresholds": thresholds, "overall": detection_metrics(scores, y, flags),
-              "keyword_baseline": detection_metrics(keywords.astype(float), y, keywords), "by_source": {}}
+    summary = {"folds_thresholds": result.thresholds,
+               "overall": detection_summary(real, result.probability, result.flags),
+               "keyword_baseline": detection_summary(real, keywords.astype(float), keywords),
+               "by_source": {}}
     groups: dict[str, list[int]] = defaultdict(list)
     for i, ex in enumerate(real):
         groups[ex.source].append(i)
     for source, idx in sorted(groups.items()):
-        idx_arr = np.array(idx)
-        result["by_source"][source] = {
-            "model": detection_metrics(scores[idx_arr], y[idx_arr], flags[idx_arr]),
-            "keyword_baseline": detection_metrics(keywords[idx_arr].astype(float), y[idx_arr], keywords[idx_arr]),
-        }
-    gold_pos = sorted(sectors)
-    result["sector"] = label_metrics([real[i].sector for i in gold_pos], [sectors[i] for i in gold_pos], codebook.sectors)
-    result["type"] = label_metrics([real[i].type for i in gold_pos], [types[i] for i in gold_pos], codebook.types)
-    result["oof_scores"] = {real[i].id: round(float(s), 4) for i, s in enumerate(scores)}
-    result["oof"] = [{"id": e.id, "source": e.source, "borderline": e.borderline, "cocreation": e.cocreation,
-                      "score": round(float(scores[i]), 4), "flagged": bool(flags[i]), "sector": e.sector,
-                      "predicted_sector": sectors.get(i), "type": e.type, "predicted_type": types.get(i)}
-                     for i, e in enumerate(real)]
+        arr = np.array(idx)
+        summary["by_source"][source] = detection_metrics(result.probability[arr], y[arr], result.flags[arr])
+    dpg = np.array([i for i, e in enumerate(real) if e.source.startswith("dpgmedia")], dtype=int)
+    if len(dpg):
+        summary["dpg_news"] = detection_metrics(result.probability[dpg], y[dpg], result.flags[dpg])
+    for attr, classes in (("sector", codebook.sectors), ("type", codebook.types)):
+        summary[attr] = label_summary(real, attr, result.labels[attr], classes)
+    summary["evidence_overlap"] = evidence_overlap(real, result.highlighted)
+    return summary
+
+
+def detection_summary(real: list[Example], scores: np.ndarray, flags: np.ndarray) -> dict:
+    """Return detection metrics plus recall on clear and borderline positives and the news flag rate."""
+    y = np.array([e.cocreation for e in real], dtype=int)
+    result = detection_metrics(scores, y, flags)
+    clear = np.array([e.cocreation and not e.borderline for e in real])
+    border = np.array([e.cocreation and e.borderline for e in real])
+    news = np.array([e.kind == "news" for e in real])
+    result["recall_clear"] = round(float(flags[clear].mean()), 4) if clear.any() else None
+    result["recall_borderline"] = round(float(flags[border].mean()), 4) if border.any() else None
+    result["news_texts"] = int(news.sum())
+    result["news_flagged"] = int(flags[news].sum())
+    result["news_flag_rate"] = round(float(flags[news].mean()), 4) if news.any() else None
     return result
+
+
+def label_summary(real: list[Example], attr: str, found: dict[int, tuple[str, float]], classes) -> dict:
+    """Return accuracy, macro recall and confident-suggestion figures beside the majority baseline."""
+    idx = sorted(found)
+    gold = [getattr(real[i], attr) for i in idx]
+    predicted = [found[i][0] for i in idx]
+    result = label_metrics(gold, predicted, classes)
+    if not gold:
+        return result
+    majority = Counter(gold).most_common(1)[0][0]
+    present = sorted(set(gold))
+    recalls = [np.mean([p == g for g, p in zip(gold, predicted) if g == label]) for label in present]
+    result.update({"majority_label": majority, "majority_accuracy": round(gold.count(majority) / len(gold), 4),
+                   "macro_recall": round(float(np.mean(recalls)), 4),
+                   "majority_macro_recall": round(1 / len(present), 4)})
+    return result
+
+
+def evidence_overlap(real: list[Example], highlighted: list[list[tuple[int, int]]]) -> dict:
+    """Return the share of positives whose gold evidence quote overlaps a highlighted key sentence."""
+    from pipeline.passages import evidence_span
+    hits = total = 0
+    for ex, spans in zip(real, highlighted):
+        span = evidence_span(ex.text, ex.evidence) if ex.cocreation else None
+        if span is None:
+            continue
+        total += 1
+        hits += any(start < span[1] and end > span[0] for start, end in spans)
+    return {"positives_with_quote": total, "overlap": round(hits / total, 4) if total else None}
+
+
+def oof_rows(real: list[Example], result) -> list[dict]:
+    """Return one out-of-fold row per real text, for notebooks (cv_predictions.jsonl)."""
+    rows = []
+    for i, e in enumerate(real):
+        sector = result.labels["sector"].get(i, (None, None))
+        type_ = result.labels["type"].get(i, (None, None))
+        rows.append({"id": e.id, "source": e.source, "group": e.group, "kind": e.kind, "borderline": e.borderline,
+                     "cocreation": e.cocreation, "score": round(float(result.probability[i]), 4),
+                     "flagged": bool(result.flags[i]), "sector": e.sector, "predicted_sector": sector[0],
+                     "type": e.type, "predicted_type": type_[0]})
+    return rows
 
 
 def evaluate_model(articles: Path, labels: Path, model_dir: Path) -> dict:

@@ -326,14 +326,21 @@ def score_new_articles(store: Store, report: RunReport, settings: Settings) -> N
     """Score and flag every article the current model has not scored; without a model, say so."""
     from pipeline.classify import ModelError
     from pipeline.score import Scorer, score_stored_articles
+    from pipeline.train import retrain_if_due
 
+    try:
+        retrained = retrain_if_due(settings, store)  # a kept model has a new version: everything is re-scored
+    except (RadarError, ValueError) as exc:  # a failed retrain keeps the current model and the run going
+        log.warning("retrain failed: %s", exc)
+        retrained = {"retrain": f"failed: {exc}"}
     try:
         scorer = Scorer.load(settings.model_dir)
     except ModelError as exc:
         log.warning("scoring skipped: %s", exc)
         report.scoring = {"skipped": str(exc)}
         return
-    report.scoring = {"model_version": scorer.model.version, **score_stored_articles(store, scorer, report.run_id)}
+    report.scoring = {"model_version": scorer.model.version, **retrained,
+                      **score_stored_articles(store, scorer, report.run_id)}
 
 
 def summarise(report: RunReport) -> str:

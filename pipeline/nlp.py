@@ -7,6 +7,7 @@ cues come from the lexicon files in data/lexicon/ and are matched on lemmas.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import tomllib
@@ -53,6 +54,7 @@ class LexiconEntry:
     weight: float = 1.0
     type_hint: str = ""
     suffix: bool = False
+    implies_participants: bool = False
 
 
 @dataclass
@@ -89,7 +91,7 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
             lexicon.entries.append(LexiconEntry(
                 category=category, key=raw[key_field], patterns=[p.lower() for p in raw[terms_field]],
                 weight=float(raw.get("weight", 1.0)), type_hint=raw.get("type_hint", ""),
-                suffix=bool(raw.get("suffix", False)),
+                suffix=bool(raw.get("suffix", False)), implies_participants=bool(raw.get("implies_participants", False)),
             ))
     return lexicon
 
@@ -251,7 +253,8 @@ def score_sentences(doc: Doc, component: CocreationEvidence) -> list[float]:
             scores.append(0.0)
             continue
         near = per_sentence[max(0, i - 1):i + 2]
-        participant = 1.0 if found["participant"] else (0.6 if any(f["participant"] for f in near) else 0.3)
+        named = found["participant"] or found["self_contained"]
+        participant = 1.0 if named else (0.6 if any(f["participant"] for f in near) else 0.3)
         organisation = 1.0 if any(f["organisation"] for f in near) else 0.8
         negative = min(0.9, sum(found["negative"]))
         scores.append(round(construction * participant * organisation * (1.0 - negative), 4))
@@ -259,7 +262,8 @@ def score_sentences(doc: Doc, component: CocreationEvidence) -> list[float]:
 
 
 def _categories_in(sent: Span, component: CocreationEvidence) -> dict[str, list[float]]:
-    found: dict[str, list[float]] = {"organisation": [], "participant": [], "construction": [], "negative": []}
+    found: dict[str, list[float]] = {"organisation": [], "participant": [], "construction": [], "negative": [],
+                                     "self_contained": []}
     for span in sent.doc.spans[SPAN_KEY]:
         if span.start < sent.start or span.end > sent.end:
             continue
@@ -267,6 +271,8 @@ def _categories_in(sent: Span, component: CocreationEvidence) -> dict[str, list[
         if entry is None:
             continue
         found[entry.category].append(entry.weight)
+        if entry.implies_participants:
+            found["self_contained"].append(entry.weight)
     return found
 
 
@@ -300,6 +306,17 @@ STRONG_SENTENCE = 0.4
 
 
 @dataclass
+class Sentence:
+    """One sentence of an article: where it is, its lemmas, its rule score and the lexicon labels in it."""
+
+    start: int  # character offsets into the article text (negative: inside the title)
+    end: int
+    lemmas: str
+    score: float
+    labels: list[str]
+
+
+@dataclass
 class Analysis:
     """What the pipeline found in one article: lemmas for text features, rule features, evidence."""
 
@@ -307,6 +324,7 @@ class Analysis:
     features: dict[str, float]
     evidence: list[dict]
     rule_score: float
+    sentences: list[Sentence] = field(default_factory=list)
 
 
 def evidence_features(doc: Doc, component: CocreationEvidence) -> dict[str, float]:
@@ -379,5 +397,19 @@ def analyse(records: list[tuple[str, str]], nlp: Language | None = None, batch_s
     for doc, offset in nlp.pipe(joined, as_tuples=True, batch_size=batch_size):
         lemmas = " ".join(t.norm_ for t in doc if t.is_alpha)
         results.append(Analysis(lemmas, evidence_features(doc, component), evidence_items(doc, offset),
-                                doc._.rule_score))
+                                doc._.rule_score, sentence_records(doc, offset)))
     return results
+
+
+def sentence_records(doc: Doc, offset: int = 0) -> list[Sentence]:
+    """Return every sentence with its offsets into the article text, lemmas, score and lexicon labels."""
+    scores = doc._.sentence_scores or []
+    labels: dict[int, list[str]] = {}
+    sents = list(doc.sents)
+    starts = [sent.start for sent in sents]
+    for span in doc.spans[SPAN_KEY]:
+        labels.setdefault(bisect.bisect_right(starts, span.start) - 1, []).append(span.label_)
+    return [Sentence(sent.start_char - offset, sent.end_char - offset,
+                     " ".join(t.norm_ for t in sent if t.is_alpha), scores[i] if i < len(scores) else 0.0,
+                     labels.get(i, []))
+            for i, sent in enumerate(sents)]

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from pipeline.classify import MODEL_DIR, RadarModel, load_model
+from pipeline.classify import MODEL_DIR, Prediction, RadarModel, load_model
 from pipeline.codebook import load_codebook
-from pipeline.nlp import analyse, get_nlp
+from pipeline.nlp import Analysis, analyse, get_nlp
 
 log = logging.getLogger(__name__)
 BATCH = 64
@@ -41,7 +41,8 @@ class Scorer:
         return [{
             "id": record.get("id"), "cocreation_score": p.cocreation_score, "flagged": p.flagged,
             "sector": p.sector, "sector_scores": p.sector_scores, "type": p.type, "type_scores": p.type_scores,
-            "evidence": a.evidence, "rule_score": a.rule_score, "model_version": self.model.version,
+            "sector_confident": p.sector_confident, "type_confident": p.type_confident,
+            "evidence": with_key_passage(a, p, str(record.get("text") or "")), "rule_score": a.rule_score, "model_version": self.model.version,
             "codebook_version": self.codebook_version,
         } for record, a, p in zip(records, analyses, predictions)]
 
@@ -55,6 +56,23 @@ class Scorer:
                 chunk = []
         if chunk:
             yield from self.score(chunk)
+
+
+def with_key_passage(analysis: Analysis, prediction: Prediction, text: str) -> list[dict]:
+    """Return the rule evidence plus the sentences of the model's key passage, in text order.
+
+    The passage model finds the deciding sentences that the lexicon rules miss; they are shown as
+    `sentence:cocreation` items weighted by the article's score, unless a rule item already covers them.
+    """
+    items = list(analysis.evidence)
+    shown = {(it["start"], it["end"]) for it in items if it["label"] == "sentence:cocreation"}
+    for sent in analysis.sentences:
+        inside = any(sent.start >= start and sent.end <= end for start, end in prediction.key_passages)
+        if inside and sent.start >= 0 and (sent.start, sent.end) not in shown:
+            shown.add((sent.start, sent.end))
+            items.append({"text": text[sent.start:sent.end], "start": sent.start, "end": sent.end, "label": "sentence:cocreation",
+                          "weight": prediction.cocreation_score})
+    return sorted(items, key=lambda it: (it["start"], it["label"] != "sentence:cocreation"))
 
 
 def score_stored_articles(store, scorer: Scorer, run_id: int | None, batch: int = BATCH) -> dict[str, int]:
@@ -72,8 +90,11 @@ def score_stored_articles(store, scorer: Scorer, run_id: int | None, batch: int 
 
 
 def _prediction_row(result: dict) -> dict:
+    # An unsure sector or type is stored as no suggestion, so the review form is not prefilled with
+    # it (a wrong prefill anchors the analyst); its probabilities stay visible beside the form.
     return {"article_id": result["id"], "model_version": result["model_version"],
             "codebook_version": result["codebook_version"], "cocreation_score": result["cocreation_score"],
-            "rule_score": result["rule_score"], "flagged": result["flagged"], "sector": result["sector"],
-            "sector_scores": result["sector_scores"], "type": result["type"], "type_scores": result["type_scores"],
+            "rule_score": result["rule_score"], "flagged": result["flagged"],
+            "sector": result["sector"] if result["sector_confident"] else None, "sector_scores": result["sector_scores"],
+            "type": result["type"] if result["type_confident"] else None, "type_scores": result["type_scores"],
             "evidence": result["evidence"]}

@@ -66,8 +66,12 @@ class Settings(BaseSettings):
     review_token: str = Field("", description="access token; required to bind anything but loopback")
     analyst: str = Field("", description="default analyst name in the review app")
     model_dir: Path = Field(REPO / "models" / "radar", description="the trained models and their card")
-    train_articles: Path = Field(CORPUS / "articles" / "dev.jsonl", description="labelled texts")
-    train_labels: Path = Field(CORPUS / "labels" / "dev.jsonl", description="their labels")
+    train_articles: list[Path] = Field([CORPUS / "articles" / "dev.jsonl", CORPUS / "articles" / "dev2.jsonl"],
+                                       description="labelled texts, one file per part")
+    train_labels: list[Path] = Field([CORPUS / "labels" / "dev.jsonl", CORPUS / "labels" / "dev2.jsonl"],
+                                     description="their labels, in the same order")
+    retrain_after: int = Field(0, ge=0, description="retrain in the nightly run once this many new final labels "
+                                                    "exist (0: never)")
 
     @classmethod
     def settings_customise_sources(

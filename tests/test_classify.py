@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import skops.io as sio
 
-from pipeline.classify import ModelError, load_model, save_model, threshold_for_recall, train_model
+from pipeline.classify import ModelError, fit_calibrator, load_model, save_model, threshold_for_recall, train_model
+from pipeline.labellers import confidence_for_accuracy, fit_labeller, key_passage_frame
 from pipeline.evaluate import detection_metrics, keyword_flags, label_metrics, load_written
 from pipeline.nlp import analyse
 
@@ -17,7 +18,12 @@ from pipeline.nlp import analyse
 def small_model():
     examples = load_written()  # the project's own texts: 80 positives over every sector and type
     analyses = analyse([(e.title, e.text) for e in examples])
-    return train_model(examples, analyses, threshold=0.5), examples, analyses
+    return train_model(examples, analyses, SIMPLE_CALIBRATION), examples, analyses
+
+
+# A fixed Platt map (raw 0 -> 0.5) for models trained without a cross-validation run.
+SIMPLE_CALIBRATION = {"calibrator": fit_calibrator(np.array([-2.0, 2.0]), np.array([0, 1])), "threshold": 0.5,
+                      "label_confidence": {"sector": 0.5, "type": 0.5}}
 
 
 def test_threshold_for_recall_picks_the_highest_threshold_reaching_the_target():
@@ -33,7 +39,8 @@ def test_trained_model_separates_its_training_texts(small_model):
     scores = np.array([p.cocreation_score for p in predictions])
     labels = np.array([e.cocreation for e in examples])
     assert scores[labels].mean() > scores[~labels].mean() + 0.3
-    assert all(set(p.sector_scores) == set(model.sector.classes_) for p in predictions)
+    assert all(set(p.sector_scores) == set(model.labellers.sector.classes_) for p in predictions)
+    assert all(p.key_passages for p in predictions)
     assert abs(sum(predictions[0].type_scores.values()) - 1.0) < 1e-3
 
 
@@ -88,3 +95,25 @@ def test_label_metrics_and_keyword_baseline():
     assert result["accuracy"] == pytest.approx(0.6667, abs=1e-4) and result["confusion"] == [[1, 0], [1, 1]]
     flags = keyword_flags(["De Participatiewet helpt", "Het regent", "Bewoners denken mee over het plein"])
     assert flags.tolist() == [1, 0, 1]
+
+
+def test_written_texts_do_not_shift_the_label_prior():
+    # Real positives are mostly overheid; the written ones are mostly zorg. The corrected model must
+    # still lean to overheid on a text that says nothing about either.
+    real = ["overheid"] * 8 + ["zorg"] * 2
+    written = ["zorg"] * 12 + ["overheid"] * 2
+    texts = [("De gemeente praat met inwoners over het plein.", "overheid"),
+             ("Het ziekenhuis praat met patiënten over de zorg.", "zorg")]
+    analyses = analyse([("", texts[0][0] if label == "overheid" else texts[1][0]) for label in real + written])
+    x = key_passage_frame(analyses, [0] * len(analyses))
+    model = fit_labeller(x, real + written, real)
+    (neutral,) = analyse([("", "Er is een bijeenkomst over de plannen.")])
+    probabilities = dict(zip(model.classes_, model.predict_proba(key_passage_frame([neutral], [0]))[0]))
+    assert probabilities["overheid"] > probabilities["zorg"]
+
+
+def test_confidence_cut_keeps_only_suggestions_that_were_right_often_enough():
+    probabilities = [0.95, 0.9, 0.85, 0.8, 0.75, 0.6, 0.5, 0.4]
+    correct = [True, True, True, True, True, False, False, True]
+    assert confidence_for_accuracy(probabilities, correct, target=0.8) == 0.6
+    assert confidence_for_accuracy(probabilities, [False] * 8, target=0.8) == 1.0

@@ -1,4 +1,8 @@
-"""The quality gate: metric floors pinned in quality_floors.json, measured on data the models never saw."""
+"""The quality gate: metric floors pinned in quality_floors.json, measured on data the models never saw.
+
+Detection, sector and type are cross-validated with whole sources held out (grouped folds over dev
+and dev2), because that is what a new feed looks like; the written training texts only ever train.
+"""
 
 from __future__ import annotations
 
@@ -10,38 +14,51 @@ import pytest
 from pipeline.classify import load_model
 from pipeline.nlp import get_nlp
 from pipeline.nlp_eval import evaluate_ud
+from pipeline.settings import load_settings
 from pipeline.train import gather_examples
 from tests.conftest import CORPUS
 
 FLOORS = json.loads((Path(__file__).parent / "quality_floors.json").read_text())
+GATE_FOLDS = 5  # fewer grouped folds than `radar train` (10) to keep the suite short; floors match this
 
 
 @pytest.fixture(scope="module")
-def cv_metrics():
+def grouped():
     from pipeline.evaluate import cross_validate
     from pipeline.nlp import analyse
-    if not (CORPUS / "labels" / "dev.jsonl").exists():
+    settings = load_settings()
+    if not all(p.exists() for p in settings.train_labels):
         pytest.skip("shared corpus missing")
-    data = gather_examples(CORPUS / "articles" / "dev.jsonl", CORPUS / "labels" / "dev.jsonl", use_written=True)
+    data = gather_examples(settings.train_articles, settings.train_labels, use_written=True)
     real = analyse([(e.title, e.text) for e in data.real])
     extra = analyse([(e.title, e.text) for e in data.extra])
-    return cross_validate(data.real, real, data.extra, extra)
+    return cross_validate(data.real, real, data.extra, extra, folds=GATE_FOLDS, random_folds=0)["grouped"]
 
 
 @pytest.mark.slow
-def test_detection_floors(cv_metrics):
-    overall, baseline = cv_metrics["overall"], cv_metrics["keyword_baseline"]
-    floors = FLOORS["detection"]
+def test_grouped_detection_floors(grouped):
+    overall, floors = grouped["overall"], FLOORS["grouped"]
     assert overall["average_precision"] >= floors["average_precision"], overall
-    assert overall["recall"] >= floors["recall"], overall
+    assert overall["recall_clear"] >= floors["recall_clear"], overall
     assert overall["precision"] >= floors["precision"], overall
-    assert overall["average_precision"] >= floors["average_precision_over_keyword_baseline"] * baseline["average_precision"]
+    assert overall["news_flag_rate"] <= floors["news_flag_rate_max"], overall
+    keyword = grouped["keyword_baseline"]["average_precision"]
+    assert overall["average_precision"] >= floors["average_precision_over_keyword_baseline"] * keyword
 
 
 @pytest.mark.slow
-def test_sector_and_type_floors(cv_metrics):
-    assert cv_metrics["sector"]["accuracy"] >= FLOORS["sector_accuracy"], cv_metrics["sector"]
-    assert cv_metrics["type"]["accuracy"] >= FLOORS["type_accuracy"], cv_metrics["type"]
+def test_grouped_sector_and_type_against_the_majority_label(grouped):
+    floors = FLOORS["grouped"]
+    for attr in ("sector", "type"):
+        result = grouped[attr]
+        margin = result["accuracy"] - result["majority_accuracy"]
+        assert margin >= floors[f"{attr}_accuracy_over_majority"], result
+        assert result["macro_recall"] >= floors[f"{attr}_macro_recall"], result
+
+
+@pytest.mark.slow
+def test_highlighted_key_sentences_hold_the_gold_evidence(grouped):
+    assert grouped["evidence_overlap"]["overlap"] >= FLOORS["grouped"]["evidence_overlap"], grouped["evidence_overlap"]
 
 
 def test_ud_lemma_and_sentence_floors():
@@ -54,9 +71,8 @@ def test_ud_lemma_and_sentence_floors():
 
 
 def test_shipped_model_card_meets_the_floors():
-    card = load_model().card
-    metrics = card["metrics"]
-    assert metrics["overall"]["average_precision"] >= FLOORS["detection"]["average_precision"]
-    assert metrics["overall"]["recall"] >= FLOORS["detection"]["recall"]
-    assert metrics["sector"]["accuracy"] >= FLOORS["sector_accuracy"]
-    assert metrics["type"]["accuracy"] >= FLOORS["type_accuracy"]
+    grouped = load_model().card["metrics"]["grouped"]
+    floors = FLOORS["grouped"]
+    assert grouped["overall"]["average_precision"] >= floors["average_precision"]
+    assert grouped["overall"]["recall_clear"] >= floors["recall_clear"]
+    assert grouped["evidence_overlap"]["overlap"] >= floors["evidence_overlap"]

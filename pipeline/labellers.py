@@ -1,0 +1,111 @@
+"""Sector and type labellers: read the key passage, take class priors from real labels only, abstain when unsure.
+
+The sector is that of the organisation hosting the process in the key passage and the type the kind
+of contribution, so the labellers read the detector's best passage (the gold evidence passage when
+training) with its lexicon matches (organisations by sector, constructions with their type hints).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from pipeline.nlp import Analysis
+from pipeline.passages import evidence_span, overlaps, passages_of
+
+LABEL_TARGET = 0.8  # a sector or type is prefilled only where suggestions this sure were right 80 % of the time
+
+
+def make_labeller() -> Pipeline:
+    """Return an untrained sector or type pipeline (multinomial, no class re-weighting)."""
+    from pipeline.classify import make_pipeline
+    pipe = make_pipeline(c=4.0)
+    pipe.set_params(model=LogisticRegression(C=4.0, max_iter=5000))
+    return pipe
+
+
+def key_passage_frame(analyses: list[Analysis], best_at: list[int]) -> pd.DataFrame:
+    """Return the labellers' input: the best passage's lemmas and lexicon features, plus the doc's hints."""
+    rows = []
+    for analysis, at in zip(analyses, best_at):
+        key = passages_of(analysis)[at]
+        feats = {f"key:{k}": v for k, v in key.features.items()}
+        feats.update({k: v for k, v in analysis.features.items() if k.startswith(("near:", "hint:"))})
+        rows.append({"lemmas": key.lemmas, "features": feats})
+    return pd.DataFrame(rows)
+
+
+def fit_labeller(x: pd.DataFrame, labels: list[str], real_labels: list[str]) -> Pipeline:
+    """Fit a sector or type classifier, then set its class priors to those of the real labels.
+
+    Written texts add vocabulary for rare labels, but their label mix was chosen by the writer; the
+    intercepts are moved by log(real prior / training prior) so only real labels set the prior.
+    """
+    model = make_labeller().fit(x, np.asarray(labels))
+    classes = list(model.classes_)
+    train_prior = np.array([labels.count(c) + 1 for c in classes], dtype=float)
+    real_prior = np.array([real_labels.count(c) + 1 for c in classes], dtype=float)
+    shift = np.log(real_prior / real_prior.sum()) - np.log(train_prior / train_prior.sum())
+    lr = model.named_steps["model"]
+    if len(classes) > 2:
+        lr.intercept_ = lr.intercept_ + shift
+    elif len(classes) == 2:
+        lr.intercept_ = lr.intercept_ + (shift[1] - shift[0])
+    return model
+
+
+@dataclass
+class Labellers:
+    """Sector and type classifiers over the key passage."""
+
+    sector: Pipeline | None
+    type: Pipeline | None
+
+
+def fit_labellers(examples: list, analyses: list[Analysis], best_at: list[int]) -> Labellers:
+    """Fit sector and type on the positives (real priors), reading each one's key passage."""
+    fitted = {}
+    for attr in ("sector", "type"):
+        rows = [i for i, ex in enumerate(examples) if ex.cocreation and getattr(ex, attr)]
+        labels = [getattr(examples[i], attr) for i in rows]
+        real = [getattr(examples[i], attr) for i in rows if examples[i].origin != "written"]
+        if len(set(labels)) < 2:
+            fitted[attr] = None
+            continue
+        x = key_passage_frame([analyses[i] for i in rows], [best_at[i] for i in rows])
+        fitted[attr] = fit_labeller(x, labels, real)
+    return Labellers(fitted["sector"], fitted["type"])
+
+
+def evidence_passages(examples: list, analyses: list[Analysis], fallback: list[int]) -> list[int]:
+    """Return each text's gold evidence passage where the quote is found, else the fallback index."""
+    out = []
+    for ex, analysis, default in zip(examples, analyses, fallback):
+        span = evidence_span(ex.text, ex.evidence) if ex.cocreation else None
+        hits = [i for i, p in enumerate(passages_of(analysis)) if overlaps(p, span)]
+        out.append(hits[0] if hits else default)
+    return out
+
+
+def label_scores(model: Pipeline | None, x: pd.DataFrame) -> list[dict[str, float]]:
+    if model is None:
+        return [{} for _ in range(len(x))]
+    return [{str(k): round(float(v), 4) for k, v in zip(model.classes_, row)} for row in model.predict_proba(x)]
+
+
+def confidence_for_accuracy(probabilities: list[float], correct: list[bool], target: float = LABEL_TARGET) -> float:
+    """Return the lowest confidence above which out-of-fold suggestions reach the target accuracy.
+
+    Below it the review form is not prefilled: a wrong prefill anchors the analyst. 1.0 (never
+    confident) when no cut reaches the target on at least five suggestions.
+    """
+    pairs = sorted(zip(probabilities, correct), reverse=True)
+    best = 1.0
+    for n in range(5, len(pairs) + 1):
+        if np.mean([c for _, c in pairs[:n]]) >= target:
+            best = pairs[n - 1][0]
+    return float(best)

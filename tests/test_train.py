@@ -1,0 +1,72 @@
+"""Training: several labelled files, and the nightly retrain that keeps a new model only if it is no worse."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.ingest import ingest_file
+from pipeline.review.events import Label, record_decision
+from pipeline.settings import load_settings
+from pipeline.store import Store
+from pipeline.train import gather_examples, no_worse, retrain_if_due, train_and_evaluate
+from tests.conftest import CORPUS
+
+SOURCES = ("VughtParticipeert", "nl-design-system", "gijsbotje", "lodagro", "BostoenToby", "Twinpixel-nl")
+
+
+def test_no_worse_compares_grouped_ap_and_clear_recall():
+    old = {"overall": {"average_precision": 0.5, "recall_clear": 0.9}}
+    assert no_worse({"overall": {"average_precision": 0.52, "recall_clear": 0.9}}, old)
+    assert not no_worse({"overall": {"average_precision": 0.6, "recall_clear": 0.8}}, old)
+    assert no_worse({"overall": {"average_precision": 0.1, "recall_clear": 0.1}}, None)
+
+
+@pytest.fixture
+def small_corpus(tmp_path):
+    """Write a few sources of dev and dev2 (from ../shared, never the repo) as two labelled parts."""
+    paths = []
+    for part in ("dev", "dev2"):
+        source = CORPUS / "articles" / f"{part}.jsonl"
+        if not source.exists():
+            pytest.skip("shared corpus missing")
+        rows = [json.loads(line) for line in source.open(encoding="utf-8")]
+        keep = [r for r in rows if r["source"].startswith(SOURCES)][:120]
+        ids = {r["id"] for r in keep}
+        labels = [line for line in (CORPUS / "labels" / f"{part}.jsonl").open(encoding="utf-8")
+                  if json.loads(line)["id"] in ids]
+        (tmp_path / f"{part}-articles.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
+        (tmp_path / f"{part}-labels.jsonl").write_text("".join(labels))
+        paths.append((tmp_path / f"{part}-articles.jsonl", tmp_path / f"{part}-labels.jsonl"))
+    return paths
+
+
+@pytest.mark.slow
+def test_nightly_retrain_waits_for_new_final_labels_then_trains_on_them(small_corpus, tmp_path):
+    articles, labels = [a for a, _ in small_corpus], [lab for _, lab in small_corpus]
+    settings = load_settings(data_dir=tmp_path / "local", model_dir=tmp_path / "model", train_articles=articles,
+                             train_labels=labels, retrain_after=1, progress=False)
+    data = gather_examples(articles, labels, use_written=True)
+    assert {e.origin for e in data.real} == {"dev-articles", "dev2-articles"}
+    first, _ = train_and_evaluate(data, settings.model_dir, folds=4, progress=False)
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    news = tmp_path / "news.jsonl"
+    news.write_text(json.dumps({"id": "n1", "title": "Park", "text": "De gemeente ontwerpt samen met bewoners een "
+                                "nieuw park. Bewoners denken in drie avonden mee over de speelplekken. " * 3}) + "\n")
+    ingest_file(store, news, settings.near_duplicate_threshold)
+    assert retrain_if_due(settings, store) == {"retrain": "waiting for 1 more final labels"}
+    (article,) = store.articles()
+    record_decision(store, article["id"], "ann", Label(True, "overheid", "ontwerp"), model_version=first.version,
+                    codebook_version="1")
+    result = retrain_if_due(settings, store)
+    assert result["new_final_labels"] == 1 and result["retrain"] in ("kept", "discarded (grouped figures worse)")
+    card = json.loads((settings.model_dir / "card.json").read_text())
+    if result["retrain"] == "kept":
+        assert card["model_version"] == result["candidate"]
+        assert f"review:review-{article['id']}" in card["training_data"]["ids"]
+        assert retrain_if_due(settings, store)["retrain"].startswith("waiting")
+    else:
+        assert card["model_version"] == first.version
+    store.close()
