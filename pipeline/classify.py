@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import logging
 import platform
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import skops.io as sio
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction import DictVectorizer
@@ -29,21 +27,21 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MaxAbsScaler
 
 from pipeline.codebook import load_codebook
-from pipeline.errors import RadarError
+from pipeline.errors import ModelError  # re-exported: callers import it from here
+from pipeline.modelfile import load_parts, save_parts
 from pipeline.nlp import Analysis
 
 log = logging.getLogger(__name__)
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "radar"
-# skops already trusts plain estimators; these prefixes cover the private helpers it asks about
-# (e.g. sklearn.calibration._SigmoidCalibration). Types that call stored functions are refused.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
-REFUSED_TYPES = {"sklearn.preprocessing._function_transformer.FunctionTransformer"}
+# skops already trusts plain estimators; these are the exact other types our trained models hold
+# (tests/test_modelfile.py derives them by training). Never a prefix: skops can call any trusted
+# function with stored arguments while loading (numpy.testing's runstring runs code).
+TRUSTED_TYPES = frozenset({
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+})
 RECALL_TARGET = 0.9  # the flag queue favours recall: what the detector misses is lost
-
-
-class ModelError(RadarError):
-    """A model cannot be loaded or used (missing, untrusted, or built for another codebook)."""
 
 
 @dataclass
@@ -218,52 +216,14 @@ def lexicon_digest() -> str:
 
 
 def save_model(model: RadarModel, directory: Path = MODEL_DIR, extra_files: dict[str, str] | None = None) -> Path:
-    """Write model.skops, card.json, card.md (and extra files) and swap them in as one directory.
-
-    A nightly run loading the model meanwhile sees the old model and card or the new ones, never a
-    new model with an old card.
-    """
-    staging = directory.with_name(f".{directory.name}.new")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    sio.dump({"detector": model.detector, "sector": model.sector, "type": model.type,
-              "threshold": model.threshold}, staging / "model.skops", compression=8)
-    (staging / "card.json").write_text(json.dumps(model.card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (staging / "card.md").write_text(card_markdown(model.card), encoding="utf-8")
-    for name, text in (extra_files or {}).items():
-        (staging / name).write_text(text, encoding="utf-8")
-    retired = directory.with_name(f".{directory.name}.old")
-    shutil.rmtree(retired, ignore_errors=True)
-    if directory.exists():
-        directory.rename(retired)
-    staging.rename(directory)
-    shutil.rmtree(retired, ignore_errors=True)
-    return directory
+    """Write model.skops, card.json (with the file's SHA-256), card.md and extra files as one directory."""
+    parts = {"detector": model.detector, "sector": model.sector, "type": model.type, "threshold": model.threshold}
+    return save_parts(parts, directory, model.card, extra_files, card_markdown)
 
 
 def load_model(directory: Path = MODEL_DIR) -> RadarModel:
-    """Load a saved model, refusing untrusted types and a card from another codebook version."""
-    card_path, model_path = directory / "card.json", directory / "model.skops"
-    if not card_path.exists() or not model_path.exists():
-        raise ModelError(f"no trained model in {directory}: run `radar train` first")
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read the model card {card_path}: {exc}; retrain with `radar train`") from exc
-    codebook = load_codebook()
-    if card.get("codebook_version") != codebook.version:
-        raise ModelError(f"the model in {directory} was trained for codebook version {card.get('codebook_version')!r}, "
-                         f"but this code uses version {codebook.version!r}: retrain with `radar train`")
-    try:
-        untrusted = sio.get_untrusted_types(file=model_path)
-        refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES) or t in REFUSED_TYPES]
-        if refused:
-            raise ModelError(f"{model_path} contains types outside scikit-learn/NumPy/SciPy: {refused}; not loading it")
-        parts = sio.load(model_path, trusted=untrusted)
-    except ModelError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a damaged file must stop scoring, not crash the run
-        raise ModelError(f"cannot load {model_path}: {exc!r}; retrain with `radar train`") from exc
+    """Load a saved model, refusing a changed file, types outside TRUSTED_TYPES and another codebook's card."""
+    parts, card = load_parts(directory, TRUSTED_TYPES)
     return RadarModel(parts["detector"], parts["sector"], parts["type"], float(parts["threshold"]), card)
 
 
