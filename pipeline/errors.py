@@ -41,3 +41,11 @@ class ExtractError(RadarError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class ModelError(RadarError):
+    """A model cannot be loaded or used (missing, changed since training, untrusted, or built for another codebook)."""
+
+
+class ModelMissing(ModelError):
+    """No trained model is there yet: scoring is skipped until `radar train` has run."""

@@ -30,8 +30,6 @@ log = logging.getLogger(__name__)
 
 # A line longer than this is refused unread: it cannot be a sane article and would only fill memory.
 MAX_LINE_BYTES = 16 * 1024 * 1024
-# spaCy's default nlp.max_length: a longer text cannot be scored in one piece (error E088).
-MAX_TEXT_CHARS = 1_000_000
 # Ids are letters and digits with a few separators, so that they print and compare safely;
 # 200 is the width of articles.external_id.
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@#+-]*")
@@ -93,7 +91,9 @@ def _check_date(value: str) -> str:
 
 RecordId = Annotated[str, StringConstraints(max_length=MAX_ID_CHARS), AfterValidator(_check_id),
                      BeforeValidator(_id_from_int)]
-RecordText = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS), AfterValidator(_check_text)]
+# No length limit of its own: MAX_LINE_BYTES bounds it, the store cuts a stored text to max_text_chars
+# at a paragraph (issue 9 item 4), and the scorer analyses a bounded piece of each text.
+RecordText = Annotated[str, AfterValidator(_check_text)]
 Title = Annotated[str, StringConstraints(max_length=2_000), AfterValidator(_check_string)]
 Url = Annotated[str, StringConstraints(max_length=2_000), AfterValidator(_check_url)]
 IsoDate = Annotated[str, StringConstraints(max_length=40), AfterValidator(_check_date)]

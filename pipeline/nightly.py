@@ -147,7 +147,9 @@ def _timed(report: RunReport, stage: str, func) -> None:
 
 
 def judge_run(report: RunReport, settings: Settings) -> str:
-    """Return 'ok' unless more than the allowed share of feeds or articles failed."""
+    """Return 'ok' unless the model was refused or more than the allowed share of feeds or articles failed."""
+    if report.scoring.get("failed"):
+        return "failed"  # nothing new was scored: the analysts' queue is stale until the model is fixed
     feed_share = report.feeds_failed / len(report.feeds) if report.feeds else 0.0
     tried = report.articles_new + report.articles_duplicate + report.failed_first_try
     article_share = report.failed_first_try / tried if tried else 0.0
@@ -323,8 +325,12 @@ def _count(bucket: dict[str, int], reason: str) -> None:
 
 # -- stage 3: scoring ---------------------------------------------------------
 def score_new_articles(store: Store, report: RunReport, settings: Settings) -> None:
-    """Score and flag every article the current model has not scored; without a model, say so."""
-    from pipeline.classify import ModelError
+    """Score and flag every article the current model has not scored; without a model, say so.
+
+    A model that is there but refused (changed, untrusted types, another codebook) fails the stage
+    and the run, after the feed and article stages have stored their work.
+    """
+    from pipeline.errors import ModelError, ModelMissing
     from pipeline.score import Scorer, score_stored_articles
     from pipeline.train import retrain_if_due
 
@@ -335,9 +341,13 @@ def score_new_articles(store: Store, report: RunReport, settings: Settings) -> N
         retrained = {"retrain": f"failed: {exc}"}
     try:
         scorer = Scorer.load(settings.model_dir)
-    except ModelError as exc:
+    except ModelMissing as exc:
         log.warning("scoring skipped: %s", exc)
         report.scoring = {"skipped": str(exc)}
+        return
+    except ModelError as exc:
+        log.error("scoring failed: %s", exc)
+        report.scoring = {"failed": str(exc)}
         return
     report.scoring = {"model_version": scorer.model.version, **retrained,
                       **score_stored_articles(store, scorer, report.run_id)}
@@ -361,10 +371,12 @@ def summarise(report: RunReport) -> str:
     for label, bucket in (("skipped", report.skipped), ("failed", report.failed)):
         for reason, n in sorted(bucket.items()):
             lines.append(f"  {label} {reason}: {n}")
-    if report.scoring.get("skipped"):
+    if report.scoring.get("failed"):
+        lines.append(f"Scoring: FAILED ({report.scoring['failed']})")
+    elif report.scoring.get("skipped"):
         lines.append(f"Scoring: skipped ({report.scoring['skipped']})")
     elif report.scoring:
-        lines.append(f"Scoring: {report.scoring['scored']} scored, {report.scoring['flagged']} flagged for review "
-                     f"(model {report.scoring['model_version']})")
+        lines.append(f"Scoring: {report.scoring['scored']} scored, {report.scoring['flagged']} flagged for review, "
+                     f"{report.scoring.get('score_failed', 0)} failed (model {report.scoring['model_version']})")
     lines.append("Durations: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.durations.items()))
     return "\n".join(lines)

@@ -174,6 +174,19 @@ analysts = Table(
     Column("disabled", Integer, nullable=False, default=0),
 )
 
+# Articles that a model version could not score, with the reason; unscored_articles skips them for that
+# version, so one article that breaks scoring is tried once, not in every later run.
+scoring_failures = Table(
+    "scoring_failures", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("article_id", Integer, ForeignKey("articles.id"), nullable=False),
+    Column("model_version", String(40), nullable=False),
+    Column("run_id", Integer, ForeignKey("runs.id")),
+    Column("reason", Text, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    UniqueConstraint("article_id", "model_version", name="uq_scoring_failures_article_model"),
+)
+
 VERSION_1_TABLES = [schema_info, feeds, runs, fetches, items, pages, articles, duplicates, signatures]
 
 
@@ -201,6 +214,11 @@ def _migrate_to_5(conn: Connection) -> None:
     metadata.create_all(conn, tables=[analysts])
 
 
+def _migrate_to_6(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[scoring_failures])
+
+
 # Forward migrations in order; entry i brings the schema from version i to i + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4, _migrate_to_5]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4, _migrate_to_5,
+                                                  _migrate_to_6]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,10 +9,16 @@ from typing import Iterable, Iterator
 
 from pipeline.classify import MODEL_DIR, Prediction, RadarModel, load_model
 from pipeline.codebook import load_codebook
+from pipeline.extract import cap_text
 from pipeline.nlp import Analysis, analyse, get_nlp
 
 log = logging.getLogger(__name__)
 BATCH = 64
+# The part of a text that is analysed: far below spaCy's max_length (1,000,000; error E088), so no
+# stored or submitted text can break scoring, and it bounds the memory of one article. It equals the
+# store's default cap; the evidence of co-creation is in a story's opening, not its 200,000th character.
+MAX_SCORED_CHARS = 200_000
+MAX_SCORED_TITLE_CHARS = 2_000  # a title is a line; a longer one is cut hard
 
 
 @dataclass
@@ -36,7 +42,7 @@ class Scorer:
         sector_scores, type, type_scores, evidence, model_version (plus rule_score and
         codebook_version). Keep it stable.
         """
-        analyses = analyse([(str(r.get("title") or ""), str(r.get("text") or "")) for r in records])
+        analyses = analyse([_scored_part(r) for r in records])
         predictions = self.model.predict(analyses)
         return [{
             "id": record.get("id"), "cocreation_score": p.cocreation_score, "flagged": p.flagged,
@@ -75,18 +81,48 @@ def with_key_passage(analysis: Analysis, prediction: Prediction, text: str) -> l
     return sorted(items, key=lambda it: (it["start"], it["label"] != "sentence:cocreation"))
 
 
+def _scored_part(record: dict) -> tuple[str, str]:
+    # Cut at a paragraph like the store's cap, so the analysed part ends where a reader would stop.
+    title = str(record.get("title") or "")[:MAX_SCORED_TITLE_CHARS]
+    return title, cap_text(str(record.get("text") or ""), MAX_SCORED_CHARS)[0]
+
+
 def score_stored_articles(store, scorer: Scorer, run_id: int | None, batch: int = BATCH) -> dict[str, int]:
-    """Score every stored article the current model has not scored yet; one transaction per batch."""
-    pending = store.unscored_articles(scorer.model.version)
-    scored = flagged = 0
+    """Score every stored article the current model has not scored yet; one transaction per batch.
+
+    An article that cannot be scored is recorded with its reason and skipped by later runs of this
+    model version; the rest of its batch is scored all the same.
+    """
+    version = scorer.model.version
+    pending = store.unscored_articles(version)
+    scored = flagged = failed = 0
     for start in range(0, len(pending), batch):
-        chunk = pending[start:start + batch]
-        results = scorer.score(chunk)
+        results, failures = _score_batch(scorer, pending[start:start + batch])
         store.save_predictions([_prediction_row(r) for r in results], run_id)
+        for article_id, reason in failures:
+            store.record_scoring_failure(article_id, version, reason, run_id)
         scored += len(results)
         flagged += sum(r["flagged"] for r in results)
-    log.info("scoring: %d articles scored, %d flagged (model %s)", scored, flagged, scorer.model.version)
-    return {"scored": scored, "flagged": flagged}
+        failed += len(failures)
+    log.info("scoring: %d articles scored, %d flagged, %d failed (model %s)", scored, flagged, failed, version)
+    return {"scored": scored, "flagged": flagged, "score_failed": failed}
+
+
+def _score_batch(scorer: Scorer, chunk: list[dict]) -> tuple[list[dict], list[tuple[int, str]]]:
+    # Whole batches are fast; only a batch that raises is scored again one article at a time, so a
+    # bad article fails alone. Any exception: what breaks on one article's text is not known ahead.
+    try:
+        return scorer.score(chunk), []
+    except Exception as exc:  # noqa: BLE001
+        log.warning("scoring: a batch of %d articles failed (%r); scoring them one by one", len(chunk), exc)
+    results, failures = [], []
+    for article in chunk:
+        try:
+            results.extend(scorer.score([article]))
+        except Exception as exc:  # noqa: BLE001
+            log.error("scoring: article %s failed and is skipped for this model: %r", article["id"], exc)
+            failures.append((article["id"], f"{type(exc).__name__}: {exc}".replace("\n", " ")))
+    return results, failures
 
 
 def _prediction_row(result: dict) -> dict:

@@ -18,7 +18,7 @@ from pipeline.records import MAX_TEXT_CHARS, Article, FeedConfig, FeedEntry, Res
 # The tables are re-exported here: callers use `from pipeline.store import Store, reviews`.
 from pipeline.schema import (  # noqa: F401
     MIGRATIONS, SCHEMA_VERSION, analysts, articles, duplicates, feeds, fetches, items, metadata, pages, predictions, reviews,
-    runs, schema_info, signatures,
+    runs, schema_info, scoring_failures, signatures,
 )
 
 log = logging.getLogger(__name__)
@@ -325,10 +325,11 @@ class Store:
             return [dict(row) for row in conn.execute(query).mappings()]
 
     def unscored_articles(self, model_version: str, limit: int | None = None) -> list[dict]:
-        """Return articles that have no prediction from this model version yet."""
+        """Return articles that have no prediction from this model version yet and did not fail with it."""
         scored = select(predictions.c.article_id).where(predictions.c.model_version == model_version)
+        failed = select(scoring_failures.c.article_id).where(scoring_failures.c.model_version == model_version)
         query = (select(articles.c.id, articles.c.title, articles.c.text)
-                 .where(articles.c.id.not_in(scored)).order_by(articles.c.id))
+                 .where(articles.c.id.not_in(scored), articles.c.id.not_in(failed)).order_by(articles.c.id))
         if limit:
             query = query.limit(limit)
         with self.engine.connect() as conn:
@@ -344,6 +345,22 @@ class Store:
                 {**row, "run_id": run_id, "created_at": now, "flagged": int(row["flagged"]),
                  "sector_scores": json.dumps(row["sector_scores"]), "type_scores": json.dumps(row["type_scores"]),
                  "evidence": json.dumps(row["evidence"], ensure_ascii=False)} for row in rows])
+
+    def record_scoring_failure(self, article_id: int, model_version: str, reason: str,
+                               run_id: int | None = None) -> None:
+        """Record that this model version could not score an article, so later runs skip it."""
+        with self.engine.begin() as conn:
+            conn.execute(insert(scoring_failures).values(
+                article_id=article_id, model_version=model_version, run_id=run_id, reason=reason[:2000],
+                created_at=now_iso()))
+
+    def scoring_failures(self, model_version: str | None = None) -> list[dict]:
+        """Return the recorded scoring failures (of one model version when given), oldest first."""
+        query = select(scoring_failures).order_by(scoring_failures.c.id)
+        if model_version is not None:
+            query = query.where(scoring_failures.c.model_version == model_version)
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     def latest_predictions(self) -> list[dict]:
         """Return each article's newest prediction with its JSON fields decoded."""

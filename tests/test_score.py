@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 
+from sqlalchemy import insert, inspect, update
+
+from pipeline.records import Article
+from pipeline.store import Store, articles
 from tests.cli_helpers import RADAR, radar
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, article_html, rss
 
 ARTICLES = [
     {"id": "a1", "title": "Bewoners ontwerpen speeltuin",
@@ -58,3 +62,109 @@ def test_eval_reports_metrics_and_warns_about_training_texts(tmp_path):
     assert metrics["seen_in_training"] == 20  # the shipped model trained on these: figures are optimistic
     assert metrics["sector"]["n"] == 5 and set(metrics["by_source"]) >= {"dpgmedia/partisan-news2019"}
     assert "WARNING" in radar("eval", "--input", str(tmp_path / "a.jsonl"), "--labels", str(tmp_path / "l.jsonl")).stdout
+
+
+# -- scoring stored articles: bounded pieces, and one bad article fails alone (issue 9 item 4) --
+
+def _stored(tmp_path, texts: dict[str, str]) -> tuple[Store, dict[str, int]]:
+    """Return a migrated store on a real SQLite file holding one article per (key, text)."""
+    store = Store(f"sqlite:///{tmp_path / 'radar.db'}")
+    store.migrate()
+    ids = {key: store.save_article(Article(url=f"https://example.org/{key}", canonical_url=f"https://example.org/{key}",
+                                           title=f"Artikel {key}", text=text, content_hash=key), run_id=None)
+           for key, text in texts.items()}
+    return store, ids
+
+
+def _long_text(chars: int) -> str:
+    paragraphs = [a["text"] for a in ARTICLES] + [a["title"] for a in ARTICLES]
+    return "\n".join(paragraphs * (chars // len("\n".join(paragraphs)) + 1))[:chars]
+
+
+def test_stored_text_longer_than_spacys_limit_is_scored_in_a_bounded_piece(tmp_path):
+    from pipeline.score import Scorer, score_stored_articles
+
+    store, ids = _stored(tmp_path, {"lang": "Voorlopig kort.", "kort": ARTICLES[0]["text"]})
+    huge = _long_text(2_600_000)
+    with store.engine.begin() as conn:  # written past the store's cap, as an older version could have
+        conn.execute(update(articles).where(articles.c.id == ids["lang"]).values(text=huge))
+    assert len(store.articles()[0]["text"]) == 2_600_000
+    counts = score_stored_articles(store, Scorer.load(), run_id=None)
+    assert counts["scored"] == 2 and counts.get("score_failed", 0) == 0
+    assert {p["article_id"] for p in store.latest_predictions()} == set(ids.values())
+
+
+def test_article_that_fails_in_scoring_is_recorded_skipped_and_not_retried(tmp_path, monkeypatch):
+    from pipeline.score import Scorer, score_stored_articles
+
+    store, ids = _stored(tmp_path, {"a": ARTICLES[0]["text"], "slecht": ARTICLES[1]["text"], "c": ARTICLES[0]["text"]})
+    scorer = Scorer.load()
+    real_score, seen = scorer.score, []
+
+    def score(records):
+        seen.extend(r["id"] for r in records)
+        if any(r["id"] == ids["slecht"] for r in records):
+            raise ValueError("kan dit artikel niet lezen")
+        return real_score(records)
+
+    monkeypatch.setattr(scorer, "score", score)
+    counts = score_stored_articles(store, scorer, run_id=None)
+    assert counts == {"scored": 2, "flagged": counts["flagged"], "score_failed": 1}
+    assert {p["article_id"] for p in store.latest_predictions()} == {ids["a"], ids["c"]}
+    [failure] = store.scoring_failures()
+    assert failure["article_id"] == ids["slecht"] and failure["model_version"] == scorer.model.version
+    assert failure["reason"] == "ValueError: kan dit artikel niet lezen"
+
+    seen.clear()
+    assert score_stored_articles(store, scorer, run_id=None) == {"scored": 0, "flagged": 0, "score_failed": 0}
+    assert seen == []  # the failed article is not tried again by this model version
+    assert store.unscored_articles("another-model") != []  # a new model version tries it afresh
+
+
+def test_nightly_report_counts_an_article_that_failed_in_scoring(server, make_settings, monkeypatch):
+    from pipeline.nightly import run_nightly
+    from pipeline.score import Scorer
+
+    for i, article in enumerate(ARTICLES):
+        server.page(f"/art/{i}.html", article_html(article["title"], article["text"] * 4), "text/html; charset=utf-8")
+    server.page("/feed.xml", rss([{"title": a["title"], "link": server.url(f"/art/{i}.html")}
+                                  for i, a in enumerate(ARTICLES)]), "application/rss+xml")
+    real_score = Scorer.score
+
+    def score(self, records):
+        if any("A2" in r["title"] for r in records):
+            raise RuntimeError("E088 of een andere fout")
+        return real_score(self, records)
+
+    monkeypatch.setattr(Scorer, "score", score)
+    settings = make_settings([{"name": "krant", "url": server.url("/feed.xml")}], allow_private_addresses=True)
+    report = run_nightly(settings)
+    assert report.status == "ok" and report.articles_new == 2
+    assert report.scoring["scored"] == 1 and report.scoring["score_failed"] == 1
+    again = run_nightly(settings)
+    assert again.scoring["scored"] == 0 and again.scoring["score_failed"] == 0
+
+
+def test_radar_score_of_a_text_longer_than_spacys_limit_gives_its_record(tmp_path):
+    source = tmp_path / "lang.jsonl"
+    source.write_text(json.dumps({"id": "lang", "title": "Heel lang", "text": _long_text(1_200_000)}) + "\n",
+                      encoding="utf-8")
+    result = radar("score", "--input", str(source))
+    assert result.returncode == 0, result.stderr
+    [row] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert row["id"] == "lang" and 0.0 <= row["cocreation_score"] <= 1.0
+
+
+def test_migration_adds_the_scoring_failures_table_to_an_older_database(tmp_path):
+    from pipeline.schema import MIGRATIONS, SCHEMA_VERSION, _migrate_to_6, schema_info
+
+    store = Store(f"sqlite:///{tmp_path / 'oud.db'}")
+    before = MIGRATIONS.index(_migrate_to_6)
+    with store.engine.begin() as conn:
+        for version in range(before):
+            MIGRATIONS[version](conn)
+            conn.execute(insert(schema_info).values(version=version + 1))
+    assert "scoring_failures" not in inspect(store.engine).get_table_names()
+    assert store.migrate() == SCHEMA_VERSION
+    assert "scoring_failures" in inspect(store.engine).get_table_names()
+    assert store.unscored_articles("m") == [] and store.scoring_failures() == []
