@@ -46,11 +46,13 @@ def source_group(source: str, outlet: str | None) -> str:
 def splits(real: list[Example], grouped: bool, folds: int, seed: int = 13):
     """Yield (train, test) index arrays: whole groups held out, or stratified random folds."""
     y = np.array([e.cocreation for e in real], dtype=int)
-    if grouped:
-        groups = np.array([e.group or e.source for e in real])
+    groups = np.array([e.group or e.source for e in real])
+    if grouped and len(set(groups)) >= 2:
         yield from GroupKFold(n_splits=min(folds, len(set(groups)))).split(np.zeros(len(y)), groups=groups)
-    else:
-        yield from StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+        return
+    # Random folds, also for a training part left with one source (small data in inner folds).
+    n_splits = max(2, min(folds, int(np.bincount(y, minlength=2).min())))
+    yield from StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
 
 
 def clear_positives(examples: list[Example]) -> np.ndarray:

@@ -32,7 +32,7 @@ def small_corpus(tmp_path):
         if not source.exists():
             pytest.skip("shared corpus missing")
         rows = [json.loads(line) for line in source.open(encoding="utf-8")]
-        keep = [r for r in rows if r["source"].startswith(SOURCES)][:120]
+        keep = [r for r in rows if r["source"].startswith(SOURCES)][:60]
         ids = {r["id"] for r in keep}
         labels = [line for line in (CORPUS / "labels" / f"{part}.jsonl").open(encoding="utf-8")
                   if json.loads(line)["id"] in ids]
@@ -49,7 +49,7 @@ def test_nightly_retrain_waits_for_new_final_labels_then_trains_on_them(small_co
                              train_labels=labels, retrain_after=1, progress=False)
     data = gather_examples(articles, labels, use_written=True)
     assert {e.origin for e in data.real} == {"dev-articles", "dev2-articles"}
-    first, _ = train_and_evaluate(data, settings.model_dir, folds=4, progress=False)
+    first, _ = train_and_evaluate(data, settings.model_dir, folds=3, progress=False)
     store = Store(settings.effective_database_url)
     store.migrate()
     news = tmp_path / "news.jsonl"
