@@ -254,8 +254,14 @@ def _eval_text(result: dict) -> str:
     for name, block in [("overall", result["overall"])] + [(f"source {k}", v) for k, v in result["by_source"].items()]:
         lines.append(f"{name}: P {block['precision']} R {block['recall']} F1 {block['f1']} "
                      f"AP {block['average_precision']} P@10 {block['precision_at_10']} (flagged {block['flagged']})")
+    overall = result["overall"]
+    lines.append(f"recall on clear positives {overall['recall_clear']}, borderline {overall['recall_borderline']}; "
+                 f"news flagged {overall['news_flagged']} of {overall['news_texts']} ({overall['news_flag_rate']})")
     for attr in ("sector", "type"):
-        lines.append(f"{attr} accuracy on positives: {result[attr]['accuracy']} (n={result[attr]['n']})")
+        block = result[attr]
+        lines.append(f"{attr} accuracy on positives: {block['accuracy']} (n={block['n']}; always "
+                     f"{block.get('majority_label')}: {block.get('majority_accuracy')}; macro recall "
+                     f"{block.get('macro_recall')}; confident {block.get('confident')})")
     return "\n".join(lines)
 
 

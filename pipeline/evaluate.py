@@ -238,16 +238,16 @@ def evaluate_model(articles: Path, labels: Path, model_dir: Path) -> dict:
     trained_ids = {i.split(":", 1)[1] for i in scorer.model.card.get("training_data", {}).get("ids", [])}
     result = {"model_version": scorer.model.version, "threshold": scorer.model.threshold,
               "seen_in_training": sum(e.id in trained_ids for e in examples),
-              "overall": detection_metrics(scores, y, flags), "by_source": {}}
+              "overall": detection_summary(examples, scores, flags), "by_source": {}}
     groups: dict[str, list[int]] = defaultdict(list)
     for i, ex in enumerate(examples):
         groups[ex.source or "unknown"].append(i)
     for source, idx in sorted(groups.items()):
         arr = np.array(idx)
         result["by_source"][source] = detection_metrics(scores[arr], y[arr], flags[arr])
-    positives = [i for i, e in enumerate(examples) if e.cocreation]
-    result["sector"] = label_metrics([examples[i].sector for i in positives], [results[i]["sector"] for i in positives],
-                                     codebook.sectors)
-    result["type"] = label_metrics([examples[i].type for i in positives], [results[i]["type"] for i in positives],
-                                   codebook.types)
+    for attr, classes in (("sector", codebook.sectors), ("type", codebook.types)):
+        found = {i: (results[i][attr], results[i][f"{attr}_scores"].get(results[i][attr], 0.0))
+                 for i, e in enumerate(examples) if e.cocreation and getattr(e, attr) and results[i][attr]}
+        result[attr] = label_summary(examples, attr, found, classes)
+        result[attr]["confident"] = sum(results[i][f"{attr}_confident"] for i in found)
     return result
