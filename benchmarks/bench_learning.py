@@ -36,14 +36,15 @@ def simulate(order: str, pool, pool_analyses, test, test_analyses, written, writ
     reviewed: list[int] = []
     y_test = np.array([e.cocreation for e in test], dtype=int)
     clear = np.array([e.cocreation and not e.borderline for e in test])
-    rows = []
-    while len(reviewed) <= CHECKPOINTS[-1]:
+    rows, due = [], list(CHECKPOINTS)
+    while due:
         examples = written + [pool[i] for i in reviewed]
         analyses = written_analyses + [pool_analyses[i] for i in reviewed]
         detector = fit_detector(examples, analyses)
         train_scores = detector.raw_scores(analyses)[0]
         threshold = threshold_for_recall(train_scores, np.array([e.cocreation and not e.borderline for e in examples]))
-        if len(reviewed) in CHECKPOINTS:
+        if len(reviewed) >= due[0]:  # nights review 20 at a time: report at the first night past a checkpoint
+            due.pop(0)
             scores = detector.raw_scores(test_analyses)[0]
             flags = scores >= threshold
             rows.append({"reviews": len(reviewed), "positives_reviewed": sum(pool[i].cocreation for i in reviewed),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import bench_ingest, bench_nlp
+from benchmarks import bench_ingest, bench_learning, bench_nlp
 
 
 def main() -> None:
     """Run the benchmarks in turn and print their figures."""
-    results = {"nlp": bench_nlp.main(), "ingest": bench_ingest.main()}
+    results = {"nlp": bench_nlp.main(), "ingest": bench_ingest.main(), "learning": bench_learning.main()}
     out = Path("data/local/bench.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -78,14 +78,20 @@ def training_passages(text: str, cocreation: bool, evidence: str | None, analysi
                       keep_plain_every: int = 10) -> list[tuple[Passage, int, bool]]:
     """Return (passage, label, is_evidence) rows for training the passage model.
 
-    A positive text contributes only its evidence passages (label 1). A negative text contributes
+    A positive text contributes only its evidence passages (label 1; without a quote, the passage
+    with the strongest rule sentence). A negative text contributes
     its evidence passage (a hard negative) and every passage with a lexicon signal, plus one in
     `keep_plain_every` of the plain ones: those are easy and would only slow training.
     """
     span = evidence_span(text, evidence)
+    passages = passages_of(analysis)
+    hits = {i for i, passage in enumerate(passages) if overlaps(passage, span)}
+    if cocreation and not hits:
+        # No quote (an analyst's review, a quote not found): the rules' strongest passage stands in.
+        hits = {max(range(len(passages)), key=lambda i: passages[i].features.get("max_sentence", 0.0))}
     rows = []
-    for number, passage in enumerate(passages_of(analysis)):
-        hit = overlaps(passage, span)
+    for number, passage in enumerate(passages):
+        hit = number in hits
         if cocreation:
             if hit:
                 rows.append((passage, 1, True))

@@ -8,11 +8,12 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import skops.io as sio
 
 import pipeline.modelfile as modelfile
-from pipeline.classify import TRUSTED_TYPES, Example, ModelError, load_model, save_model, train_model
+from pipeline.classify import TRUSTED_TYPES, Example, ModelError, fit_calibrator, load_model, save_model, train_model
 from pipeline.demo_site import start_demo_site
 from pipeline.nlp import analyse
 from tests.cli_helpers import radar
@@ -54,7 +55,9 @@ def small_examples() -> list[Example]:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     examples = small_examples()
-    model = train_model(examples, analyse([(e.title, e.text) for e in examples]), threshold=0.5)
+    calibration = {"calibrator": fit_calibrator(np.array([-2.0, 2.0]), np.array([0, 1])), "threshold": 0.5,
+                   "label_confidence": {"sector": 0.5, "type": 0.5}}
+    model = train_model(examples, analyse([(e.title, e.text) for e in examples]), calibration)
     return save_model(model, tmp_path_factory.mktemp("trained") / "radar")
 
 
@@ -96,7 +99,7 @@ def test_trusted_types_are_exactly_what_training_produces(model_dir):
     assert untrusted <= TRUSTED_TYPES  # the model we train loads ...
     assert untrusted == TRUSTED_TYPES  # ... and nothing on the list is there without need
     loaded = load_model(model_dir)
-    assert loaded.threshold == 0.5 and set(loaded.sector.classes_) == {"wonen", "zorg"}
+    assert loaded.threshold == 0.5 and set(loaded.labellers.sector.classes_) == {"wonen", "zorg"}
 
 
 def test_saved_card_records_the_model_files_sha256(model_dir):

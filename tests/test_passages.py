@@ -39,3 +39,12 @@ def test_negative_text_keeps_its_deciding_passage_as_a_hard_negative():
     assert any(hit for _, _, hit in rows)
     # Plain passages (no lexicon signal) are mostly left out of training.
     assert len(rows) < len(passages_of(analysis))
+
+
+def test_positive_without_a_quote_trains_on_its_strongest_rule_passage():
+    # An analyst's review carries no quote; the passage with the strongest rule sentence stands in.
+    (analysis,) = analyse([("", TEXT)])
+    rows = training_passages(TEXT, True, None, analysis)
+    assert rows and all(label == 1 for _, label, _ in rows)
+    assert any(QUOTE in TEXT[p.start:p.end] for p, _, _ in rows)
+    assert not any("Het weer is vandaag grijs" in TEXT[p.start:p.end] for p, _, _ in rows)
