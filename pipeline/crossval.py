@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 from pipeline.classify import Detector, Example, fit_calibrator, fit_detector, key_spans, threshold_for_recall
-from pipeline.labellers import Labellers, evidence_passages, fit_labellers, key_passage_frame
+from pipeline.labellers import Labellers, evidence_passages, fit_labellers, suggest_labels
 from pipeline.nlp import Analysis
 
 INNER_FOLDS = 3
@@ -121,13 +121,13 @@ def _record_labels(trainer: Trainer, train, test, detector: Detector, best_at: l
     if not positives:
         return
     labellers = trainer.labellers(train, detector)
-    x = key_passage_frame([trainer.ra[test[k]] for k in positives], [best_at[k] for k in positives])
+    analyses = [trainer.ra[test[k]] for k in positives]
     for attr, model in (("sector", labellers.sector), ("type", labellers.type)):
         if model is None:
             continue
-        for k, row in zip(positives, model.predict_proba(x)):
-            best = int(np.argmax(row))
-            result.labels[attr][int(test[k])] = (str(model.classes_[best]), float(row[best]))
+        for k, scores in zip(positives, suggest_labels(model, analyses, [best_at[k] for k in positives], attr)):
+            best = max(scores, key=scores.get)
+            result.labels[attr][int(test[k])] = (best, scores[best])
 
 
 def highlighted_spans(analysis: Analysis, order: list[int]) -> list[tuple[int, int]]:

@@ -74,7 +74,8 @@ def with_key_passage(analysis: Analysis, prediction: Prediction, text: str) -> l
     shown = {(it["start"], it["end"]) for it in items if it["label"] == "sentence:cocreation"}
     for sent in analysis.sentences:
         inside = any(sent.start >= start and sent.end <= end for start, end in prediction.key_passages)
-        if inside and sent.start >= 0 and (sent.start, sent.end) not in shown:
+        # Paragraph breaks come out of the sentencizer as whitespace "sentences": never show those.
+        if inside and sent.start >= 0 and text[sent.start:sent.end].strip() and (sent.start, sent.end) not in shown:
             shown.add((sent.start, sent.end))
             items.append({"text": text[sent.start:sent.end], "start": sent.start, "end": sent.end, "label": "sentence:cocreation",
                           "weight": prediction.cocreation_score})

@@ -121,3 +121,17 @@ def test_confidence_cut_keeps_only_suggestions_that_were_right_often_enough():
     correct = [True, True, True, True, True, False, False, True]
     assert confidence_for_accuracy(probabilities, correct, target=0.8) == 0.6
     assert confidence_for_accuracy(probabilities, [False] * 8, target=0.8) == 1.0
+
+
+def test_a_single_strong_passage_counts_less_than_two_separate_ones():
+    from pipeline.classify import passage_evidence
+    from pipeline.passages import Passage
+
+    windows = [Passage(0, 30, "", {}), Passage(10, 40, "", {}), Passage(30, 60, "", {}), Passage(60, 90, "", {})]
+    order = [0, 1, 2, 3]
+    # A passing mention: one strong window whose neighbour only repeats it, the rest ordinary text.
+    passing = passage_evidence(np.array([5.0, 4.9, -3.0, -3.0]), windows, order)
+    described = passage_evidence(np.array([5.0, 4.9, 4.0, -3.0]), windows, order)
+    assert passing == pytest.approx(1.0)  # the overlapping neighbour is skipped, not averaged in
+    assert described == pytest.approx(4.5)
+    assert passage_evidence(np.array([2.0]), windows[:1], [0]) == pytest.approx(2.0)

@@ -168,3 +168,19 @@ def test_migration_adds_the_scoring_failures_table_to_an_older_database(tmp_path
     assert store.migrate() == SCHEMA_VERSION
     assert "scoring_failures" in inspect(store.engine).get_table_names()
     assert store.unscored_articles("m") == [] and store.scoring_failures() == []
+
+
+def test_key_passage_never_shows_a_paragraph_break_as_a_key_sentence():
+    from pipeline.classify import Prediction
+    from pipeline.nlp import analyse
+    from pipeline.score import with_key_passage
+
+    text = ("De gemeente Kerkwijde ontwerpt samen met bewoners het nieuwe park.\n\n \n\n"
+            "De bewoners denken mee over de speelplekken. Zij kiezen ook de bomen.")
+    analysis = analyse([("Park", text)])[0]
+    assert any(s.start >= 0 and not text[s.start:s.end].strip() for s in analysis.sentences)  # the premise
+    prediction = Prediction(cocreation_score=0.9, flagged=True, sector="overheid", sector_scores={}, type="ontwerp",
+                            type_scores={}, key_passages=[(0, len(text))])
+    items = [it for it in with_key_passage(analysis, prediction, text) if it["label"] == "sentence:cocreation"]
+    assert items and all(it["text"].strip() for it in items)
+    assert {it["text"] for it in items} >= {"De bewoners denken mee over de speelplekken."}
