@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -115,4 +116,17 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     try:
         return Settings(**values)
     except ValidationError as exc:
-        raise ConfigError(f"invalid settings: {exc}") from exc
+        where = f"config file {config}, " if config else ""
+        problems = "; ".join(describe_error(error) for error in exc.errors())
+        raise ConfigError(f"invalid settings ({where}RADAR_* variables): {problems}") from exc
+
+
+def describe_error(error: dict) -> str:
+    """Say what is wrong with one setting in a sentence, suggesting the nearest name for a misspelt one."""
+    name = ".".join(str(part) for part in error["loc"]) or "settings"
+    if error["type"] == "extra_forbidden":
+        # pydantic's own text ("Extra inputs are not permitted") does not say what was meant.
+        close = difflib.get_close_matches(name, list(Settings.model_fields), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else "see `radar config` for the known settings"
+        return f"unknown setting {name!r}: {hint}"
+    return f"{name}: {error['msg']} (got {error.get('input')!r})"

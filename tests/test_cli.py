@@ -65,6 +65,49 @@ def test_bad_config_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "host_dely" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_misspelt_setting_suggests_the_real_name(tmp_path):
+    config = tmp_path / "radar.toml"
+    config.write_text("[radar]\nhost_dely = 1\nworkers = 0\n", encoding="utf-8")
+    result = radar("--config", str(config), "status")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "unknown setting 'host_dely': did you mean host_delay?" in result.stderr
+    assert "workers: Input should be greater than or equal to 1 (got 0)" in result.stderr
+    assert "Extra inputs are not permitted" not in result.stderr and "errors.pydantic.dev" not in result.stderr
+
+
+def test_config_works_after_the_verb_too(tmp_path):
+    config = tmp_path / "radar.toml"
+    config.write_text(f"data_dir = {json.dumps(str(tmp_path / 'elsewhere'))}\nworkers = 7\n", encoding="utf-8")
+    before = radar("--config", str(config), "status", "--json", cwd=tmp_path)
+    after = radar("status", "--config", str(config), "--json", cwd=tmp_path)
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert json.loads(after.stdout)["database"] == json.loads(before.stdout)["database"]
+    assert str(tmp_path / "elsewhere") in json.loads(after.stdout)["database"]
+    shown = dict(line.split(" = ", 1) for line in radar("config", "-c", str(config), cwd=tmp_path).stdout.splitlines())
+    assert shown["workers"] == "7"
+    other = tmp_path / "other.toml"
+    other.write_text("workers = 5\n", encoding="utf-8")
+    # After the verb wins over before it, which wins over RADAR_CONFIG.
+    lines = radar("--config", str(other), "config", "--config", str(config), env={"RADAR_CONFIG": str(other)},
+                  cwd=tmp_path).stdout
+    assert "workers = 7" in lines.splitlines()
+    assert "workers = 5" in radar("config", env={"RADAR_CONFIG": str(other)}, cwd=tmp_path).stdout.splitlines()
+
+
+def test_flags_are_plain_flags_in_help_and_use(tmp_path):
+    env = {"RADAR_DATA_DIR": str(tmp_path / "local")}
+    top = radar("--help").stdout
+    assert "<bool>" not in top and "<int>" not in top.split("Commands:")[0]
+    assert "-vv for debug" in top and "not a number" in top
+    status_help = radar("status", "--help").stdout
+    assert "<bool>" not in status_help and "--json " in status_help and "--config FILE" in status_help
+    plain = radar("status", "--json", env=env)
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(plain.stdout)["counts"]["articles"] == 0
+    assert radar("-vv", "status", "--json", env=env).returncode == 0
+    assert radar("status", "--json", "true", env=env).returncode == 2  # a flag takes no value
+
+
 def test_run_json_status_and_ingest(server, tmp_path):
     publish_corpus(server, 3)
     config = write_config(tmp_path, [("krant", server.url("/feed.xml"))])
