@@ -58,6 +58,40 @@ def _fail(exc: Exception, code: int = EXIT_ERROR) -> None:
     raise typer.Exit(code)
 
 
+def _open_store(settings: Settings, reading: bool = True):
+    """Open the configured database; say on stderr which one it is when it is new or (for reading) empty."""
+    from pipeline.nightly import open_store
+
+    missing = _database_missing(settings)
+    store = open_store(settings)
+    try:
+        empty = reading and not missing and not store.counts()["articles"]
+    except Exception:
+        store.close()
+        raise
+    if missing or empty:
+        _note_database(settings, "did not exist; created it empty" if missing else "holds no articles yet")
+    return store
+
+
+def _database_missing(settings: Settings) -> bool:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.effective_database_url)
+    return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+        and not Path(url.database).exists()
+
+
+def _note_database(settings: Settings, state: str, hint: bool = True) -> None:
+    # A first run after `make demo` without its --config lands here: name the database and the way out.
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+    advice = (" `radar run` fills it; after `make demo`, give --config data/demo/radar-demo.toml "
+              "(or set RADAR_CONFIG) to read the demo's.") if hint else ""
+    typer.echo(f"radar: note: the database {shown} {state}.{advice}", err=True)
+
+
 @app.command("run")
 def run_cmd(
     ctx: typer.Context,
@@ -68,6 +102,7 @@ def run_cmd(
     from pipeline.nightly import run_nightly, summarise
 
     settings = _settings(ctx, config)
+    missing = _database_missing(settings)
     try:
         report = run_nightly(settings)
     except RunLocked as exc:
@@ -78,6 +113,8 @@ def run_cmd(
         _fail(exc)
     except OSError as exc:  # the lock file cannot be made: the data directory is not writable
         _fail(_data_dir_error(settings, exc))
+    if missing:  # said once the run has made it, so a database that cannot be made stays a one-line error
+        _note_database(settings, "did not exist; this run created it", hint=False)
     typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) if as_json else summarise(report))
     raise typer.Exit(EXIT_OK if report.status == "ok" else EXIT_RUN_FAILED)
 
@@ -90,11 +127,9 @@ def status_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON (a flag)."),
 ) -> None:
     """Show the last runs, failing feeds and counts."""
-    from pipeline.nightly import open_store
-
     settings = _settings(ctx, config)
     try:
-        store = open_store(settings)
+        store = _open_store(settings)
     except RadarError as exc:
         _fail(exc)
     try:
@@ -129,12 +164,12 @@ def ingest_cmd(
 ) -> None:
     """Import articles that are already text (one JSON object a line); exit 1 when any line was bad."""
     from pipeline.ingest import ingest_file
-    from pipeline.nightly import open_store, run_lock
+    from pipeline.nightly import run_lock
 
     settings = _settings(ctx, config)
     try:
         with run_lock(settings):
-            store = open_store(settings)
+            store = _open_store(settings, reading=False)
             try:
                 report = ingest_file(store, file, settings.near_duplicate_threshold)
             finally:
@@ -294,7 +329,6 @@ def review_cmd(
     analyst: Optional[str] = typer.Option(None, "--analyst", help="Analyst name recorded with decisions."),
 ) -> None:
     """Start the analyst's review web app and print its link."""
-    from pipeline.nightly import open_store
     from pipeline.review.analysts import check_token_setting
     from pipeline.review.app import serve
 
@@ -303,7 +337,7 @@ def review_cmd(
     bind_port = settings.review_port if port is None else port
     try:
         check_token_setting(settings.review_token)
-        store = open_store(settings)  # the binding check in serve() needs to know the registered analysts
+        store = _open_store(settings)  # the binding check in serve() needs to know the registered analysts
     except RadarError as exc:
         _fail(exc)
     try:
@@ -323,11 +357,9 @@ app.add_typer(analysts_app, name="analysts")
 
 
 def _with_store(ctx: typer.Context, config: Optional[Path], action):
-    from pipeline.nightly import open_store
-
     settings = _settings(ctx, config)
     try:
-        store = open_store(settings)
+        store = _open_store(settings)
         try:
             return action(store)
         finally:
@@ -404,13 +436,12 @@ def export_cmd(
 ) -> None:
     """Export the reviewed dataset: text, metadata, final labels and provenance (columns in the README)."""
     from pipeline.export import parse_since, write_export, export_rows
-    from pipeline.nightly import open_store
 
     settings = _settings(ctx, config)
     try:
         if format == "parquet" and output is None:
             raise RadarError("parquet is binary: give --output FILE")
-        store = open_store(settings)
+        store = _open_store(settings)
         try:
             rows = export_rows(store, status, parse_since(since))
         finally:
@@ -436,12 +467,11 @@ def digest_cmd(
     """Write the accepted co-creation examples grouped by sector, ready for a newsletter."""
     from pipeline.codebook import load_codebook
     from pipeline.export import digest_groups, parse_since, render_digest
-    from pipeline.nightly import open_store
 
     settings = _settings(ctx, config)
     try:
         start = parse_since(since)
-        store = open_store(settings)
+        store = _open_store(settings)
         try:
             text = render_digest(digest_groups(store, start, load_codebook().sectors), format, start)
         finally:

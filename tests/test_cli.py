@@ -253,3 +253,23 @@ def test_unusable_database_is_one_sentence_and_exit_2(tmp_path, damage, command)
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     expected = {"truncated": "damaged", "garbage": "damaged", "read-only": "writ", "parent-is-a-file": "writ"}
     assert result.stderr.startswith("radar: error: ") and expected[damage] in result.stderr
+
+
+def test_empty_or_missing_database_is_named_on_stderr(tmp_path):
+    # As after `make demo` without its --config: plain commands open data/local/radar.db under the cwd.
+    first = radar("status", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "radar: note: the database sqlite:///data/local/radar.db did not exist; created it empty" in first.stderr
+    assert "Database: sqlite:///data/local/radar.db" in first.stdout
+    for command in (["export"], ["digest"], ["status", "--json"], ["analysts", "list"]):
+        result = radar(*command, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "radar: note: the database sqlite:///data/local/radar.db holds no articles yet" in result.stderr
+        assert "--config data/demo/radar-demo.toml" in result.stderr
+    assert radar("export", cwd=tmp_path).stdout == ""
+    jsonl = tmp_path / "one.jsonl"
+    jsonl.write_text(json.dumps({"id": "a1", "text": "Bewoners ontwerpen samen met de gemeente het park. " * 20})
+                     + "\n", encoding="utf-8")
+    assert radar("ingest", str(jsonl), cwd=tmp_path).returncode == 0
+    filled = radar("export", "--status", "all", cwd=tmp_path)
+    assert filled.returncode == 0 and "note:" not in filled.stderr and filled.stdout.count("\n") == 1
