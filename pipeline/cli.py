@@ -460,22 +460,30 @@ def export_cmd(
 def digest_cmd(
     ctx: typer.Context,
     config: ConfigOption = None,
-    since: str = typer.Option("7d", "--since", help="Examples decided on or after DATE, or within a span (7d, 2w)."),
-    format: str = typer.Option("md", "--format", "-f", help="md or html."),
+    since: Optional[str] = typer.Option(
+        None, "--since", help="Stories published on or after DATE, or within a span (7d, 2w). Default 7d, "
+                              "unless --decided-since is given."),
+    decided_since: Optional[str] = typer.Option(
+        None, "--decided-since", help="Stories whose label became final on or after DATE or within a span."),
+    format: str = typer.Option("md", "--format", "-f", help="md, html, text, or eml: an e-mail with the HTML "
+                                                            "and a plain-text alternative."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
 ) -> None:
-    """Write the accepted co-creation examples grouped by sector, ready for a newsletter."""
+    """Write the accepted co-creation examples in Dutch, grouped by sector, ready for a newsletter."""
     from pipeline.codebook import load_codebook
-    from pipeline.export import digest_groups, parse_since, render_digest
+    from pipeline.digest import FORMATS, digest_groups, parse_window, render_digest
 
     settings = _settings(ctx, config)
     try:
-        start = parse_since(since)
+        if format not in FORMATS:
+            raise RadarError(f"--format must be one of {', '.join(FORMATS)}")
+        window, codebook = parse_window(since, decided_since), load_codebook()
         store = _open_store(settings)
         try:
-            text = render_digest(digest_groups(store, start, load_codebook().sectors), format, start)
+            groups = digest_groups(store, codebook, window)
         finally:
             store.close()
+        text = render_digest(groups, format, codebook, window)
     except RadarError as exc:
         _fail(exc)
     if output:
