@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import logging
+import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from pipeline.errors import ConfigError
 from pipeline.records import MAX_TEXT_CHARS
+
+log = logging.getLogger(__name__)
 
 # Shipped resources (feed list, models) are found beside the package wherever radar is started from.
 REPO = Path(__file__).resolve().parents[1]
@@ -109,8 +114,24 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data.get("radar", data)
 
 
+# RADAR_* variables that are not settings but are read elsewhere (the CLI's config file).
+OTHER_VARIABLES = frozenset({"RADAR_CONFIG"})
+
+
+def warn_unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Log a warning for each RADAR_* variable that is no setting (pydantic ignores them); return the names."""
+    fields = {f"RADAR_{name.upper()}": name for name in Settings.model_fields}
+    unknown = sorted(k for k in environ if k.upper().startswith("RADAR_") and k.upper() not in fields
+                     and k.upper() not in OTHER_VARIABLES)
+    for name in unknown:
+        close = difflib.get_close_matches(name.upper(), list(fields), n=1, cutoff=0.6)
+        log.warning("%s is not a setting and is ignored%s", name, f": did you mean {close[0]}?" if close else "")
+    return unknown
+
+
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Build the effective settings from defaults, an optional config file and RADAR_* variables."""
+    warn_unknown_variables(os.environ)
     values = read_config_file(config) if config else {}
     values.update(overrides)
     try:

@@ -73,6 +73,10 @@ def test_misspelt_setting_suggests_the_real_name(tmp_path):
     assert "unknown setting 'host_dely': did you mean host_delay?" in result.stderr
     assert "workers: Input should be greater than or equal to 1 (got 0)" in result.stderr
     assert "Extra inputs are not permitted" not in result.stderr and "errors.pydantic.dev" not in result.stderr
+    # pydantic ignores an unknown RADAR_* variable: it is named, with the one meant, and the rest goes on.
+    shown = radar("config", env={"RADAR_HOST_DELY": "2"}, cwd=tmp_path)
+    assert shown.returncode == 0 and "host_delay = 1.0" in shown.stdout.splitlines()
+    assert "RADAR_HOST_DELY is not a setting and is ignored: did you mean RADAR_HOST_DELAY?" in shown.stderr
 
 
 def test_config_works_after_the_verb_too(tmp_path):
@@ -92,6 +96,9 @@ def test_config_works_after_the_verb_too(tmp_path):
                   cwd=tmp_path).stdout
     assert "workers = 7" in lines.splitlines()
     assert "workers = 5" in radar("config", env={"RADAR_CONFIG": str(other)}, cwd=tmp_path).stdout.splitlines()
+    listed = radar("analysts", "list", "--config", str(config), cwd=tmp_path)  # a sub-group's command too
+    assert listed.returncode == 0 and str(tmp_path / "elsewhere" / "radar.db") in listed.stderr
+    assert not (tmp_path / "data").exists()  # the default database was never opened
 
 
 def test_flags_are_plain_flags_in_help_and_use(tmp_path):

@@ -193,6 +193,15 @@ def test_digest_escapes_untrusted_text_in_every_format(hostile):
     assert "### [Bewoners ontwerpen nieuw park mee](https://example.org/park)" in markdown
 
 
+def test_codebook_has_a_dutch_name_for_every_label_and_a_lead_for_every_type():
+    codebook = load_codebook()
+    names = [codebook.label_of(name) for name in codebook.sectors + codebook.types]
+    assert [e.get("label") for e in codebook.raw["sectors"] + codebook.raw["types"]] == names  # none is a fallback
+    assert {"Overheid", "Goede doelen", "Zelfbouw"} <= set(names) and len(set(names)) == len(names)
+    assert all(codebook.lead_of(t).endswith(".") and len(codebook.lead_of(t)) <= 90 for t in codebook.types)
+    assert codebook.label_of("nog_niet") == "Nog niet" and codebook.lead_of("nog_niet") == ""
+
+
 def test_parse_window_defaults():
     from datetime import date
 
