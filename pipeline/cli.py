@@ -58,19 +58,26 @@ def _fail(exc: Exception, code: int = EXIT_ERROR) -> None:
     raise typer.Exit(code)
 
 
-def _open_store(settings: Settings, reading: bool = True):
-    """Open the configured database; say on stderr which one it is when it is new or (for reading) empty."""
+def _open_store(settings: Settings, later: list[str] | None = None):
+    """Open the configured database; say on stderr which one it is when it is missing or empty.
+
+    With `later`, the note is put there instead, for a command that must print something else first.
+    """
     from pipeline.nightly import open_store
 
     missing = _database_missing(settings)
     store = open_store(settings)
     try:
-        empty = reading and not missing and not store.counts()["articles"]
+        empty = not missing and not store.counts()["articles"]
     except Exception:
         store.close()
         raise
     if missing or empty:
-        _note_database(settings, "did not exist; created it empty" if missing else "holds no articles yet")
+        note = _database_note(settings, "did not exist; created it empty" if missing else "holds no articles yet")
+        if later is None:
+            typer.echo(note, err=True)
+        else:
+            later.append(note)
     return store
 
 
@@ -82,14 +89,14 @@ def _database_missing(settings: Settings) -> bool:
         and not Path(url.database).exists()
 
 
-def _note_database(settings: Settings, state: str, hint: bool = True) -> None:
+def _database_note(settings: Settings, state: str, hint: bool = True) -> str:
     # A first run after `make demo` without its --config lands here: name the database and the way out.
     from sqlalchemy.engine import make_url
 
     shown = make_url(settings.effective_database_url).render_as_string(hide_password=True)
     advice = (" `radar run` fills it; after `make demo`, give --config data/demo/radar-demo.toml "
               "(or set RADAR_CONFIG) to read the demo's.") if hint else ""
-    typer.echo(f"radar: note: the database {shown} {state}.{advice}", err=True)
+    return f"radar: note: the database {shown} {state}.{advice}"
 
 
 @app.command("run")
@@ -114,7 +121,7 @@ def run_cmd(
     except OSError as exc:  # the lock file cannot be made: the data directory is not writable
         _fail(_data_dir_error(settings, exc))
     if missing:  # said once the run has made it, so a database that cannot be made stays a one-line error
-        _note_database(settings, "did not exist; this run created it", hint=False)
+        typer.echo(_database_note(settings, "did not exist; this run created it", hint=False), err=True)
     typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) if as_json else summarise(report))
     raise typer.Exit(EXIT_OK if report.status == "ok" else EXIT_RUN_FAILED)
 
@@ -164,12 +171,12 @@ def ingest_cmd(
 ) -> None:
     """Import articles that are already text (one JSON object a line); exit 1 when any line was bad."""
     from pipeline.ingest import ingest_file
-    from pipeline.nightly import run_lock
+    from pipeline.nightly import open_store, run_lock
 
     settings = _settings(ctx, config)
     try:
         with run_lock(settings):
-            store = _open_store(settings, reading=False)
+            store = open_store(settings)  # ingest fills it: stderr stays the list of bad lines
             try:
                 report = ingest_file(store, file, settings.near_duplicate_threshold)
             finally:
@@ -337,12 +344,13 @@ def review_cmd(
     bind_port = settings.review_port if port is None else port
     try:
         check_token_setting(settings.review_token)
-        store = _open_store(settings)  # the binding check in serve() needs to know the registered analysts
+        notes: list[str] = []  # after the link, which scripts read from the first line
+        store = _open_store(settings, notes)  # the binding check in serve() needs the registered analysts
     except RadarError as exc:
         _fail(exc)
     try:
         serve(settings, store, host=bind_host, port=bind_port, analyst=analyst or settings.analyst,
-              announce=typer.echo)
+              announce=lambda text: (typer.echo(text), [typer.echo(note, err=True) for note in notes]))
     except RadarError as exc:
         _fail(exc)
     except OSError as exc:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -280,3 +282,18 @@ def test_empty_or_missing_database_is_named_on_stderr(tmp_path):
     assert radar("ingest", str(jsonl), cwd=tmp_path).returncode == 0
     filled = radar("export", "--status", "all", cwd=tmp_path)
     assert filled.returncode == 0 and "note:" not in filled.stderr and filled.stdout.count("\n") == 1
+
+
+def test_review_on_an_empty_database_prints_its_link_first_then_names_the_database(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RADAR_")}
+    process = subprocess.Popen([RADAR, "review", "--port", "0", "--analyst", "ann"], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue = queue.Queue()  # read in a thread, so a silent server fails the test instead of hanging it
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    try:
+        first, second = lines.get(timeout=60), lines.get(timeout=10)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert "http://127.0.0.1:" in first  # scripts read the link from the first line
+    assert second.startswith("radar: note: the database sqlite:///data/local/radar.db did not exist")
