@@ -7,27 +7,37 @@ import logging
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from pipeline.errors import RadarError, RunCrashed, RunLocked, StoreError
 from pipeline.settings import Settings, load_settings
 
+# Plain click help (rich_markup_mode=None): typer's rich help labels every flag `<bool>` and a count
+# `<int>`, which reads as if `--json true` or `-v 2` were wanted.
 app = typer.Typer(
     help="Cocreatie Radar: find co-creation at social organisations in Dutch news.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    epilog="Options shown without a value are flags: give `--json`, not `--json true`. "
+           "--config works before or after the command.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
 )
 log = logging.getLogger("pipeline")
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_ERROR, EXIT_LOCKED = 0, 1, 2, 3
 
+CONFIG_HELP = "TOML config file (also RADAR_CONFIG); may come before or after the command."
+# The same option on every command, so `radar status --config X` works as well as `radar --config X status`.
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", metavar="FILE", help=CONFIG_HELP)]
+
 
 @app.callback()
 def main(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config file.", envvar="RADAR_CONFIG"),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv for debug)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help=CONFIG_HELP,
+                                          envvar="RADAR_CONFIG"),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, show_default=False,
+                                help="Log more: -v for progress, -vv for debug. A flag to repeat, not a number."),
 ) -> None:
     """Cocreatie Radar: nightly ingest, scoring and review of co-creation examples."""
     level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.WARNING
@@ -35,9 +45,10 @@ def main(
     ctx.obj = {"config": config}
 
 
-def _settings(ctx: typer.Context) -> Settings:
+def _settings(ctx: typer.Context, config: Optional[Path] = None) -> Settings:
+    # A --config after the command wins over one before it, which wins over RADAR_CONFIG.
     try:
-        return load_settings(ctx.obj["config"])
+        return load_settings(config or ctx.obj["config"])
     except RadarError as exc:
         _fail(exc)
 
@@ -47,12 +58,58 @@ def _fail(exc: Exception, code: int = EXIT_ERROR) -> None:
     raise typer.Exit(code)
 
 
+def _open_store(settings: Settings, later: list[str] | None = None):
+    """Open the configured database; say on stderr which one it is when it is missing or empty.
+
+    With `later`, the note is put there instead, for a command that must print something else first.
+    """
+    from pipeline.nightly import open_store
+
+    missing = _database_missing(settings)
+    store = open_store(settings)
+    try:
+        empty = not missing and not store.counts()["articles"]
+    except Exception:
+        store.close()
+        raise
+    if missing or empty:
+        note = _database_note(settings, "did not exist; created it empty" if missing else "holds no articles yet")
+        if later is None:
+            typer.echo(note, err=True)
+        else:
+            later.append(note)
+    return store
+
+
+def _database_missing(settings: Settings) -> bool:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.effective_database_url)
+    return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+        and not Path(url.database).exists()
+
+
+def _database_note(settings: Settings, state: str, hint: bool = True) -> str:
+    # A first run after `make demo` without its --config lands here: name the database and the way out.
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+    advice = (" `radar run` fills it; after `make demo`, give --config data/demo/radar-demo.toml "
+              "(or set RADAR_CONFIG) to read the demo's.") if hint else ""
+    return f"radar: note: the database {shown} {state}.{advice}"
+
+
 @app.command("run")
-def run_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+def run_cmd(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (a flag)."),
+) -> None:
     """Run the nightly job: fetch feeds and articles, extract, dedupe and store them."""
     from pipeline.nightly import run_nightly, summarise
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, config)
+    missing = _database_missing(settings)
     try:
         report = run_nightly(settings)
     except RunLocked as exc:
@@ -63,6 +120,8 @@ def run_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", he
         _fail(exc)
     except OSError as exc:  # the lock file cannot be made: the data directory is not writable
         _fail(_data_dir_error(settings, exc))
+    if missing:  # said once the run has made it, so a database that cannot be made stays a one-line error
+        typer.echo(_database_note(settings, "did not exist; this run created it", hint=False), err=True)
     typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) if as_json else summarise(report))
     raise typer.Exit(EXIT_OK if report.status == "ok" else EXIT_RUN_FAILED)
 
@@ -70,15 +129,14 @@ def run_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", he
 @app.command("status")
 def status_cmd(
     ctx: typer.Context,
+    config: ConfigOption = None,
     runs: int = typer.Option(5, "--runs", help="How many recent runs to show."),
-    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON (a flag)."),
 ) -> None:
     """Show the last runs, failing feeds and counts."""
-    from pipeline.nightly import open_store
-
-    settings = _settings(ctx)
+    settings = _settings(ctx, config)
     try:
-        store = open_store(settings)
+        store = _open_store(settings)
     except RadarError as exc:
         _fail(exc)
     try:
@@ -108,16 +166,17 @@ def _status_text(data: dict) -> str:
 @app.command("ingest")
 def ingest_cmd(
     ctx: typer.Context,
+    config: ConfigOption = None,
     file: Path = typer.Argument(..., help="JSONL with id, text and optional title, url, date, outlet."),
 ) -> None:
     """Import articles that are already text (one JSON object a line); exit 1 when any line was bad."""
     from pipeline.ingest import ingest_file
     from pipeline.nightly import open_store, run_lock
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, config)
     try:
         with run_lock(settings):
-            store = open_store(settings)
+            store = open_store(settings)  # ingest fills it: stderr stays the list of bad lines
             try:
                 report = ingest_file(store, file, settings.near_duplicate_threshold)
             finally:
@@ -147,6 +206,7 @@ def _data_dir_error(settings: Settings, exc: OSError) -> RadarError:
 @app.command("score")
 def score_cmd(
     ctx: typer.Context,
+    config: ConfigOption = None,
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="JSONL with id, text [, title] (default stdin)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write scores (default stdout)."),
 ) -> None:
@@ -154,7 +214,7 @@ def score_cmd(
     from pipeline.ingest import parse_jsonl_lines, read_jsonl, split_lines
     from pipeline.score import Scorer
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, config)
     try:
         scorer = Scorer.load(settings.model_dir)
         # Bytes, decoded line by line: one line of invalid UTF-8 is that line's error, not the whole input's.
@@ -185,6 +245,7 @@ def _valid_records(source, bad: list[str]):
 @app.command("train")
 def train_cmd(
     ctx: typer.Context,
+    config: ConfigOption = None,
     articles: Optional[list[Path]] = typer.Option(None, "--articles", help="Labelled texts, repeatable (default: settings.train_articles)."),
     labels: Optional[list[Path]] = typer.Option(None, "--labels", help="Their labels, in the same order (default: settings.train_labels)."),
     written: bool = typer.Option(True, "--written/--no-written", help="Also train on data/training/written.jsonl."),
@@ -194,7 +255,7 @@ def train_cmd(
     """Train the detector and the sector and type models; cross-validate; save them with a card."""
     from pipeline.train import gather_examples, train_and_evaluate
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, config)
     try:
         # Analysts' final labels in the configured database train the models too: reviewing improves them.
         data = gather_examples(articles or settings.train_articles, labels or settings.train_labels, written,
@@ -212,14 +273,15 @@ def train_cmd(
 @app.command("eval")
 def eval_cmd(
     ctx: typer.Context,
+    config: ConfigOption = None,
     input: Path = typer.Option(..., "--input", "-i", help="JSONL with id, title, text [, source]."),
     labels: Path = typer.Option(..., "--labels", "-l", help="JSONL labels in the codebook's record format."),
-    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON (a flag)."),
 ) -> None:
     """Score labelled texts with the shipped model and report detection, sector and type metrics."""
     from pipeline.evaluate import evaluate_model
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, config)
     try:
         result = evaluate_model(input, labels, settings.model_dir)
     except RadarError as exc:
@@ -268,26 +330,27 @@ def _eval_text(result: dict) -> str:
 @app.command("review")
 def review_cmd(
     ctx: typer.Context,
+    config: ConfigOption = None,
     host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default: review_host, 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, "--port", help="Port (default: review_port; 0 picks a free one)."),
     analyst: Optional[str] = typer.Option(None, "--analyst", help="Analyst name recorded with decisions."),
 ) -> None:
     """Start the analyst's review web app and print its link."""
-    from pipeline.nightly import open_store
     from pipeline.review.analysts import check_token_setting
     from pipeline.review.app import serve
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, config)
     bind_host = host or settings.review_host
     bind_port = settings.review_port if port is None else port
     try:
         check_token_setting(settings.review_token)
-        store = open_store(settings)  # the binding check in serve() needs to know the registered analysts
+        notes: list[str] = []  # after the link, which scripts read from the first line
+        store = _open_store(settings, notes)  # the binding check in serve() needs the registered analysts
     except RadarError as exc:
         _fail(exc)
     try:
         serve(settings, store, host=bind_host, port=bind_port, analyst=analyst or settings.analyst,
-              announce=typer.echo)
+              announce=lambda text: (typer.echo(text), [typer.echo(note, err=True) for note in notes]))
     except RadarError as exc:
         _fail(exc)
     except OSError as exc:
@@ -301,12 +364,10 @@ analysts_app = typer.Typer(help="Analysts' own access tokens for a review app se
 app.add_typer(analysts_app, name="analysts")
 
 
-def _with_store(ctx: typer.Context, action):
-    from pipeline.nightly import open_store
-
-    settings = _settings(ctx)
+def _with_store(ctx: typer.Context, config: Optional[Path], action):
+    settings = _settings(ctx, config)
     try:
-        store = open_store(settings)
+        store = _open_store(settings)
         try:
             return action(store)
         finally:
@@ -318,6 +379,7 @@ def _with_store(ctx: typer.Context, action):
 @analysts_app.command("add")
 def analysts_add_cmd(
     ctx: typer.Context,
+    config: ConfigOption = None,
     name: str = typer.Argument(..., help="The name recorded with the analyst's decisions."),
     lead: bool = typer.Option(False, "--lead", help="May settle disputes they took no part in."),
 ) -> None:
@@ -328,7 +390,7 @@ def analysts_add_cmd(
         name = clean_name(name)
     except RadarError as exc:
         _fail(exc)
-    token = _with_store(ctx, lambda store: add_analyst(store, name, lead=lead))
+    token = _with_store(ctx, config, lambda store: add_analyst(store, name, lead=lead))
     typer.echo(token)
     typer.echo(f"Added analyst {name}{' (lead)' if lead else ''}. This is the only time the token is shown: "
                "give it to them privately. They open the review link with ?token=TOKEN once, or send the "
@@ -336,9 +398,9 @@ def analysts_add_cmd(
 
 
 @analysts_app.command("list")
-def analysts_list_cmd(ctx: typer.Context) -> None:
+def analysts_list_cmd(ctx: typer.Context, config: ConfigOption = None) -> None:
     """List the registered analysts, their role and whether they are disabled (never their tokens)."""
-    rows = _with_store(ctx, lambda store: store.list_analysts())
+    rows = _with_store(ctx, config, lambda store: store.list_analysts())
     if not rows:
         typer.echo("No analysts: the review app runs single-user on 127.0.0.1. Add one with `radar analysts add NAME`.")
     for row in rows:
@@ -347,25 +409,34 @@ def analysts_list_cmd(ctx: typer.Context) -> None:
 
 
 @analysts_app.command("remove")
-def analysts_remove_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="The analyst to disable.")) -> None:
+def analysts_remove_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The analyst to disable."),
+    config: ConfigOption = None,
+) -> None:
     """Disable an analyst: their token and open sessions stop working; their decisions stay."""
-    if not _with_store(ctx, lambda store: store.disable_analyst(name)):
+    if not _with_store(ctx, config, lambda store: store.disable_analyst(name)):
         _fail(RadarError(f"there is no analyst {name!r}: see `radar analysts list`"))
     typer.echo(f"Disabled {name}; `radar analysts rotate {name}` gives them a new token.")
 
 
 @analysts_app.command("rotate")
-def analysts_rotate_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="The analyst.")) -> None:
+def analysts_rotate_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The analyst."),
+    config: ConfigOption = None,
+) -> None:
     """Print a new token for an analyst (enabling them again); the old token stops working."""
     from pipeline.review.analysts import rotate_token
 
-    typer.echo(_with_store(ctx, lambda store: rotate_token(store, name)))
+    typer.echo(_with_store(ctx, config, lambda store: rotate_token(store, name)))
     typer.echo(f"New token for {name}, shown only now; the old one no longer works.", err=True)
 
 
 @app.command("export")
 def export_cmd(
     ctx: typer.Context,
+    config: ConfigOption = None,
     format: str = typer.Option("jsonl", "--format", "-f", help="jsonl, csv or parquet."),
     status: str = typer.Option("reviewed", "--status", help="reviewed (final labels), flagged or all articles."),
     since: Optional[str] = typer.Option(None, "--since", help="Articles published on or after DATE (or 7d, 2w)."),
@@ -373,13 +444,12 @@ def export_cmd(
 ) -> None:
     """Export the reviewed dataset: text, metadata, final labels and provenance (columns in the README)."""
     from pipeline.export import parse_since, write_export, export_rows
-    from pipeline.nightly import open_store
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, config)
     try:
         if format == "parquet" and output is None:
             raise RadarError("parquet is binary: give --output FILE")
-        store = open_store(settings)
+        store = _open_store(settings)
         try:
             rows = export_rows(store, status, parse_since(since))
         finally:
@@ -397,23 +467,31 @@ def export_cmd(
 @app.command("digest")
 def digest_cmd(
     ctx: typer.Context,
-    since: str = typer.Option("7d", "--since", help="Examples decided on or after DATE, or within a span (7d, 2w)."),
-    format: str = typer.Option("md", "--format", "-f", help="md or html."),
+    config: ConfigOption = None,
+    since: Optional[str] = typer.Option(
+        None, "--since", help="Stories published on or after DATE, or within a span (7d, 2w). Default 7d, "
+                              "unless --decided-since is given."),
+    decided_since: Optional[str] = typer.Option(
+        None, "--decided-since", help="Stories whose label became final on or after DATE or within a span."),
+    format: str = typer.Option("md", "--format", "-f", help="md, html, text, or eml: an e-mail with the HTML "
+                                                            "and a plain-text alternative."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
 ) -> None:
-    """Write the accepted co-creation examples grouped by sector, ready for a newsletter."""
+    """Write the accepted co-creation examples in Dutch, grouped by sector, ready for a newsletter."""
     from pipeline.codebook import load_codebook
-    from pipeline.export import digest_groups, parse_since, render_digest
-    from pipeline.nightly import open_store
+    from pipeline.digest import FORMATS, digest_groups, parse_window, render_digest
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, config)
     try:
-        start = parse_since(since)
-        store = open_store(settings)
+        if format not in FORMATS:
+            raise RadarError(f"--format must be one of {', '.join(FORMATS)}")
+        window, codebook = parse_window(since, decided_since), load_codebook()
+        store = _open_store(settings)
         try:
-            text = render_digest(digest_groups(store, start, load_codebook().sectors), format, start)
+            groups = digest_groups(store, codebook, window)
         finally:
             store.close()
+        text = render_digest(groups, format, codebook, window)
     except RadarError as exc:
         _fail(exc)
     if output:
@@ -423,9 +501,9 @@ def digest_cmd(
 
 
 @app.command("config")
-def config_cmd(ctx: typer.Context) -> None:
+def config_cmd(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Print the effective settings (defaults < config file < RADAR_* environment)."""
-    settings = _settings(ctx)
+    settings = _settings(ctx, config)
     values = settings.model_dump(mode="json")
     values["effective_database_url"] = settings.effective_database_url
     for key, value in values.items():

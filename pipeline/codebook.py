@@ -1,4 +1,4 @@
-"""The codebook as data (data/codebook.toml): label names, descriptions and version."""
+"""The codebook as data (data/codebook.toml): label names, Dutch display names, descriptions and version."""
 
 from __future__ import annotations
 
@@ -20,6 +20,18 @@ class Codebook:
     sectors: tuple[str, ...]
     types: tuple[str, ...]
     raw: dict
+
+    def label_of(self, name: str | None) -> str:
+        """Return the Dutch display name of a sector or type (its code, capitalised, when it has none)."""
+        entry = self._entry(name)
+        return entry.get("label") or (name or "").replace("_", " ").capitalize()
+
+    def lead_of(self, type_name: str | None) -> str:
+        """Return a type's one-line Dutch explanation for readers outside the tool ('' when it has none)."""
+        return self._entry(type_name).get("lead", "")
+
+    def _entry(self, name: str | None) -> dict:
+        return next((e for e in self.raw.get("sectors", []) + self.raw.get("types", []) if e["name"] == name), {})
 
     def check_record(self, record: dict) -> list[str]:
         """Return what is wrong with a label record (empty when it follows the codebook)."""

@@ -1,4 +1,4 @@
-"""The reviewed dataset as JSONL, CSV or Parquet, and a digest of accepted examples in Markdown or HTML."""
+"""The reviewed dataset as JSONL, CSV or Parquet (the digest of accepted examples is pipeline/digest.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import logging
 import re
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import quote, urlsplit
 
 from pipeline.errors import ConfigError
 from pipeline.store import Store
@@ -172,79 +171,3 @@ def _parquet_bytes(rows: list[dict]) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return sink.getvalue()
-
-
-def digest_groups(store: Store, since: str | None, sectors: tuple[str, ...]) -> dict[str, list[dict]]:
-    """Return the accepted examples decided since `since`, one per cluster, grouped by sector in codebook order."""
-    reviewed = export_rows(store, "reviewed")
-    rows = [r for r in reviewed if r["is_canonical"] and r["cocreation"]
-            and (not since or (r["reviewed_at"] or "")[:10] >= since)]
-    copies: dict[int, list[str]] = {}
-    for row in reviewed:
-        if not row["is_canonical"]:
-            copies.setdefault(row["cluster_id"], []).append(row["outlet"])
-    groups: dict[str, list[dict]] = {sector: [] for sector in sectors}
-    for row in sorted(rows, key=lambda r: (r["published"] or "", r["article_id"]), reverse=True):
-        groups.setdefault(row["sector"] or "overig", []).append({**row, "also_in": copies.get(row["cluster_id"], [])})
-    return {sector: items for sector, items in groups.items() if items}
-
-
-def render_digest(groups: dict[str, list[dict]], fmt: str, since: str | None) -> str:
-    """Render the digest as Markdown or HTML, ready to paste into a newsletter."""
-    if fmt == "md":
-        return _digest_markdown(groups, since)
-    if fmt == "html":
-        return _digest_html(groups, since)
-    raise ConfigError("--format must be md or html")
-
-
-def _http_url(url: str | None) -> str | None:
-    return url if url and urlsplit(url).scheme.lower() in ("http", "https") else None
-
-
-def _md_escape(text: str) -> str:
-    # Titles and quotes are untrusted: neutralise Markdown and inline HTML so they print as text.
-    return re.sub(r"([\\`*_{}\[\]()<>#|!~])", r"\\\1", " ".join((text or "").split()))
-
-
-def _digest_markdown(groups: dict[str, list[dict]], since: str | None) -> str:
-    count = sum(len(items) for items in groups.values())
-    lines = [f"# Co-creation examples{f' since {since}' if since else ''}", "",
-             f"{count} reviewed example{'s' if count != 1 else ''} of co-creation at social organisations.", ""]
-    for sector, items in groups.items():
-        lines += [f"## {sector}", ""]
-        for item in items:
-            url = _http_url(item["url"])
-            title = _md_escape(item["title"] or "(untitled)")
-            head = f"[{title}]({quote(url, safe=':/?&=#%+,;@~')})" if url else title
-            also = f" (also in {_md_escape(', '.join(item['also_in']))})" if item["also_in"] else ""
-            lines.append(f"- **{head}** — {_md_escape(item['outlet'])}, {(item['published'] or '')[:10]}"
-                         f" · {item['type']}{also}")
-            if item["evidence_quote"]:
-                lines.append(f"  > {_md_escape(item['evidence_quote'])}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-DIGEST_HTML = """<!doctype html>
-<html lang="nl"><head><meta charset="utf-8"><title>Co-creation examples{{ since_text }}</title></head>
-<body>
-<h1>Co-creation examples{{ since_text }}</h1>
-<p>{{ count }} reviewed example{{ '' if count == 1 else 's' }} of co-creation at social organisations.</p>
-{% for sector, items in groups.items() %}<h2>{{ sector }}</h2>
-<ul>{% for item in items %}
-<li><strong>{% if item.href %}<a href="{{ item.href }}">{{ item.title }}</a>{% else %}{{ item.title }}{% endif %}</strong>
- — {{ item.outlet }}, {{ (item.published or '')[:10] }} · {{ item.type }}{% if item.also_in %} (also in {{ item.also_in|join(', ') }}){% endif %}
-{% if item.evidence_quote %}<blockquote>{{ item.evidence_quote }}</blockquote>{% endif %}</li>{% endfor %}
-</ul>
-{% endfor %}</body></html>
-"""
-
-
-def _digest_html(groups: dict[str, list[dict]], since: str | None) -> str:
-    from jinja2 import Environment
-
-    env = Environment(autoescape=True)
-    view = {sector: [{**item, "href": _http_url(item["url"])} for item in items] for sector, items in groups.items()}
-    return env.from_string(DIGEST_HTML).render(
-        groups=view, count=sum(len(v) for v in view.values()), since_text=f" since {since}" if since else "")

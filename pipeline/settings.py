@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +15,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from pipeline.errors import ConfigError
 from pipeline.records import MAX_TEXT_CHARS
+
+log = logging.getLogger(__name__)
 
 # Shipped resources (feed list, models) are found beside the package wherever radar is started from.
 REPO = Path(__file__).resolve().parents[1]
@@ -108,11 +114,40 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data.get("radar", data)
 
 
+# RADAR_* variables that are not settings but are read elsewhere (the CLI's config file).
+OTHER_VARIABLES = frozenset({"RADAR_CONFIG"})
+
+
+def warn_unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Log a warning for each RADAR_* variable that is no setting (pydantic ignores them); return the names."""
+    fields = {f"RADAR_{name.upper()}": name for name in Settings.model_fields}
+    unknown = sorted(k for k in environ if k.upper().startswith("RADAR_") and k.upper() not in fields
+                     and k.upper() not in OTHER_VARIABLES)
+    for name in unknown:
+        close = difflib.get_close_matches(name.upper(), list(fields), n=1, cutoff=0.6)
+        log.warning("%s is not a setting and is ignored%s", name, f": did you mean {close[0]}?" if close else "")
+    return unknown
+
+
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Build the effective settings from defaults, an optional config file and RADAR_* variables."""
+    warn_unknown_variables(os.environ)
     values = read_config_file(config) if config else {}
     values.update(overrides)
     try:
         return Settings(**values)
     except ValidationError as exc:
-        raise ConfigError(f"invalid settings: {exc}") from exc
+        where = f"config file {config}, " if config else ""
+        problems = "; ".join(describe_error(error) for error in exc.errors())
+        raise ConfigError(f"invalid settings ({where}RADAR_* variables): {problems}") from exc
+
+
+def describe_error(error: dict) -> str:
+    """Say what is wrong with one setting in a sentence, suggesting the nearest name for a misspelt one."""
+    name = ".".join(str(part) for part in error["loc"]) or "settings"
+    if error["type"] == "extra_forbidden":
+        # pydantic's own text ("Extra inputs are not permitted") does not say what was meant.
+        close = difflib.get_close_matches(name, list(Settings.model_fields), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else "see `radar config` for the known settings"
+        return f"unknown setting {name!r}: {hint}"
+    return f"{name}: {error['msg']} (got {error.get('input')!r})"

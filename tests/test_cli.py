@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -63,6 +65,56 @@ def test_bad_config_is_a_clear_error(tmp_path):
     config.write_text("host_dely = 1\n", encoding="utf-8")
     result = radar("--config", str(config), "config")
     assert result.returncode == 2 and "host_dely" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_misspelt_setting_suggests_the_real_name(tmp_path):
+    config = tmp_path / "radar.toml"
+    config.write_text("[radar]\nhost_dely = 1\nworkers = 0\n", encoding="utf-8")
+    result = radar("--config", str(config), "status")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "unknown setting 'host_dely': did you mean host_delay?" in result.stderr
+    assert "workers: Input should be greater than or equal to 1 (got 0)" in result.stderr
+    assert "Extra inputs are not permitted" not in result.stderr and "errors.pydantic.dev" not in result.stderr
+    # pydantic ignores an unknown RADAR_* variable: it is named, with the one meant, and the rest goes on.
+    shown = radar("config", env={"RADAR_HOST_DELY": "2"}, cwd=tmp_path)
+    assert shown.returncode == 0 and "host_delay = 1.0" in shown.stdout.splitlines()
+    assert "RADAR_HOST_DELY is not a setting and is ignored: did you mean RADAR_HOST_DELAY?" in shown.stderr
+
+
+def test_config_works_after_the_verb_too(tmp_path):
+    config = tmp_path / "radar.toml"
+    config.write_text(f"data_dir = {json.dumps(str(tmp_path / 'elsewhere'))}\nworkers = 7\n", encoding="utf-8")
+    before = radar("--config", str(config), "status", "--json", cwd=tmp_path)
+    after = radar("status", "--config", str(config), "--json", cwd=tmp_path)
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert json.loads(after.stdout)["database"] == json.loads(before.stdout)["database"]
+    assert str(tmp_path / "elsewhere") in json.loads(after.stdout)["database"]
+    shown = dict(line.split(" = ", 1) for line in radar("config", "-c", str(config), cwd=tmp_path).stdout.splitlines())
+    assert shown["workers"] == "7"
+    other = tmp_path / "other.toml"
+    other.write_text("workers = 5\n", encoding="utf-8")
+    # After the verb wins over before it, which wins over RADAR_CONFIG.
+    lines = radar("--config", str(other), "config", "--config", str(config), env={"RADAR_CONFIG": str(other)},
+                  cwd=tmp_path).stdout
+    assert "workers = 7" in lines.splitlines()
+    assert "workers = 5" in radar("config", env={"RADAR_CONFIG": str(other)}, cwd=tmp_path).stdout.splitlines()
+    listed = radar("analysts", "list", "--config", str(config), cwd=tmp_path)  # a sub-group's command too
+    assert listed.returncode == 0 and str(tmp_path / "elsewhere" / "radar.db") in listed.stderr
+    assert not (tmp_path / "data").exists()  # the default database was never opened
+
+
+def test_flags_are_plain_flags_in_help_and_use(tmp_path):
+    env = {"RADAR_DATA_DIR": str(tmp_path / "local")}
+    top = radar("--help").stdout
+    assert "<bool>" not in top and "<int>" not in top.split("Commands:")[0]
+    assert "-vv for debug" in top and "not a number" in top
+    status_help = radar("status", "--help").stdout
+    assert "<bool>" not in status_help and "--json " in status_help and "--config FILE" in status_help
+    plain = radar("status", "--json", env=env)
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(plain.stdout)["counts"]["articles"] == 0
+    assert radar("-vv", "status", "--json", env=env).returncode == 0
+    assert radar("status", "--json", "true", env=env).returncode == 2  # a flag takes no value
 
 
 def test_run_json_status_and_ingest(server, tmp_path):
@@ -210,3 +262,38 @@ def test_unusable_database_is_one_sentence_and_exit_2(tmp_path, damage, command)
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     expected = {"truncated": "damaged", "garbage": "damaged", "read-only": "writ", "parent-is-a-file": "writ"}
     assert result.stderr.startswith("radar: error: ") and expected[damage] in result.stderr
+
+
+def test_empty_or_missing_database_is_named_on_stderr(tmp_path):
+    # As after `make demo` without its --config: plain commands open data/local/radar.db under the cwd.
+    first = radar("status", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "radar: note: the database sqlite:///data/local/radar.db did not exist; created it empty" in first.stderr
+    assert "Database: sqlite:///data/local/radar.db" in first.stdout
+    for command in (["export"], ["digest"], ["status", "--json"], ["analysts", "list"]):
+        result = radar(*command, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "radar: note: the database sqlite:///data/local/radar.db holds no articles yet" in result.stderr
+        assert "--config data/demo/radar-demo.toml" in result.stderr
+    assert radar("export", cwd=tmp_path).stdout == ""
+    jsonl = tmp_path / "one.jsonl"
+    jsonl.write_text(json.dumps({"id": "a1", "text": "Bewoners ontwerpen samen met de gemeente het park. " * 20})
+                     + "\n", encoding="utf-8")
+    assert radar("ingest", str(jsonl), cwd=tmp_path).returncode == 0
+    filled = radar("export", "--status", "all", cwd=tmp_path)
+    assert filled.returncode == 0 and "note:" not in filled.stderr and filled.stdout.count("\n") == 1
+
+
+def test_review_on_an_empty_database_prints_its_link_first_then_names_the_database(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RADAR_")}
+    process = subprocess.Popen([RADAR, "review", "--port", "0", "--analyst", "ann"], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue = queue.Queue()  # read in a thread, so a silent server fails the test instead of hanging it
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    try:
+        first, second = lines.get(timeout=60), lines.get(timeout=10)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert "http://127.0.0.1:" in first  # scripts read the link from the first line
+    assert second.startswith("radar: note: the database sqlite:///data/local/radar.db did not exist")

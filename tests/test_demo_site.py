@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
 import urllib.request
 
 import feedparser
@@ -76,3 +79,59 @@ def test_nightly_run_on_demo_matches_expected(demo_settings):
     again = run_nightly(demo_settings)
     assert again.articles_new == 0 and again.articles_duplicate == 0
     assert {f.status for f in again.feeds} == {"not_modified", "failed"}
+
+
+# -- `make demo` as a new user runs it, and the README's next commands after it ---------------------
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def demo_checkout(tmp_path):
+    """A checkout-shaped folder (the real Makefile, .venv and data/demo linked in) with its own data/local."""
+    for name in ("Makefile", "pyproject.toml", ".venv"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "demo").symlink_to(DEMO)
+    return tmp_path
+
+
+def _readme_demo_commands() -> list[str]:
+    """Return the README's command lines for after `make demo` (status, review, export, digest)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("After `make demo`", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_make_demo_explains_itself_and_the_readme_commands_read_its_database(demo_checkout):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RADAR_", "MAKE"))}
+    done = subprocess.run(["make", "--no-print-directory", "demo", f"DEMO_PORT={_free_port()}"], cwd=demo_checkout,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "Ctrl-C" not in out + done.stderr
+    assert "scripted faults of the demo site" in out and "kanaalzone-sport" in out and "HTTP 500" in out
+    last = [line.strip() for line in out.splitlines() if line.strip()][-2:]
+    assert last[0].startswith(".venv/bin/radar --config data/demo/radar-demo.toml review")
+    assert last[1].startswith(".venv/bin/radar --config data/demo/radar-demo.toml digest")
+
+    commands = _readme_demo_commands()
+    verbs = [c.split()[3] for c in commands]
+    assert verbs == ["status", "review", "export", "digest"]
+    for command in (c for c in commands if " review " not in c):  # review serves until stopped
+        ran = subprocess.run(["bash", "-c", command], cwd=demo_checkout, env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert ran.returncode == 0, ran.stderr
+        assert "note: the database" not in ran.stderr  # the demo's database is neither missing nor empty
+        if " status" in command:
+            assert "Database: sqlite:///data/local/demo/radar.db" in ran.stdout
+            assert "articles 30" in ran.stdout
+    assert (demo_checkout / "flagged.jsonl").read_text(encoding="utf-8").count("\n") >= 10
+    assert (demo_checkout / "digest.html").read_text(encoding="utf-8").startswith("<!doctype html>")
+
+    plain = subprocess.run([".venv/bin/radar", "status"], cwd=demo_checkout, env=env, capture_output=True, text=True)
+    assert plain.returncode == 0 and "sqlite:///data/local/radar.db did not exist" in plain.stderr
+    assert "--config data/demo/radar-demo.toml" in plain.stderr
