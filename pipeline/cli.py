@@ -89,11 +89,16 @@ def _database_missing(settings: Settings) -> bool:
         and not Path(url.database).exists()
 
 
-def _database_note(settings: Settings, state: str, hint: bool = True) -> str:
-    # A first run after `make demo` without its --config lands here: name the database and the way out.
+def _shown_url(url: str) -> str:
+    # Status output lands in logs and e-mails from cron: never print a database password.
     from sqlalchemy.engine import make_url
 
-    shown = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _database_note(settings: Settings, state: str, hint: bool = True) -> str:
+    # A first run after `make demo` without its --config lands here: name the database and the way out.
+    shown = _shown_url(settings.effective_database_url)
     advice = (" `radar run` fills it; after `make demo`, give --config data/demo/radar-demo.toml "
               "(or set RADAR_CONFIG) to read the demo's.") if hint else ""
     return f"radar: note: the database {shown} {state}.{advice}"
@@ -140,7 +145,7 @@ def status_cmd(
     except RadarError as exc:
         _fail(exc)
     try:
-        data = {"database": settings.effective_database_url, "counts": store.counts(),
+        data = {"database": _shown_url(settings.effective_database_url), "counts": store.counts(),
                 "items": store.item_counts(), "runs": store.recent_runs(runs),
                 "failing_feeds": [f for f in store.feed_health() if f["last_status"] == "failed"]}
     finally:
@@ -505,7 +510,9 @@ def config_cmd(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Print the effective settings (defaults < config file < RADAR_* environment)."""
     settings = _settings(ctx, config)
     values = settings.model_dump(mode="json")
-    values["effective_database_url"] = settings.effective_database_url
+    values["effective_database_url"] = _shown_url(settings.effective_database_url)
+    if values.get("database_url"):
+        values["database_url"] = _shown_url(values["database_url"])
     for key, value in values.items():
         typer.echo(f"{key} = {json.dumps(value, ensure_ascii=False)}")
 

@@ -297,3 +297,10 @@ def test_review_on_an_empty_database_prints_its_link_first_then_names_the_databa
         process.wait(timeout=30)
     assert "http://127.0.0.1:" in first  # scripts read the link from the first line
     assert second.startswith("radar: note: the database sqlite:///data/local/radar.db did not exist")
+
+
+def test_config_never_prints_the_database_password(tmp_path):
+    env = {"RADAR_DATABASE_URL": "postgresql+psycopg://radar:s3cret-pw@127.0.0.1:5999/radar"}
+    result = radar("config", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "s3cret-pw" not in result.stdout and "radar:***@127.0.0.1:5999/radar" in result.stdout
