@@ -130,8 +130,18 @@ def test_a_single_strong_passage_counts_less_than_two_separate_ones():
     windows = [Passage(0, 30, "", {}), Passage(10, 40, "", {}), Passage(30, 60, "", {}), Passage(60, 90, "", {})]
     order = [0, 1, 2, 3]
     # A passing mention: one strong window whose neighbour only repeats it, the rest ordinary text.
-    passing = passage_evidence(np.array([5.0, 4.9, -3.0, -3.0]), windows, order)
-    described = passage_evidence(np.array([5.0, 4.9, 4.0, -3.0]), windows, order)
+    passing = passage_evidence(np.array([5.0, 4.9, -3.0, -3.0]), windows, order, top=2)
+    described = passage_evidence(np.array([5.0, 4.9, 4.0, -3.0]), windows, order, top=2)
     assert passing == pytest.approx(1.0)  # the overlapping neighbour is skipped, not averaged in
     assert described == pytest.approx(4.5)
-    assert passage_evidence(np.array([2.0]), windows[:1], [0]) == pytest.approx(2.0)
+    assert passage_evidence(np.array([2.0]), windows[:1], [0], top=2) == pytest.approx(2.0)
+    assert passage_evidence(np.array([5.0, 4.9, 4.0, -3.0]), windows, order, top=1) == pytest.approx(5.0)
+
+
+def test_models_that_score_differently_never_share_a_version():
+    from pipeline.classify import make_card
+
+    examples = load_written()[:20]
+    first, second = make_card(examples, 0.1078, {}), make_card(examples, 0.0788, {})
+    assert first["model_version"] != second["model_version"]
+    assert make_card(examples, 0.1078, {})["model_version"] == first["model_version"]
