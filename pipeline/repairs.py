@@ -88,12 +88,15 @@ def find_lead(tree, description: str | None) -> str | None:
     if len(words_of(desc)) < 6:
         return None
     probe = desc[:40]
+    # A piece holding the probe holds its longest word verbatim (norm_space only collapses spaces):
+    # a cheap test that spares normalising every text piece of the page.
+    word = max(probe.split(), key=len)
     body = tree.find(".//body")
     for element in (body if body is not None else tree).iter():
         if not isinstance(element.tag, str) or element.tag in NO_TEXT_TAGS:
             continue
         for piece, owner in ((element.text, element), (element.tail, element.getparent())):
-            if piece and probe in norm_space(piece) and owner is not None:
+            if piece and word in piece and probe in norm_space(piece) and owner is not None:
                 found = _climb_to_description(owner, desc)
                 if found:
                     return found
