@@ -1,8 +1,8 @@
 """Main text and metadata with trafilatura, byte decoding, language check and canonical URLs.
 
-Plain trafilatura misses article leads placed in the page header and keeps link-list sidebars and
-widget tables; measured on the real pages in ../shared/corpus/pages this costs up to 0.31 recall
-and 0.31 precision. The generic repairs below (no per-site rules) bring every page to R, P >= 0.9.
+The page is parsed once and that tree is shared by trafilatura, its metadata functions, the lead
+and boilerplate repairs (pipeline/repairs.py) and the date search, which runs once (or not at all
+when the date is already known).
 """
 
 from __future__ import annotations
@@ -22,23 +22,17 @@ from zoneinfo import ZoneInfo
 import courlan
 import htmldate
 import trafilatura
-from lxml import etree
+from trafilatura import metadata as tmeta
+from trafilatura.settings import Document
 from trafilatura.utils import load_html
-from trafilatura.xml import xmltotxt
 
 from pipeline.errors import ExtractError
 from pipeline.records import Article
+from pipeline.repairs import contains_words, find_lead, main_text, norm_space
 
 log = logging.getLogger(__name__)
 
-WORD = re.compile(r"\w+")
 META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
-# Call-to-action phrases; only removed from SHORT paragraphs at the END of the text.
-CALL_TO_ACTION = re.compile(
-    r"\b(like ons|volg ons|abonneer je|word abonnee|schrijf je in|meld je aan voor|nieuwsbrief|deel dit artikel|"
-    r"download (?:de|onze) app|lees ook|lees meer|bekijk ook|op de hoogte blijven|follow us|subscribe|share this|"
-    r"read more)\b", re.IGNORECASE)
-NO_TEXT_TAGS = ("script", "style", "noscript", "template", "svg")
 CP1252_HOLES = {0x81, 0x8D, 0x8F, 0x90, 0x9D}  # undefined in Windows-1252: take them as Latin-1
 # Words that are frequent in Dutch and rare in other languages; enough to tell nl from en/fr/de.
 DUTCH_MARKERS = frozenset("de het een en van in is dat op te zijn niet met voor ook er maar bij wordt "
@@ -126,103 +120,13 @@ def _declared_charsets(body: bytes, declared: str | None) -> list[str]:
     return result
 
 
-# -- main text ----------------------------------------------------------------
-def _norm(text: str | None) -> str:
-    return re.sub(r"\s+", " ", text or "").strip()
+# -- main text, metadata and date ---------------------------------------------
+def find_date(tree, url: str | None, tz: str, *, in_place: bool = False) -> str | None:
+    """Return the publication time in the page's local zone (ISO), or its date when no time is known.
 
-
-def _words(text: str | None) -> list[str]:
-    return WORD.findall((text or "").lower())
-
-
-def _text_of(element) -> str:
-    return _norm("".join(element.itertext()))
-
-
-def _drop(element) -> None:
-    """Remove an element but keep its tail text."""
-    parent = element.getparent()
-    if parent is None:
-        return
-    if element.tail and element.tail.strip():
-        prev = element.getprevious()
-        if prev is not None:
-            prev.tail = (prev.tail or "") + element.tail
-        else:
-            parent.text = (parent.text or "") + element.tail
-    parent.remove(element)
-
-
-def _drop_link_lists(body) -> None:
-    # Lists that are mostly link text are "laatste nieuws" sidebars and menus, not article text.
-    for lst in list(body.iter("list")):
-        total = len(_text_of(lst))
-        linked = sum(len(_text_of(ref)) for ref in lst.iter("ref"))
-        if total == 0 or linked / total >= 0.6:
-            _drop(lst)
-
-
-def _drop_widget_tables(body) -> None:
-    # A table with no cell of prose (>= 6 words) is a weather or score widget.
-    for table in list(body.iter("table")):
-        cells = [len(_words(_text_of(cell))) for cell in table.iter("cell")]
-        if not cells or max(cells) < 6:
-            _drop(table)
-
-
-def _drop_title_and_trailing_boilerplate(body, title: str | None) -> None:
-    if len(body) and body[0].tag == "head" and title:
-        head = _words(_text_of(body[0]))
-        if head and _words(title)[:len(head)] == head:  # the title is returned on its own
-            _drop(body[0])
-    while len(body):
-        last = body[-1]
-        text = _text_of(last)
-        count = len(_words(text))
-        if count == 0 or last.tag == "head" or (count <= 30 and CALL_TO_ACTION.search(text)):
-            _drop(last)
-            continue
-        break
-
-
-def _find_lead(tree, description: str | None) -> str | None:
-    """Return the visible body element that holds the meta description (an intro trafilatura skips)."""
-    desc = _norm(description).rstrip(".… ")
-    if len(_words(desc)) < 6:
-        return None
-    probe = desc[:40]
-    body = tree.find(".//body")
-    for element in (body if body is not None else tree).iter():
-        if not isinstance(element.tag, str) or element.tag in NO_TEXT_TAGS:
-            continue
-        for piece, owner in ((element.text, element), (element.tail, element.getparent())):
-            if piece and probe in _norm(piece) and owner is not None:
-                found = _climb_to_description(owner, desc)
-                if found:
-                    return found
-    return None
-
-
-def _climb_to_description(node, desc: str) -> str | None:
-    for _ in range(4):  # climb until the whole description is covered
-        if node is None or node.tag in ("body", "html"):
-            return None
-        if node.tag == "a" or any(a.tag in ("a", "nav", "aside", "footer") for a in node.iterancestors()):
-            return None  # a teaser of another article, not this article's lead
-        text = _norm(node.text_content())
-        if desc in text:
-            return text if len(_words(text)) <= 2 * len(_words(desc)) + 10 else desc
-        node = node.getparent()
-    return None
-
-
-def _contains(haystack: str, needle: str) -> bool:
-    return " ".join(_words(needle)) in " ".join(_words(haystack))
-
-
-def find_date(tree, url: str | None, tz: str) -> str | None:
-    """Return the publication time in the page's local zone (ISO), or its date when no time is known."""
-    pruned = copy.deepcopy(tree)
+    in_place prunes the given tree instead of a copy: for a caller that is done with the tree.
+    """
+    pruned = tree if in_place else copy.deepcopy(tree)
     for link in pruned.xpath("//a[.//time]"):  # timestamps inside links belong to teasers of other articles
         link.drop_tree()
     try:
@@ -238,6 +142,45 @@ def find_date(tree, url: str | None, tz: str) -> str | None:
         return found[:10]
 
 
+def local_date(value: str, tz: str) -> str:
+    """Return an ISO date-time in the zone tz (as find_date gives it); a date or naive time is kept as given."""
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except (AttributeError, ValueError) as err:
+        raise ExtractError("bad_date", f"known date {value!r} is not ISO 8601; pass e.g. "
+                                       f"2024-05-01T09:30:00+02:00 or leave it out") from err
+    return moment.astimezone(ZoneInfo(tz)).isoformat() if moment.tzinfo else value.strip()
+
+
+def page_metadata(tree, url: str | None) -> Document:
+    """Return trafilatura's metadata of a parsed page, without its date search, tags and licence."""
+    # The steps of trafilatura.metadata.extract_metadata that fill the fields used here, in its order.
+    # Its own date search is a second htmldate pass over the whole page (trafilatura #779) whose
+    # result nothing here used: find_date searches once, on the page without teaser links.
+    meta = tmeta.examine_meta(tree)
+    if meta.author and " " not in meta.author:
+        meta.author = None
+    try:
+        meta = tmeta.extract_meta_json(tree, meta)
+    except Exception as err:  # noqa: BLE001 - as trafilatura does: JSON-LD bugs leave the meta tags' values
+        log.debug("JSON-LD metadata skipped: %s", err)
+    meta.title = meta.title or tmeta.extract_title(tree)
+    meta.author = meta.author or tmeta.extract_author(tree)
+    meta.url = meta.url or tmeta.extract_url(tree, url)
+    meta.sitename = _sitename(tree, meta)
+    meta.categories = meta.categories or tmeta.extract_catstags("category", tree)
+    meta.clean_and_trim()
+    return meta
+
+
+def _sitename(tree, meta: Document) -> str | None:
+    name = (meta.sitename or tmeta.extract_sitename(tree) or "").lstrip("@")
+    if name:
+        return name.title() if "." not in name and not name[0].isupper() else name
+    match = tmeta.META_URL.match(meta.url or "")
+    return match[1] if match else None
+
+
 def _page_language(tree) -> str | None:
     candidates = [tree.get("lang"), tree.get("{http://www.w3.org/XML/1998/namespace}lang")]
     candidates += tree.xpath('//meta[@property="og:locale" or @http-equiv="content-language" '
@@ -248,41 +191,36 @@ def _page_language(tree) -> str | None:
     return None
 
 
-def _main_text(html: str, doc) -> tuple[str, str]:
-    text, method = "", "trafilatura"
-    if doc is not None and doc.body is not None and len(doc.body):
-        body = copy.deepcopy(doc.body)
-        _drop_link_lists(body)
-        _drop_widget_tables(body)
-        _drop_title_and_trailing_boilerplate(body, doc.title)
-        etree.strip_tags(body, "ref")  # links were only kept for the link-density test
-        text = xmltotxt(body, include_formatting=False) or ""
-    if len(_words(text)) < 30:  # nothing usable: try trafilatura's baseline extractor
-        _, base_text, _ = trafilatura.baseline(html)
-        if len(_words(base_text)) > len(_words(text)):
-            text, method = base_text, "baseline"
-    return text, method
+def _text_with_lead(tree, doc, meta: Document) -> tuple[str, str]:
+    text, method = main_text(tree, doc.body if doc is not None else None, meta.title)
+    lead = find_lead(tree, meta.description)
+    if lead and not contains_words(text, lead):
+        text, method = f"{lead}\n{text}", method + "+lead"
+    return "\n".join(line for line in (norm_space(x) for x in text.splitlines()) if line), method
 
 
-def extract_document(html: str, url: str | None = None, tz: str = "Europe/Amsterdam") -> dict:
-    """Extract main text and metadata from HTML; text is '' when nothing is found."""
-    tree = load_html(html)
+def extract_document(html: str, url: str | None = None, tz: str = "Europe/Amsterdam", *,
+                     known_date: str | None = None) -> dict:
+    """Extract main text and metadata from HTML; text is '' when nothing is found.
+
+    known_date (ISO 8601, e.g. from the feed entry) is taken as the publication date: no date search then.
+    """
+    tree = load_html(html)  # parsed once: trafilatura, metadata, lead and date all read this tree
     if tree is None:
         return {"text": "", "method": "none"}
-    doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
-                                      include_tables=True, include_links=True)
-    text, method = _main_text(html, doc)
-    lead = _find_lead(tree, doc.description if doc is not None else None)
-    if lead and not _contains(text, lead):
-        text, method = f"{lead}\n{text}", method + "+lead"
-    text = "\n".join(line for line in (_norm(x) for x in text.splitlines()) if line)
-    author = re.sub(r"^(?:door|by)\s+", "", doc.author or "", flags=re.IGNORECASE) if doc is not None else ""
-    pagetype = ((doc.pagetype or "") if doc is not None else "").lower()
+    meta = page_metadata(tree, url)
+    doc = trafilatura.bare_extraction(tree, url=url or meta.url, include_comments=False,
+                                      include_tables=True, include_links=True)  # works on its own copy
+    if doc is None:
+        meta = Document()  # no text, no metadata: as when trafilatura extracted both in one call
+    text, method = _text_with_lead(tree, doc, meta)
+    author = re.sub(r"^(?:door|by)\s+", "", meta.author or "", flags=re.IGNORECASE)
+    pagetype = (meta.pagetype or "").lower()
+    language = meta.language or _page_language(tree)
+    date = local_date(known_date, tz) if known_date else find_date(tree, url, tz, in_place=True)  # tree's last use
     return {
-        "text": text, "method": method, "title": doc.title if doc else None, "author": author,
-        "date": find_date(tree, url, tz), "sitename": doc.sitename if doc else None,
-        "categories": (doc.categories or []) if doc else [],
-        "language": ((doc.language if doc is not None else None) or _page_language(tree)),
+        "text": text, "method": method, "title": meta.title, "author": author, "date": date,
+        "sitename": meta.sitename, "categories": meta.categories or [], "language": language,
         # og:type / JSON-LD: home and section pages say "website"; None when the page does not say.
         "is_article": True if "article" in pagetype else (False if pagetype else None),
     }
@@ -291,10 +229,14 @@ def extract_document(html: str, url: str | None = None, tz: str = "Europe/Amster
 def build_article(
     body: bytes, url: str, *, content_type: str = "", fallback_title: str = "", fallback_text: str = "",
     fallback_date: str | None = None, outlet: str = "", min_chars: int = 400, tz: str = "Europe/Amsterdam",
+    known_date: str | None = None,
 ) -> Article:
-    """Turn fetched page bytes into an Article; fall back to the feed summary when extraction is thin."""
+    """Turn fetched page bytes into an Article; fall back to the feed summary when extraction is thin.
+
+    fallback_date is used when the page shows no date; known_date is trusted over the page and skips its search.
+    """
     html, encoding = decode_html(body, charset_of(content_type))
-    doc = extract_document(html, url, tz)
+    doc = extract_document(html, url, tz, known_date=known_date)
     text, method = doc.get("text", ""), doc.get("method", "none")
     if len(text) < min_chars and len(fallback_text.strip()) > len(text):
         text, method = fallback_text.strip(), "feed_summary"  # paywall teaser or failed extraction

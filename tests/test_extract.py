@@ -6,10 +6,15 @@ import json
 import re
 from collections import Counter
 
+import htmldate
 import pytest
+import trafilatura
+import trafilatura.metadata
+from trafilatura.utils import load_html
 
 from pipeline.errors import ExtractError
-from pipeline.extract import build_article, canonical_url, content_hash, decode_html, extract_document
+from pipeline.extract import build_article, canonical_url, content_hash, decode_html, extract_document, find_date
+from pipeline.repairs import contains_words, find_lead, main_text, norm_space
 from tests.conftest import CORPUS
 
 PAGES = CORPUS / "pages"
@@ -87,3 +92,74 @@ def test_canonical_url_and_content_hash():
     assert canonical_url("HTTPS://WWW.Nu.nl/a?utm_medium=rss#top") == "https://www.nu.nl/a"
     assert content_hash("Een  Tekst\n") == content_hash("een tekst")
     assert content_hash("een tekst") != content_hash("een andere tekst")
+
+
+# -- one parse, one date search ------------------------------------------------
+def _real_pages() -> list[tuple[str, str, str | None, str]]:
+    """(file, html, url, timezone) of every real page; home pages have no gold entry and take the default zone."""
+    gold = {g["file"]: g for g in _gold()}
+    pages = []
+    for path in sorted(p for p in PAGES.iterdir() if p.name != "gold.json"):
+        entry = gold.get(path.name, {})
+        url = entry.get("url") if entry.get("url") not in (None, "None") else None
+        pages.append((path.name, path.read_text(encoding="utf-8", errors="replace"), url,
+                      entry.get("timezone", "Europe/Amsterdam")))
+    return pages
+
+
+@pytest.fixture
+def date_searches(monkeypatch) -> list[str]:
+    """Count every htmldate search, ours and the one inside trafilatura's metadata; each still runs for real."""
+    calls: list[str] = []
+
+    def counting(original, who):
+        def search(*args, **kwargs):
+            calls.append(who)
+            return original(*args, **kwargs)
+        return search
+
+    monkeypatch.setattr(htmldate, "find_date", counting(htmldate.find_date, "radar"))
+    monkeypatch.setattr(trafilatura.metadata, "find_date", counting(trafilatura.metadata.find_date, "trafilatura"))
+    return calls
+
+
+def test_known_date_skips_the_date_search(date_searches):
+    html = (PAGES / "www_nos_nl_artikel_2069130-dodental-parijs-op-129-maar-zal-nog-stijgen.html").read_bytes()
+    article = build_article(html, "http://example.invalid/a", min_chars=0, known_date="2015-11-14T09:00:00Z")
+    assert date_searches == []
+    assert article.date == "2015-11-14T10:00:00+01:00"  # the known date, in the page's zone like a found one
+    assert len(article.text) > 1000 and article.title  # the rest is still extracted
+
+
+def test_page_date_is_searched_once(date_searches):
+    html = (PAGES / "www_nos_nl_artikel_2069130-dodental-parijs-op-129-maar-zal-nog-stijgen.html").read_bytes()
+    article = build_article(html, "http://example.invalid/a", min_chars=0)
+    assert date_searches == ["radar"]  # trafilatura's own search over the same page found a date nothing used
+    assert article.date[:10] == "2015-11-14"
+
+
+def test_known_date_that_is_not_iso_is_an_error():
+    with pytest.raises(ExtractError) as err:
+        build_article(b"<html><body><p>tekst</p></body></html>", "http://x.test/a", known_date="gisteren")
+    assert err.value.reason == "bad_date" and "ISO 8601" in str(err.value)
+
+
+@pytest.mark.parametrize("page", _real_pages(), ids=lambda p: p[0][:40])
+def test_shared_tree_gives_what_separate_parses_gave(page):
+    """Each stage on its own parse, trafilatura extracting metadata itself (the old path), against one shared tree."""
+    _, html, url, tz = page
+    old = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
+                                      include_tables=True, include_links=True)
+    old_text, _ = main_text(load_html(html), old.body, old.title)
+    lead = find_lead(load_html(html), old.description)
+    if lead and not contains_words(old_text, lead):
+        old_text = f"{lead}\n{old_text}"
+    old_text = "\n".join(line for line in (norm_space(x) for x in old_text.splitlines()) if line)
+    doc = extract_document(html, url, tz)
+    assert doc["text"] == old_text
+    assert doc["title"] == old.title and doc["sitename"] == old.sitename
+    assert doc["categories"] == (old.categories or [])
+    assert doc["language"] == old.language or old.language is None  # None: the page's lang attribute decides
+    assert doc["is_article"] == (None if not old.pagetype else "article" in old.pagetype.lower())
+    assert doc["date"] == find_date(load_html(html), url, tz)
+    assert doc["date"]  # every real page, home pages included, shows a date
