@@ -74,7 +74,7 @@ def status_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Show the last runs, failing feeds and counts."""
-    from pipeline.nightly import open_store
+    from pipeline.store import open_store
 
     settings = _settings(ctx)
     try:
@@ -112,7 +112,8 @@ def ingest_cmd(
 ) -> None:
     """Import articles that are already text (one JSON object a line); exit 1 when any line was bad."""
     from pipeline.ingest import ingest_file
-    from pipeline.nightly import open_store, run_lock
+    from pipeline.nightly import run_lock
+    from pipeline.store import open_store
 
     settings = _settings(ctx)
     try:
@@ -273,7 +274,7 @@ def review_cmd(
     analyst: Optional[str] = typer.Option(None, "--analyst", help="Analyst name recorded with decisions."),
 ) -> None:
     """Start the analyst's review web app and print its link."""
-    from pipeline.nightly import open_store
+    from pipeline.store import open_store
     from pipeline.review.analysts import check_token_setting
     from pipeline.review.app import serve
 
@@ -302,7 +303,7 @@ app.add_typer(analysts_app, name="analysts")
 
 
 def _with_store(ctx: typer.Context, action):
-    from pipeline.nightly import open_store
+    from pipeline.store import open_store
 
     settings = _settings(ctx)
     try:
@@ -372,26 +373,32 @@ def export_cmd(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
 ) -> None:
     """Export the reviewed dataset: text, metadata, final labels and provenance (columns in the README)."""
-    from pipeline.export import parse_since, write_export, export_rows
-    from pipeline.nightly import open_store
+    from pipeline.export import iter_export_rows, parse_since, write_export
+    from pipeline.store import open_store
 
     settings = _settings(ctx)
+    counted = [0]
+
+    def counting(rows):  # rows stream from the store to the file: a million articles never sit in memory
+        for row in rows:
+            counted[0] += 1
+            yield row
+
     try:
         if format == "parquet" and output is None:
             raise RadarError("parquet is binary: give --output FILE")
         store = open_store(settings)
         try:
-            rows = export_rows(store, status, parse_since(since))
+            data = write_export(counting(iter_export_rows(store, status, parse_since(since))), format, output)
         finally:
             store.close()
-        data = write_export(rows, format, output)
     except RadarError as exc:
         _fail(exc)
     if data is not None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     else:
-        typer.echo(f"Exported {len(rows)} rows to {output}", err=True)
+        typer.echo(f"Exported {counted[0]} rows to {output}", err=True)
 
 
 @app.command("digest")
@@ -404,7 +411,7 @@ def digest_cmd(
     """Write the accepted co-creation examples grouped by sector, ready for a newsletter."""
     from pipeline.codebook import load_codebook
     from pipeline.export import digest_groups, parse_since, render_digest
-    from pipeline.nightly import open_store
+    from pipeline.store import open_store
 
     settings = _settings(ctx)
     try:

@@ -7,11 +7,15 @@ import io
 import json
 import logging
 import re
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
+from pipeline import labels
 from pipeline.errors import ConfigError
+from pipeline.records import FinalLabel, Prediction, StoredArticle
+from pipeline.review.highlight import best_quote, safe_href
 from pipeline.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,106 +50,94 @@ def parse_since(text: str | None, today: date | None = None) -> str | None:
         raise ConfigError(f"--since {text!r}: give a date (2026-03-01) or a span such as 7d or 2w") from None
 
 
-def final_provenance(store: Store) -> dict[int, dict]:
-    """Return per labelled article its final label with analysts, settler and time of decision."""
-    current: dict[int, list[dict]] = {}
-    for row in store.current_reviews():
-        current.setdefault(row["article_id"], []).append(row)
-    result = {}
-    for article_id, final in store.final_labels().items():
-        rows = current.get(article_id, [])
-        settled = final["action"] == "settle"
-        names = sorted({r["analyst"] for r in rows} | ({final["analyst"]} if settled else set()))
-        times = [r["created_at"] for r in rows] + [final["created_at"]]
-        result[article_id] = {**final, "label_source": "settled" if settled else "agreed",
-                              "analysts": ", ".join(names), "settled_by": final["analyst"] if settled else "",
-                              "reviewed_at": max(times)}
-    return result
+def final_provenance(store: Store) -> dict[int, FinalLabel]:
+    """Return per labelled article its final label with analysts, settler and time of decision (labels.py)."""
+    return store.final_labels()
 
 
 def export_rows(store: Store, status: str = "reviewed", since: str | None = None) -> list[dict]:
     """Return one row per article (labels of a cluster copied to its members), in COLUMNS order."""
-    from pipeline.review.highlight import best_quote
+    return list(iter_export_rows(store, status, since))
 
+
+def iter_export_rows(store: Store, status: str = "reviewed", since: str | None = None) -> Iterator[dict]:
+    """Yield the export rows a batch of articles at a time, so memory stays flat however many articles there are."""
     if status not in STATUSES:
         raise ConfigError(f"--status must be one of {', '.join(STATUSES)}")
-    labels = final_provenance(store)
-    predictions = {p["article_id"]: p for p in store.latest_predictions()}
-    flagged_clusters = {_cluster(a) for a in store.articles()
-                        if predictions.get(a["id"], {}).get("flagged")}
-    rows = []
-    for art in store.articles():
-        cluster_id = _cluster(art)
-        label = labels.get(cluster_id)
-        if not _selected(status, label, cluster_id in flagged_clusters) or not _since(art, since):
+    final = final_provenance(store)
+    flagged_clusters = store.flagged_cluster_ids()
+    count = 0
+    for art, pred in store.iter_articles_with_predictions():
+        label, from_cluster = labels.label_for_member(final, art.id, art.canonical_id)
+        if not _selected(status, label, art.cluster_id in flagged_clusters) or not _since(art, since):
             continue
-        pred = predictions.get(art["id"])
-        quote_text = best_quote(art["text"], pred["evidence"]) if pred else ""
-        rows.append(_row(art, cluster_id, pred, label, quote_text))
-    log.info("export: %d rows (status %s, since %s)", len(rows), status, since or "any date")
-    return rows
+        quote_text = best_quote(art.text, pred.evidence) if pred else ""
+        count += 1
+        yield _row(art, pred, label, from_cluster, quote_text)
+    log.info("export: %d rows (status %s, since %s)", count, status, since or "any date")
 
 
-def _cluster(article: dict) -> int:
-    return article["canonical_id"] or article["id"]
-
-
-def _selected(status: str, label: dict | None, flagged: bool) -> bool:
+def _selected(status: str, label: FinalLabel | None, flagged: bool) -> bool:
     return status == "all" or (status == "reviewed" and label is not None) or (status == "flagged" and flagged)
 
 
-def _since(article: dict, since: str | None) -> bool:
-    return not since or (article["published"] or article["created_at"] or "")[:10] >= since
+def _since(article: StoredArticle, since: str | None) -> bool:
+    return not since or article.date[:10] >= since
 
 
-def _row(art: dict, cluster_id: int, pred: dict | None, label: dict | None, quote_text: str) -> dict:
-    pred, label = pred or {}, label or {}
-    has_label = bool(label) and label.get("cocreation") is not None
+def _row(art: StoredArticle, pred: Prediction | None, label: FinalLabel | None, from_cluster: bool,
+         quote_text: str) -> dict:
+    has_label = label is not None and label.cocreation is not None
     return {
-        "article_id": art["id"], "cluster_id": cluster_id, "is_canonical": art["id"] == cluster_id,
-        "label_from_cluster": has_label and art["id"] != cluster_id,
-        "url": art["url"], "outlet": art["outlet"], "title": art["title"], "author": art["author"],
-        "published": art["published"], "language": art["language"], "text": art["text"],
-        "flagged": bool(pred["flagged"]) if pred else None, "score": pred.get("cocreation_score"),
-        "rule_score": pred.get("rule_score"), "predicted_sector": pred.get("sector"),
-        "predicted_type": pred.get("type"), "prediction_model_version": pred.get("model_version"),
-        "cocreation": bool(label["cocreation"]) if has_label else None,
-        "sector": label.get("sector"), "type": label.get("type"),
-        "borderline": bool(label["borderline"]) if has_label else None, "note": label.get("note"),
-        "evidence_quote": quote_text, "label_source": label.get("label_source"),
-        "analysts": label.get("analysts"), "settled_by": label.get("settled_by"),
-        "reviewed_at": label.get("reviewed_at"), "review_model_version": label.get("model_version"),
-        "codebook_version": label.get("codebook_version"),
+        "article_id": art.id, "cluster_id": art.cluster_id, "is_canonical": art.id == art.cluster_id,
+        "label_from_cluster": from_cluster,
+        "url": art.url, "outlet": art.outlet, "title": art.title, "author": art.author,
+        "published": art.published, "language": art.language, "text": art.text,
+        "flagged": pred.flagged if pred else None, "score": pred.cocreation_score if pred else None,
+        "rule_score": pred.rule_score if pred else None, "predicted_sector": pred.sector if pred else None,
+        "predicted_type": pred.type if pred else None, "prediction_model_version": pred.model_version if pred else None,
+        "cocreation": bool(label.cocreation) if has_label else None,
+        "sector": label.sector if label else None, "type": label.type if label else None,
+        "borderline": bool(label.borderline) if has_label else None, "note": label.note if label else None,
+        "evidence_quote": quote_text, "label_source": label.label_source if label else None,
+        "analysts": label.analysts if label else None, "settled_by": label.settled_by if label else None,
+        "reviewed_at": label.reviewed_at if label else None,
+        "review_model_version": label.model_version if label else None,
+        "codebook_version": label.codebook_version if label else None,
     }
 
 
-def write_export(rows: list[dict], fmt: str, output: Path | None = None) -> bytes | None:
-    """Write the rows as JSONL, CSV or Parquet to `output`, or return the bytes when no output is given."""
+def write_export(rows: Iterable[dict], fmt: str, output: Path | None = None) -> bytes | None:
+    """Write the rows as JSONL, CSV or Parquet to `output` as they come, or return the bytes when no output is given."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
-    data = {"jsonl": _jsonl_bytes, "csv": _csv_bytes, "parquet": _parquet_bytes}[fmt](rows)
+    writer = {"jsonl": _write_jsonl, "csv": _write_csv, "parquet": _write_parquet}[fmt]
     if output is None:
-        return data
+        sink = io.BytesIO()
+        writer(rows, sink)
+        return sink.getvalue()
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_bytes(data)
+    with output.open("wb") as sink:
+        writer(rows, sink)
     return None
 
 
-def _jsonl_bytes(rows: list[dict]) -> bytes:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+def _write_jsonl(rows: Iterable[dict], sink) -> None:
+    for row in rows:
+        sink.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _csv_bytes(rows: list[dict]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
+def _write_csv(rows: Iterable[dict], sink) -> None:
+    text = io.TextIOWrapper(sink, encoding="utf-8", newline="", write_through=True)
+    writer = csv.DictWriter(text, fieldnames=list(COLUMNS), lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_cell(v) for k, v in row.items()})
-    return buffer.getvalue().encode("utf-8")
+    text.detach()  # leave the binary sink open for the caller
 
 
 def _csv_cell(value: object) -> object:
@@ -161,17 +153,26 @@ def _csv_cell(value: object) -> object:
     return value
 
 
-def _parquet_bytes(rows: list[dict]) -> bytes:
+PARQUET_BATCH = 5000  # rows per row group: the export holds one group in memory, not the whole table
+
+
+def _write_parquet(rows: Iterable[dict], sink) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     # An explicit schema keeps the column types stable even for an empty or all-null export.
     types = {"int": pa.int64(), "bool": pa.bool_(), "float": pa.float64(), "str": pa.string()}
     schema = pa.schema([(name, types[kind]) for name, kind in COLUMNS.items()])
-    table = pa.Table.from_pylist(rows, schema=schema)
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return sink.getvalue()
+    with pq.ParquetWriter(sink, schema) as writer:
+        batch: list[dict] = []
+        wrote = False
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= PARQUET_BATCH:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                batch, wrote = [], True
+        if batch or not wrote:  # an empty export still gets its schema
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
 
 
 def digest_groups(store: Store, since: str | None, sectors: tuple[str, ...]) -> dict[str, list[dict]]:
@@ -186,7 +187,7 @@ def digest_groups(store: Store, since: str | None, sectors: tuple[str, ...]) -> 
     groups: dict[str, list[dict]] = {sector: [] for sector in sectors}
     for row in sorted(rows, key=lambda r: (r["published"] or "", r["article_id"]), reverse=True):
         groups.setdefault(row["sector"] or "overig", []).append({**row, "also_in": copies.get(row["cluster_id"], [])})
-    return {sector: items for sector, items in groups.items() if items}
+    return {sector: examples for sector, examples in groups.items() if examples}
 
 
 def render_digest(groups: dict[str, list[dict]], fmt: str, since: str | None) -> str:
@@ -198,30 +199,26 @@ def render_digest(groups: dict[str, list[dict]], fmt: str, since: str | None) ->
     raise ConfigError("--format must be md or html")
 
 
-def _http_url(url: str | None) -> str | None:
-    return url if url and urlsplit(url).scheme.lower() in ("http", "https") else None
-
-
 def _md_escape(text: str) -> str:
     # Titles and quotes are untrusted: neutralise Markdown and inline HTML so they print as text.
     return re.sub(r"([\\`*_{}\[\]()<>#|!~])", r"\\\1", " ".join((text or "").split()))
 
 
 def _digest_markdown(groups: dict[str, list[dict]], since: str | None) -> str:
-    count = sum(len(items) for items in groups.values())
+    count = sum(len(examples) for examples in groups.values())
     lines = [f"# Co-creation examples{f' since {since}' if since else ''}", "",
              f"{count} reviewed example{'s' if count != 1 else ''} of co-creation at social organisations.", ""]
-    for sector, items in groups.items():
+    for sector, examples in groups.items():
         lines += [f"## {sector}", ""]
-        for item in items:
-            url = _http_url(item["url"])
-            title = _md_escape(item["title"] or "(untitled)")
+        for example in examples:
+            url = safe_href(example["url"])
+            title = _md_escape(example["title"] or "(untitled)")
             head = f"[{title}]({quote(url, safe=':/?&=#%+,;@~')})" if url else title
-            also = f" (also in {_md_escape(', '.join(item['also_in']))})" if item["also_in"] else ""
-            lines.append(f"- **{head}** — {_md_escape(item['outlet'])}, {(item['published'] or '')[:10]}"
-                         f" · {item['type']}{also}")
-            if item["evidence_quote"]:
-                lines.append(f"  > {_md_escape(item['evidence_quote'])}")
+            also = f" (also in {_md_escape(', '.join(example['also_in']))})" if example["also_in"] else ""
+            lines.append(f"- **{head}** — {_md_escape(example['outlet'])}, {(example['published'] or '')[:10]}"
+                         f" · {example['type']}{also}")
+            if example["evidence_quote"]:
+                lines.append(f"  > {_md_escape(example['evidence_quote'])}")
         lines.append("")
     return "\n".join(lines)
 
@@ -231,11 +228,11 @@ DIGEST_HTML = """<!doctype html>
 <body>
 <h1>Co-creation examples{{ since_text }}</h1>
 <p>{{ count }} reviewed example{{ '' if count == 1 else 's' }} of co-creation at social organisations.</p>
-{% for sector, items in groups.items() %}<h2>{{ sector }}</h2>
-<ul>{% for item in items %}
-<li><strong>{% if item.href %}<a href="{{ item.href }}">{{ item.title }}</a>{% else %}{{ item.title }}{% endif %}</strong>
- — {{ item.outlet }}, {{ (item.published or '')[:10] }} · {{ item.type }}{% if item.also_in %} (also in {{ item.also_in|join(', ') }}){% endif %}
-{% if item.evidence_quote %}<blockquote>{{ item.evidence_quote }}</blockquote>{% endif %}</li>{% endfor %}
+{% for sector, examples in groups.items() %}<h2>{{ sector }}</h2>
+<ul>{% for example in examples %}
+<li><strong>{% if example.href %}<a href="{{ example.href }}">{{ example.title }}</a>{% else %}{{ example.title }}{% endif %}</strong>
+ — {{ example.outlet }}, {{ (example.published or '')[:10] }} · {{ example.type }}{% if example.also_in %} (also in {{ example.also_in|join(', ') }}){% endif %}
+{% if example.evidence_quote %}<blockquote>{{ example.evidence_quote }}</blockquote>{% endif %}</li>{% endfor %}
 </ul>
 {% endfor %}</body></html>
 """
@@ -245,6 +242,7 @@ def _digest_html(groups: dict[str, list[dict]], since: str | None) -> str:
     from jinja2 import Environment
 
     env = Environment(autoescape=True)
-    view = {sector: [{**item, "href": _http_url(item["url"])} for item in items] for sector, items in groups.items()}
+    view = {sector: [{**example, "href": safe_href(example["url"])} for example in examples]
+            for sector, examples in groups.items()}
     return env.from_string(DIGEST_HTML).render(
         groups=view, count=sum(len(v) for v in view.values()), since_text=f" since {since}" if since else "")

@@ -21,7 +21,7 @@ from pipeline.feeds import load_feed_list, parse_feed
 from pipeline.fetch import FEED_TYPES, HTML_TYPES, HttpClient, host_of, is_private_url, map_by_host
 from pipeline.records import Article, FeedConfig, Response
 from pipeline.settings import Settings
-from pipeline.store import Store
+from pipeline.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +89,6 @@ def run_lock(settings: Settings) -> Iterator[None]:
         yield
     finally:
         lock.release()
-
-
-def open_store(settings: Settings) -> Store:
-    """Open the configured database and migrate it forward."""
-    store = Store(settings.effective_database_url, max_text_chars=settings.max_text_chars)
-    try:
-        store.migrate()
-    except Exception:
-        store.close()
-        raise
-    return store
 
 
 def run_nightly(settings: Settings) -> RunReport:

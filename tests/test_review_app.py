@@ -288,7 +288,7 @@ def test_agreement_page_shows_kappa_per_pair_and_settles_disagreements(review_en
                         data={"csrf_token": token, "cocreation": "1", "sector": "zorg", "type": "ontwerp"})
     final = store.final_labels()[ids["care"]]
     assert (final["action"], final["analyst"], final["sector"]) == ("settle", "ann", "zorg")
-    assert json.loads(final["previous"]) .keys() == {"ann", "bea"}
+    assert final["previous"].keys() == {"ann", "bea"}  # the store decodes JSON columns (issue 10)
     assert "settled" in clients["bea"].get("/agreement").get_data(as_text=True)
 
 
