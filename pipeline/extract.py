@@ -89,6 +89,13 @@ def charset_of(content_type: str) -> str | None:
     return match.group(1) if match else None
 
 
+def reads_as_dutch(article: Article) -> bool:
+    """Tell whether an article is Dutch: it says so, or its words read as Dutch (pages often omit lang)."""
+    if not article.language or article.language.lower().startswith("nl"):
+        return True
+    return guess_language(article.text) == "nl"
+
+
 def decode_html(body: bytes, declared: str | None = None) -> tuple[str, str]:
     """Decode page bytes; return (text, how).
 

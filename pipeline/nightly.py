@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from pipeline.dedupe import NearDuplicateIndex, save_deduplicated
 from pipeline.errors import ExtractError, FetchError, RadarError, RunCrashed, RunLocked
-from pipeline.extract import build_article, cap_article, guess_language
+from pipeline.extract import build_article, cap_article, reads_as_dutch
 from pipeline.feeds import load_feed_list, parse_feed
 from pipeline.fetch import FEED_TYPES, HTML_TYPES, HttpClient, host_of, is_private_url, map_by_host
 from pipeline.records import Article, FeedConfig, Response
@@ -279,13 +279,6 @@ def store_item_result(store: Store, index: NearDuplicateIndex, item: dict,
         report.articles_new += 1
     else:
         report.articles_duplicate += 1
-
-
-def reads_as_dutch(article: Article) -> bool:
-    """Tell whether an article is Dutch: it says so, or its words read as Dutch (pages often omit lang)."""
-    if not article.language or article.language.lower().startswith("nl"):
-        return True
-    return guess_language(article.text) == "nl"
 
 
 def _item_failed(store: Store, item: dict, exc: BaseException, report: RunReport) -> None:

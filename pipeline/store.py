@@ -346,6 +346,11 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(select(articles.c.id).where(cond).order_by(articles.c.id).limit(1)).scalar()
 
+    def cluster_of_content(self, content_hash: str) -> int | None:
+        """Return the cluster of the first stored article with this content hash, or None (dedupe's exact candidate)."""
+        same = self.find_article(content_hash=content_hash)
+        return self.canonical_of(same) if same is not None else None
+
     def canonical_of(self, article_id: int) -> int:
         """Return the canonical member of the article's duplicate cluster."""
         with self.engine.connect() as conn:

@@ -163,3 +163,18 @@ def make_settings(tmp_path):
 def _feed_toml(feed: dict) -> str:
     return (f'[[feeds]]\nname = "{feed["name"]}"\nurl = "{feed["url"]}"\n'
             f'outlet = "{feed.get("outlet", feed["name"])}"\nlanguage = "nl"\n\n')
+
+
+@pytest.fixture
+def review_store(make_settings):
+    """The shared demo run of the review tests: settings for analyst 'ann' and a migrated store filled with the
+    review scenario (tests/review_scenario.py); yields (settings, store, article ids by name)."""
+    from pipeline.store import Store
+    from tests.review_scenario import fill_store
+
+    settings = make_settings(analyst="ann")
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    ids = fill_store(store)
+    yield settings, store, ids
+    store.close()
