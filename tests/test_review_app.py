@@ -60,6 +60,17 @@ def test_queue_lists_each_flagged_cluster_once(client, review_store):
     assert "3 remaining of 3 flagged" in " ".join(re.sub(r"<[^>]+>", "", page).split())
 
 
+def test_the_queue_comes_in_pages_that_keep_order_and_filters(client, review_store, monkeypatch):
+    ids = review_store[2]
+    monkeypatch.setattr("pipeline.review.queries.PAGE_SIZE", 2)
+    rows = lambda page: re.findall(r'data-href="/article/(\d+)', page)  # noqa: E731
+    first = client.get("/?order=newest").get_data(as_text=True)
+    assert rows(first) == [str(ids["care"]), str(ids["park"])] and "page=2" in first and "order=newest" in first
+    second = client.get("/?order=newest&page=2").get_data(as_text=True)
+    assert rows(second) == [str(ids["xss"])] and "next page" not in second and "previous page" in second
+    assert rows(client.get("/?page=x").get_data(as_text=True)) == [str(ids["park"]), str(ids["care"])]
+
+
 @pytest.mark.parametrize("order,first", [("score", "park"), ("newest", "care"), ("uncertain", "xss")])
 def test_queue_orders_by_the_chosen_priority(client, review_store, order, first):
     ids = review_store[2]

@@ -19,9 +19,11 @@ PAGE_SIZE = 50  # clusters per queue page
 
 
 def queue_page(store: Store, analyst: str, filters: QueueFilters, threshold: float,
-               page: int = 1) -> list[Cluster]:
-    """Return one page of the flagged clusters that pass the filters, in the requested priority order."""
-    return store.review_queue(analyst, filters, threshold, limit=PAGE_SIZE, offset=(max(page, 1) - 1) * PAGE_SIZE)
+               page: int = 1) -> tuple[list[Cluster], bool]:
+    """Return one page of the flagged clusters that pass the filters, in priority order, and whether more follow."""
+    entries = store.review_queue(analyst, filters, threshold, limit=PAGE_SIZE + 1,
+                                 offset=(max(page, 1) - 1) * PAGE_SIZE)
+    return entries[:PAGE_SIZE], len(entries) > PAGE_SIZE
 
 
 def queue_place(store: Store, analyst: str, filters: QueueFilters, threshold: float,

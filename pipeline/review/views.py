@@ -68,10 +68,8 @@ def queue():
     c, analyst = ctx(), current_analyst()
     filters = queries.QueueFilters.from_args(request.args)
     page = _page_number()
-    entries = queries.queue_page(c.store, analyst, filters, c.threshold, page)
+    entries, more = queries.queue_page(c.store, analyst, filters, c.threshold, page)
     decisions = c.store.decisions_by_article(e.canonical_id for e in entries)
-    more = len(entries) == queries.PAGE_SIZE and bool(queries.queue_page(c.store, analyst, filters, c.threshold,
-                                                                          page + 1))
     return render_template("queue.html", entries=entries, filters=filters, args=filters.as_args(),
                            decisions=decisions, outlets=c.store.queue_outlets(), statuses=queries.STATUSES,
                            orders=queries.ORDERS, progress=queries.progress_counts(c.store, analyst),
