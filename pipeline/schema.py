@@ -206,6 +206,8 @@ clusters = Table(
 QUEUE_INDEXES = [
     Index("ix_clusters_flagged_score", clusters.c.flagged, clusters.c.score, clusters.c.cluster_id),
     Index("ix_clusters_flagged_date", clusters.c.flagged, clusters.c.date, clusters.c.cluster_id),
+    Index("ix_clusters_flagged_sector_score", clusters.c.flagged, clusters.c.sector, clusters.c.score),
+    Index("ix_clusters_flagged_type_score", clusters.c.flagged, clusters.c.type, clusters.c.score),
     Index("ix_clusters_disputed_score", clusters.c.disputed, clusters.c.flagged, clusters.c.score),
     Index("ix_reviews_article_analyst_id", reviews.c.article_id, reviews.c.analyst, reviews.c.id),
     Index("ix_reviews_analyst_article_id", reviews.c.analyst, reviews.c.article_id, reviews.c.id),

@@ -187,7 +187,7 @@ class Store:
         """Return the latest runs, newest first, with their reports decoded."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(runs).order_by(runs.c.id.desc()).limit(limit)).mappings().all()
-        return [{**decoded(row), "report": decoded(row)["report"] or None} for row in rows]
+        return [{**run, "report": run["report"] or None} for run in map(decoded, rows)]
 
     # -- feeds --------------------------------------------------------------
     def sync_feeds(self, configs: Iterable[FeedConfig]) -> dict[str, int]:
@@ -570,23 +570,26 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(clusters).where(*_queue_where(analyst, filters))).scalar()
 
-    def queue_place(self, analyst: str, filters: QueueFilters, threshold: float, cluster_id: int) -> QueuePlace:
-        """Return a cluster's neighbours and position in the filtered queue (the first entry when it is not in it)."""
-        where = _queue_where(analyst, filters)
+    def queue_place(self, analyst: str, filters: QueueFilters, threshold: float, cluster_id: int, *,
+                    counted: bool = True) -> QueuePlace:
+        """Return a cluster's neighbours and position in the filtered queue (the first entry when it is not in it).
+
+        With counted=False the position is left empty: a decision only needs the next cluster, not two counts.
+        """
+        where, key = _queue_where(analyst, filters), _sort_key(filters.order, threshold)
+        count = select(func.count()).select_from(clusters)
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(clusters).where(*where)).scalar()
             row = conn.execute(select(clusters.c.cluster_id, clusters.c.score, clusters.c.date)
                                .where(clusters.c.cluster_id == cluster_id, *where)).first()
+            total = conn.execute(count.where(*where)).scalar() if counted else 0
             if row is None:
-                first = _first_id(conn, where, _sort_key(filters.order, threshold), ascending=True)
-                return QueuePlace(None, first, f"{total} left")
-            key = _sort_key(filters.order, threshold)
+                first = _first_id(conn, where, key, ascending=True)
+                return QueuePlace(None, first, f"{total} left" if counted else "")
             before = _before(key, row, threshold, filters.order)
-            after = _after(key, row, threshold, filters.order)
             prev_id = _first_id(conn, [*where, before], key, ascending=False)
-            next_id = _first_id(conn, [*where, after], key, ascending=True)
-            ahead = conn.execute(select(func.count()).select_from(clusters).where(*where, before)).scalar()
-        return QueuePlace(prev_id, next_id, f"{ahead + 1} of {total}")
+            next_id = _first_id(conn, [*where, _after(key, row, threshold, filters.order)], key, ascending=True)
+            ahead = conn.execute(count.where(*where, before)).scalar() if counted else 0
+        return QueuePlace(prev_id, next_id, f"{ahead + 1} of {total}" if counted else "")
 
     def queue_outlets(self) -> list[str]:
         """Return the outlets that carry an article of a flagged cluster, sorted."""
@@ -867,12 +870,14 @@ def _clusters_by_ids(conn: Connection, ids: list[int]) -> list[Cluster]:
                     rows[i]["score"]) for i in ids if i in rows and i in heads]
 
 
-def _decision_of(analyst: str):
-    # The analyst's current decision on the cluster (NULL when none): their newest non-settle event.
-    mine = reviews.alias("mine")
-    return (select(mine.c.cocreation)
-            .where(mine.c.article_id == clusters.c.cluster_id, mine.c.analyst == analyst, mine.c.action != "settle")
-            .order_by(mine.c.id.desc()).limit(1).scalar_subquery())
+def _has_decision(analyst: str):
+    # The analyst has a current decision on the cluster: a non-settle event of theirs with a label that no
+    # later non-settle event of theirs replaced. Written as EXISTS so PostgreSQL can hash-join it.
+    mine, newer = reviews.alias("mine"), reviews.alias("newer")
+    replaced = exists().where(newer.c.article_id == mine.c.article_id, newer.c.analyst == mine.c.analyst,
+                              newer.c.action != "settle", newer.c.id > mine.c.id)
+    return exists().where(mine.c.article_id == clusters.c.cluster_id, mine.c.analyst == analyst,
+                          mine.c.action != "settle", mine.c.cocreation.is_not(None), ~replaced)
 
 
 def _has_outlet(outlet: str):
@@ -896,9 +901,9 @@ def _queue_where(analyst: str, f: QueueFilters) -> list:
     if f.date_to:
         where += [c.date != "", func.substr(c.date, 1, 10) <= f.date_to]
     if f.status == "todo":
-        where.append(_decision_of(analyst).is_(None))
+        where.append(~_has_decision(analyst))
     elif f.status == "mine":
-        where.append(_decision_of(analyst).is_not(None))
+        where.append(_has_decision(analyst))
     elif f.status == "disputed":
         where.append(c.disputed == 1)
     return where

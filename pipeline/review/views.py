@@ -131,7 +131,7 @@ def decide(article_id: int):
     if error:
         return render_article(article_id, filters, form, error, 400)
     canonical_id = art.cluster_id
-    next_id = queries.queue_place(c.store, analyst, filters, c.threshold, canonical_id).next_id
+    next_id = c.store.queue_place(analyst, filters, c.threshold, canonical_id, counted=False).next_id
     prediction = c.store.newest_prediction(canonical_id)
     record_decision(c.store, canonical_id, analyst, label, codebook_version=c.codebook.version,
                     model_version=prediction["model_version"] if prediction else None)
