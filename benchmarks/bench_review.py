@@ -28,7 +28,6 @@ from pipeline.review.app import create_app
 from pipeline.settings import load_settings
 from pipeline.store import Store, articles, duplicates, now_iso, predictions, reviews
 
-RADAR = str(Path(sys.executable).parent / "radar")
 SECTORS = ("overheid", "zorg", "onderwijs", "welzijn", "wonen", "goede_doelen", "cultuur", "overig", "bedrijf")
 TYPES = ("beleid", "ontwerp", "uitvoering", "zelfbouw", "onderzoek")
 OUTLETS = tuple(f"Dagblad {n}" for n in ("De Polder", "Rivierstad", "Het Noorden", "Zuidkust", "De Vallei",
@@ -161,28 +160,34 @@ def measure_app(settings, store: Store, repeat: int, seed: int = 11) -> dict:
     return figures
 
 
+# The export runs in a fresh interpreter through the real CLI and reports its own peak RSS (VmHWM). The
+# rusage of a child is no use here: Linux carries the parent's high-water mark across fork and exec.
+EXPORT_CHILD = """
+import sys
+from pipeline.cli import app
+try:
+    app(["--config", sys.argv[1], "export", "--status", "all", "-o", sys.argv[2]], standalone_mode=False)
+finally:
+    peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    print("peak_kb", peak.split()[1], file=sys.stderr)
+"""
+
+
 def measure_export(database_url: str, workdir: Path) -> dict:
-    """Time `radar export --format jsonl` (all articles) in a child process and report its peak RSS."""
+    """Time `radar export --format jsonl --status all` in a fresh process and report its peak RSS."""
     config = workdir / "radar.toml"
     config.write_text(f'[radar]\ndata_dir = "{workdir}"\ndatabase_url = "{database_url}"\nprogress = false\n',
                       encoding="utf-8")
+    output = workdir / "export.jsonl"
     started = time.perf_counter()
-    child = subprocess.Popen([RADAR, "--config", str(config), "export", "--status", "all", "-o",
-                              str(workdir / "export.jsonl")], stderr=subprocess.PIPE, text=True)
-    _pid, status, usage = _wait(child)
-    if status != 0:
-        raise SystemExit(f"radar export failed: {child.stderr.read()}")
-    size = (workdir / "export.jsonl").stat().st_size
-    return {"export_s": round(time.perf_counter() - started, 1), "export_peak_rss_mb": round(usage.ru_maxrss / 1024),
-            "export_mb": round(size / 2**20)}
-
-
-def _wait(child: subprocess.Popen):
-    import os
-
-    pid, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return pid, child.returncode, usage
+    child = subprocess.run([sys.executable, "-c", EXPORT_CHILD, str(config), str(output)],
+                           capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    peaks = [line.split()[1] for line in child.stderr.splitlines() if line.startswith("peak_kb ")]
+    if child.returncode != 0 or not peaks:
+        raise SystemExit(f"radar export failed: {child.stderr}")
+    return {"export_s": round(seconds, 1), "export_peak_rss_mb": round(int(peaks[-1]) / 1024),
+            "export_mb": round(output.stat().st_size / 2**20)}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -16,7 +16,7 @@ import json
 import logging
 import platform
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +140,7 @@ class Detector:
 
 def fit_detector(examples: list[Example], analyses: list[Analysis]) -> Detector:
     """Fit the passage model on evidence passages and the document model on whole texts."""
-    rows = [row for ex, a in zip(examples, analyses)
+    rows = [row for ex, a in zip(examples, analyses)  # noqa: B905 (parallel lists of one length by construction)
             for row in training_passages(ex.text, ex.cocreation, ex.evidence, a)]
     labels = np.array([label for _, label, _ in rows])
     # A tempting negative's deciding sentence is the most informative negative there is.
@@ -179,7 +179,7 @@ class RadarModel:
                 "sector_confidence": self.label_confidence["sector"], "type_confidence": self.label_confidence["type"]}
 
     @classmethod
-    def from_parts(cls, parts: dict, card: dict) -> "RadarModel":
+    def from_parts(cls, parts: dict, card: dict) -> RadarModel:
         """Rebuild a model from the saved parts and its card."""
         return cls(Detector(parts["passage"], parts["document"]), parts["calibrator"],
                    Labellers(parts["sector"], parts["type"]), float(parts["threshold"]),
@@ -199,7 +199,7 @@ class RadarModel:
         sectors = label_scores(self.labellers.sector, keys)
         types = label_scores(self.labellers.type, keys)
         return [self._one(float(s), sp, tp, key_spans(a, order))
-                for s, sp, tp, a, order in zip(scores, sectors, types, analyses, ranked)]
+                for s, sp, tp, a, order in zip(scores, sectors, types, analyses, ranked)]  # noqa: B905 (parallel per-text arrays of one length)
 
     def _one(self, score: float, sector_scores: dict, type_scores: dict, keys: list[tuple[int, int]]) -> Prediction:
         sector = max(sector_scores, key=sector_scores.get) if sector_scores else None
@@ -271,7 +271,7 @@ def make_card(examples: list[Example], threshold: float, metrics: dict) -> dict:
         bucket = counts.setdefault(ex.origin, {"texts": 0, "positives": 0})
         bucket["texts"] += 1
         bucket["positives"] += int(ex.cocreation)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # The version changes with the data, the lexicon (the evidence features) and the model's definition.
     spec = hashlib.sha256(f"{digest}{lexicon_digest()}{make_pipeline(0.0)!r}{RECALL_TARGET}".encode()).hexdigest()
     return {

@@ -7,7 +7,6 @@ import logging
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -26,7 +25,7 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_ERROR, EXIT_LOCKED = 0, 1, 2, 3
 @app.callback()
 def main(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config file.", envvar="RADAR_CONFIG"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML config file.", envvar="RADAR_CONFIG"),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv for debug)."),
 ) -> None:
     """Cocreatie Radar: nightly ingest, scoring and review of co-creation examples."""
@@ -148,8 +147,8 @@ def _data_dir_error(settings: Settings, exc: OSError) -> RadarError:
 @app.command("score")
 def score_cmd(
     ctx: typer.Context,
-    input: Optional[Path] = typer.Option(None, "--input", "-i", help="JSONL with id, text [, title] (default stdin)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write scores (default stdout)."),
+    input: Path | None = typer.Option(None, "--input", "-i", help="JSONL with id, text [, title] (default stdin)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Where to write scores (default stdout)."),
 ) -> None:
     """Score Dutch articles: co-creation probability, flag, sector, type and evidence per line."""
     from pipeline.ingest import parse_jsonl_lines, read_jsonl, split_lines
@@ -186,8 +185,8 @@ def _valid_records(source, bad: list[str]):
 @app.command("train")
 def train_cmd(
     ctx: typer.Context,
-    articles: Optional[list[Path]] = typer.Option(None, "--articles", help="Labelled texts, repeatable (default: settings.train_articles)."),
-    labels: Optional[list[Path]] = typer.Option(None, "--labels", help="Their labels, in the same order (default: settings.train_labels)."),
+    articles: list[Path] | None = typer.Option(None, "--articles", help="Labelled texts, repeatable (default: settings.train_articles)."),
+    labels: list[Path] | None = typer.Option(None, "--labels", help="Their labels, in the same order (default: settings.train_labels)."),
     written: bool = typer.Option(True, "--written/--no-written", help="Also train on data/training/written.jsonl."),
     reviews: bool = typer.Option(True, "--reviews/--no-reviews", help="Also train on the analysts' final labels."),
     folds: int = typer.Option(10, "--folds", help="Grouped (leave-sources-out) cross-validation folds."),
@@ -269,9 +268,9 @@ def _eval_text(result: dict) -> str:
 @app.command("review")
 def review_cmd(
     ctx: typer.Context,
-    host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default: review_host, 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port (default: review_port; 0 picks a free one)."),
-    analyst: Optional[str] = typer.Option(None, "--analyst", help="Analyst name recorded with decisions."),
+    host: str | None = typer.Option(None, "--host", help="Address to bind (default: review_host, 127.0.0.1)."),
+    port: int | None = typer.Option(None, "--port", help="Port (default: review_port; 0 picks a free one)."),
+    analyst: str | None = typer.Option(None, "--analyst", help="Analyst name recorded with decisions."),
 ) -> None:
     """Start the analyst's review web app and print its link."""
     from pipeline.store import open_store
@@ -369,8 +368,8 @@ def export_cmd(
     ctx: typer.Context,
     format: str = typer.Option("jsonl", "--format", "-f", help="jsonl, csv or parquet."),
     status: str = typer.Option("reviewed", "--status", help="reviewed (final labels), flagged or all articles."),
-    since: Optional[str] = typer.Option(None, "--since", help="Articles published on or after DATE (or 7d, 2w)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
+    since: str | None = typer.Option(None, "--since", help="Articles published on or after DATE (or 7d, 2w)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
 ) -> None:
     """Export the reviewed dataset: text, metadata, final labels and provenance (columns in the README)."""
     from pipeline.export import iter_export_rows, parse_since, write_export
@@ -406,7 +405,7 @@ def digest_cmd(
     ctx: typer.Context,
     since: str = typer.Option("7d", "--since", help="Examples decided on or after DATE, or within a span (7d, 2w)."),
     format: str = typer.Option("md", "--format", "-f", help="md or html."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
 ) -> None:
     """Write the accepted co-creation examples grouped by sector, ready for a newsletter."""
     from pipeline.codebook import load_codebook

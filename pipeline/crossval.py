@@ -10,7 +10,7 @@ is chosen on the training side of its fold (nested).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from sklearn.model_selection import GroupKFold, StratifiedKFold
@@ -125,7 +125,7 @@ def _record_labels(trainer: Trainer, train, test, detector: Detector, best_at: l
     for attr, model in (("sector", labellers.sector), ("type", labellers.type)):
         if model is None:
             continue
-        for k, row in zip(positives, model.predict_proba(x)):
+        for k, row in zip(positives, model.predict_proba(x)):  # noqa: B905 (one probability row per positive by construction)
             best = int(np.argmax(row))
             result.labels[attr][int(test[k])] = (str(model.classes_[best]), float(row[best]))
 

@@ -73,7 +73,7 @@ class NearDuplicateIndex:
         return max(scored, key=lambda pair: (pair[1], -pair[0])) if scored else None
 
     @classmethod
-    def from_signatures(cls, rows: list[tuple[int, bytes]], threshold: float) -> "NearDuplicateIndex":
+    def from_signatures(cls, rows: list[tuple[int, bytes]], threshold: float) -> NearDuplicateIndex:
         """Build the index from stored (article id, signature bytes) rows."""
         index = cls(threshold)
         for article_id, blob in rows:

@@ -8,7 +8,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, UTC
 from pathlib import Path
 from urllib.parse import quote
 
@@ -39,7 +39,7 @@ def parse_since(text: str | None, today: date | None = None) -> str | None:
     """Turn '7d', '2w' or an ISO date into an ISO date string (None passes through)."""
     if not text:
         return None
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     match = re.fullmatch(r"(\d+)([dw])", text.strip())
     if match:
         days = int(match.group(1)) * (7 if match.group(2) == "w" else 1)

@@ -41,8 +41,7 @@ CALL_TO_ACTION = re.compile(
 NO_TEXT_TAGS = ("script", "style", "noscript", "template", "svg")
 CP1252_HOLES = {0x81, 0x8D, 0x8F, 0x90, 0x9D}  # undefined in Windows-1252: take them as Latin-1
 # Words that are frequent in Dutch and rare in other languages; enough to tell nl from en/fr/de.
-DUTCH_MARKERS = frozenset("de het een en van in is dat op te zijn niet met voor ook er maar bij wordt "
-                          "werd naar nog uit aan hun zij om door als dan heeft worden".split())
+DUTCH_MARKERS = frozenset(["de", "het", "een", "en", "van", "in", "is", "dat", "op", "te", "zijn", "niet", "met", "voor", "ook", "er", "maar", "bij", "wordt", "werd", "naar", "nog", "uit", "aan", "hun", "zij", "om", "door", "als", "dan", "heeft", "worden"])
 
 
 def _cp1252_fallback(err: UnicodeDecodeError) -> tuple[str, int]:

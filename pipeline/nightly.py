@@ -9,7 +9,7 @@ import traceback
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
+from collections.abc import Iterator
 
 from filelock import FileLock, Timeout
 from tqdm import tqdm

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -61,7 +61,7 @@ def _prediction(row: Mapping) -> Prediction:
 
 def now_iso() -> str:
     """Return the current UTC time as an ISO 8601 string."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -474,8 +474,8 @@ class Store:
     def decisions_by_article(self, article_ids: Iterable[int] | None = None) -> dict[int, dict[str, ReviewEvent]]:
         """Return the analysts' current decisions as article id -> analyst -> event (of the given articles)."""
         result: dict[int, dict[str, ReviewEvent]] = {}
-        for event in self.current_reviews(article_ids):
-            result.setdefault(event.article_id, {})[event.analyst] = event
+        for review in self.current_reviews(article_ids):
+            result.setdefault(review.article_id, {})[review.analyst] = review
         return result
 
     def settle_events(self) -> list[ReviewEvent]:
@@ -831,8 +831,8 @@ def _cluster_rows(conn: Connection, ids: list[int]) -> list[dict]:
         members.setdefault(canonical_id, []).append(article_id)
     scores = _newest_scores(conn, [*members, *(m for ms in members.values() for m in ms)])
     decisions: dict[int, dict[str, ReviewEvent]] = {}
-    for event in _current_reviews(conn, list(members)):
-        decisions.setdefault(event.article_id, {})[event.analyst] = event
+    for review in _current_reviews(conn, list(members)):
+        decisions.setdefault(review.article_id, {})[review.analyst] = review
     return [_cluster_row(head, sorted(members[head.id]), scores, decisions.get(head.id, {})) for head in heads]
 
 

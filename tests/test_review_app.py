@@ -13,7 +13,6 @@ from sqlalchemy import select
 from waitress import wasyncore
 
 from pipeline.errors import ConfigError
-from pipeline.records import Article
 from pipeline.review.agreement import kappa, pair_agreement
 from pipeline.review.app import create_app, make_server, safe_href
 from pipeline.review.security import check_binding, is_loopback
@@ -202,7 +201,7 @@ def test_agreement_page_shows_kappa_per_pair_and_settles_disagreements(review_st
     for name in ("ann", "bea"):
         clients[name] = create_app(settings, store, analyst=name).test_client()
     for name, labels in {"ann": ["1", "1", "0"], "bea": ["1", "0", "0"]}.items():
-        for key, value in zip(("park", "care", "xss"), labels):
+        for key, value in zip(("park", "care", "xss"), labels, strict=True):
             decide(clients[name], ids[key], cocreation=value, sector="overheid", type="ontwerp")
     [pair] = pair_agreement({a: {r["analyst"]: r for r in store.current_reviews() if r["article_id"] == a}
                              for a in (ids["park"], ids["care"], ids["xss"])})

@@ -33,5 +33,5 @@ def _pair(decisions: dict[int, dict[str, dict]], a: str, b: str) -> dict:
 def _aspect(rows: list[tuple[dict, dict]], key: str) -> dict:
     first = [x[key] for x, _ in rows]
     second = [y[key] for _, y in rows]
-    agreed = sum(p == q for p, q in zip(first, second))
+    agreed = sum(p == q for p, q in zip(first, second, strict=True))
     return {"kappa": kappa(first, second), "agreement": agreed / len(rows) if rows else None, "n": len(rows)}

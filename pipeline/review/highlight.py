@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from itertools import pairwise
 from urllib.parse import urlsplit
 
 from markupsafe import Markup, escape
@@ -47,7 +48,7 @@ def highlight_text(text: str, evidence: list[dict]) -> Markup:
     # give each piece the classes of all spans covering it.
     cuts = sorted({0, len(text)} | {s["start"] for s in spans} | {s["end"] for s in spans})
     parts = []
-    for start, end in zip(cuts, cuts[1:]):
+    for start, end in pairwise(cuts):
         piece = escape(text[start:end])
         covering = [s for s in spans if s["start"] <= start and end <= s["end"]]
         parts.append(_mark(piece, covering) if covering else piece)

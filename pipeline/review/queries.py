@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from pipeline.labels import is_disputed  # noqa: F401  (kept importable here for callers of the old module)
@@ -34,7 +34,7 @@ def queue_place(store: Store, analyst: str, filters: QueueFilters, threshold: fl
 
 def progress_counts(store: Store, analyst: str) -> dict:
     """Count the analyst's reviewed and remaining flagged clusters, today and overall."""
-    return store.review_progress(analyst, datetime.now(timezone.utc).date().isoformat())
+    return store.review_progress(analyst, datetime.now(UTC).date().isoformat())
 
 
 def flag_threshold(model_dir: Path) -> float:
