@@ -70,7 +70,7 @@ def throughput(pages: list[bytes], repeat: int = 1) -> dict:
     _time_round(pages[:5])  # warm caches and lazy imports (dateparser)
     rounds = [_time_round(pages) for _ in range(repeat)]
     ratios = sorted((extraction + dedupe) / baseline for baseline, extraction, dedupe in rounds)
-    baseline, extraction, dedupe = (statistics.median(side) for side in zip(*rounds))
+    baseline, extraction, dedupe = (statistics.median(side) for side in zip(*rounds, strict=True))
     n = len(pages)
     return {"pages": n, "rounds": repeat, "trafilatura_per_s": round(n / baseline, 1),
             "radar_per_s": round(n / (extraction + dedupe), 1),

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import bench_ingest, bench_learning, bench_nlp
+from benchmarks import bench_ingest, bench_learning, bench_nlp, bench_review
 
 
 def main() -> None:
     """Run the benchmarks in turn and print their figures."""
-    results = {"nlp": bench_nlp.main(), "ingest": bench_ingest.main(), "learning": bench_learning.main()}
+    results = {"nlp": bench_nlp.main(), "ingest": bench_ingest.main(), "learning": bench_learning.main(),
+               "review": bench_review.main(["--articles", "100000"])}
     out = Path("data/local/bench.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

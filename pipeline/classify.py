@@ -16,7 +16,7 @@ import json
 import logging
 import platform
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import numpy as np
@@ -163,7 +163,7 @@ def separate_passages(passages: list, order: list[int], top: int) -> list[int]:
 
 def fit_detector(examples: list[Example], analyses: list[Analysis]) -> Detector:
     """Fit the passage model on evidence passages and the document model on whole texts."""
-    rows = [row for ex, a in zip(examples, analyses)
+    rows = [row for ex, a in zip(examples, analyses)  # noqa: B905 (parallel lists of one length by construction)
             for row in training_passages(ex.text, ex.cocreation, ex.evidence, a)]
     labels = np.array([label for _, label, _ in rows])
     # A tempting negative's deciding sentence is the most informative negative there is.
@@ -202,7 +202,7 @@ class RadarModel:
                 "sector_confidence": self.label_confidence["sector"], "type_confidence": self.label_confidence["type"]}
 
     @classmethod
-    def from_parts(cls, parts: dict, card: dict) -> "RadarModel":
+    def from_parts(cls, parts: dict, card: dict) -> RadarModel:
         """Rebuild a model from the saved parts and its card."""
         return cls(Detector(parts["passage"], parts["document"]), parts["calibrator"],
                    Labellers(parts["sector"], parts["type"]), float(parts["threshold"]),
@@ -222,7 +222,7 @@ class RadarModel:
         sectors = suggest_labels(self.labellers.sector, analyses, best_at, "sector")
         types = suggest_labels(self.labellers.type, analyses, best_at, "type")
         return [self._one(float(s), sp, tp, key_spans(a, order))
-                for s, sp, tp, a, order in zip(scores, sectors, types, analyses, ranked)]
+                for s, sp, tp, a, order in zip(scores, sectors, types, analyses, ranked)]  # noqa: B905 (parallel per-text arrays of one length)
 
     def _one(self, score: float, sector_scores: dict, type_scores: dict, keys: list[tuple[int, int]]) -> Prediction:
         sector = max(sector_scores, key=sector_scores.get) if sector_scores else None
@@ -288,7 +288,7 @@ def make_card(examples: list[Example], threshold: float, metrics: dict) -> dict:
         bucket = counts.setdefault(ex.origin, {"texts": 0, "positives": 0})
         bucket["texts"] += 1
         bucket["positives"] += int(ex.cocreation)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # The version changes with the data, the lexicon (the evidence features) and the model's definition:
     # its pipeline, its constants and the threshold cross-validation chose (which any change in how
     # scores are made moves), so predictions of two different models never share a version.

@@ -7,7 +7,7 @@ import logging
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -28,13 +28,13 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_ERROR, EXIT_LOCKED = 0, 1, 2, 3
 
 CONFIG_HELP = "TOML config file (also RADAR_CONFIG); may come before or after the command."
 # The same option on every command, so `radar status --config X` works as well as `radar --config X status`.
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", metavar="FILE", help=CONFIG_HELP)]
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE", help=CONFIG_HELP)]
 
 
 @app.callback()
 def main(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help=CONFIG_HELP,
+    config: Path | None = typer.Option(None, "--config", "-c", metavar="FILE", help=CONFIG_HELP,
                                           envvar="RADAR_CONFIG"),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, show_default=False,
                                 help="Log more: -v for progress, -vv for debug. A flag to repeat, not a number."),
@@ -45,7 +45,7 @@ def main(
     ctx.obj = {"config": config}
 
 
-def _settings(ctx: typer.Context, config: Optional[Path] = None) -> Settings:
+def _settings(ctx: typer.Context, config: Path | None = None) -> Settings:
     # A --config after the command wins over one before it, which wins over RADAR_CONFIG.
     try:
         return load_settings(config or ctx.obj["config"])
@@ -63,7 +63,7 @@ def _open_store(settings: Settings, later: list[str] | None = None):
 
     With `later`, the note is put there instead, for a command that must print something else first.
     """
-    from pipeline.nightly import open_store
+    from pipeline.store import open_store
 
     missing = _database_missing(settings)
     store = open_store(settings)
@@ -176,7 +176,8 @@ def ingest_cmd(
 ) -> None:
     """Import articles that are already text (one JSON object a line); exit 1 when any line was bad."""
     from pipeline.ingest import ingest_file
-    from pipeline.nightly import open_store, run_lock
+    from pipeline.nightly import run_lock
+    from pipeline.store import open_store
 
     settings = _settings(ctx, config)
     try:
@@ -212,8 +213,8 @@ def _data_dir_error(settings: Settings, exc: OSError) -> RadarError:
 def score_cmd(
     ctx: typer.Context,
     config: ConfigOption = None,
-    input: Optional[Path] = typer.Option(None, "--input", "-i", help="JSONL with id, text [, title] (default stdin)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write scores (default stdout)."),
+    input: Path | None = typer.Option(None, "--input", "-i", help="JSONL with id, text [, title] (default stdin)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Where to write scores (default stdout)."),
 ) -> None:
     """Score Dutch articles: co-creation probability, flag, sector, type and evidence per line."""
     from pipeline.ingest import parse_jsonl_lines, read_jsonl, split_lines
@@ -251,8 +252,8 @@ def _valid_records(source, bad: list[str]):
 def train_cmd(
     ctx: typer.Context,
     config: ConfigOption = None,
-    articles: Optional[list[Path]] = typer.Option(None, "--articles", help="Labelled texts, repeatable (default: settings.train_articles)."),
-    labels: Optional[list[Path]] = typer.Option(None, "--labels", help="Their labels, in the same order (default: settings.train_labels)."),
+    articles: list[Path] | None = typer.Option(None, "--articles", help="Labelled texts, repeatable (default: settings.train_articles)."),
+    labels: list[Path] | None = typer.Option(None, "--labels", help="Their labels, in the same order (default: settings.train_labels)."),
     written: bool = typer.Option(True, "--written/--no-written", help="Also train on data/training/written.jsonl."),
     reviews: bool = typer.Option(True, "--reviews/--no-reviews", help="Also train on the analysts' final labels."),
     folds: int = typer.Option(10, "--folds", help="Grouped (leave-sources-out) cross-validation folds."),
@@ -336,9 +337,9 @@ def _eval_text(result: dict) -> str:
 def review_cmd(
     ctx: typer.Context,
     config: ConfigOption = None,
-    host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default: review_host, 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port (default: review_port; 0 picks a free one)."),
-    analyst: Optional[str] = typer.Option(None, "--analyst", help="Analyst name recorded with decisions."),
+    host: str | None = typer.Option(None, "--host", help="Address to bind (default: review_host, 127.0.0.1)."),
+    port: int | None = typer.Option(None, "--port", help="Port (default: review_port; 0 picks a free one)."),
+    analyst: str | None = typer.Option(None, "--analyst", help="Analyst name recorded with decisions."),
 ) -> None:
     """Start the analyst's review web app and print its link."""
     from pipeline.review.analysts import check_token_setting
@@ -369,7 +370,7 @@ analysts_app = typer.Typer(help="Analysts' own access tokens for a review app se
 app.add_typer(analysts_app, name="analysts")
 
 
-def _with_store(ctx: typer.Context, config: Optional[Path], action):
+def _with_store(ctx: typer.Context, config: Path | None, action):
     settings = _settings(ctx, config)
     try:
         store = _open_store(settings)
@@ -444,43 +445,49 @@ def export_cmd(
     config: ConfigOption = None,
     format: str = typer.Option("jsonl", "--format", "-f", help="jsonl, csv or parquet."),
     status: str = typer.Option("reviewed", "--status", help="reviewed (final labels), flagged or all articles."),
-    since: Optional[str] = typer.Option(None, "--since", help="Articles published on or after DATE (or 7d, 2w)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
+    since: str | None = typer.Option(None, "--since", help="Articles published on or after DATE (or 7d, 2w)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
 ) -> None:
     """Export the reviewed dataset: text, metadata, final labels and provenance (columns in the README)."""
-    from pipeline.export import parse_since, write_export, export_rows
+    from pipeline.export import iter_export_rows, parse_since, write_export
 
     settings = _settings(ctx, config)
+    counted = [0]
+
+    def counting(rows):  # rows stream from the store to the file: a million articles never sit in memory
+        for row in rows:
+            counted[0] += 1
+            yield row
+
     try:
         if format == "parquet" and output is None:
             raise RadarError("parquet is binary: give --output FILE")
         store = _open_store(settings)
         try:
-            rows = export_rows(store, status, parse_since(since))
+            data = write_export(counting(iter_export_rows(store, status, parse_since(since))), format, output)
         finally:
             store.close()
-        data = write_export(rows, format, output)
     except RadarError as exc:
         _fail(exc)
     if data is not None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     else:
-        typer.echo(f"Exported {len(rows)} rows to {output}", err=True)
+        typer.echo(f"Exported {counted[0]} rows to {output}", err=True)
 
 
 @app.command("digest")
 def digest_cmd(
     ctx: typer.Context,
     config: ConfigOption = None,
-    since: Optional[str] = typer.Option(
+    since: str | None = typer.Option(
         None, "--since", help="Stories published on or after DATE, or within a span (7d, 2w). Default 7d, "
                               "unless --decided-since is given."),
-    decided_since: Optional[str] = typer.Option(
+    decided_since: str | None = typer.Option(
         None, "--decided-since", help="Stories whose label became final on or after DATE or within a span."),
     format: str = typer.Option("md", "--format", "-f", help="md, html, text, or eml: an e-mail with the HTML "
                                                             "and a plain-text alternative."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
 ) -> None:
     """Write the accepted co-creation examples in Dutch, grouped by sector, ready for a newsletter."""
     from pipeline.codebook import load_codebook

@@ -33,18 +33,6 @@ class Codebook:
     def _entry(self, name: str | None) -> dict:
         return next((e for e in self.raw.get("sectors", []) + self.raw.get("types", []) if e["name"] == name), {})
 
-    def check_record(self, record: dict) -> list[str]:
-        """Return what is wrong with a label record (empty when it follows the codebook)."""
-        problems = []
-        if not isinstance(record.get("cocreation"), bool):
-            problems.append("cocreation must be true or false")
-        elif record["cocreation"]:
-            if record.get("sector") not in self.sectors:
-                problems.append(f"sector {record.get('sector')!r} is not one of {', '.join(self.sectors)}")
-            if record.get("type") not in self.types:
-                problems.append(f"type {record.get('type')!r} is not one of {', '.join(self.types)}")
-        return problems
-
 
 @lru_cache(maxsize=4)
 def load_codebook(path: Path = CODEBOOK_PATH) -> Codebook:

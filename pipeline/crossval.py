@@ -10,7 +10,7 @@ is chosen on the training side of its fold (nested).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from sklearn.model_selection import GroupKFold, StratifiedKFold
@@ -125,7 +125,8 @@ def _record_labels(trainer: Trainer, train, test, detector: Detector, best_at: l
     for attr, model in (("sector", labellers.sector), ("type", labellers.type)):
         if model is None:
             continue
-        for k, scores in zip(positives, suggest_labels(model, analyses, [best_at[k] for k in positives], attr)):
+        suggestions = suggest_labels(model, analyses, [best_at[k] for k in positives], attr)
+        for k, scores in zip(positives, suggestions, strict=True):
             best = max(scores, key=scores.get)
             result.labels[attr][int(test[k])] = (best, scores[best])
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.codebook import load_codebook
+from pipeline.labels import cluster_id_of
 
 STATUSES = ("all", "flagged", "reviewed", "unreviewed")
 
@@ -42,23 +43,21 @@ def load_dataset(source: str | Path | None = None, *, since: str | None = None, 
 
 
 def _articles_frame(store) -> pd.DataFrame:
-    articles = pd.DataFrame(store.articles())
+    articles = pd.DataFrame([{**dict(a), "cluster_id": cluster_id_of(a.id, a.canonical_id)} for a in store.articles()])
     if articles.empty:
         return pd.DataFrame(columns=COLUMNS)
-    articles = articles.rename(columns={"id": "article_id", "canonical_id": "cluster_id"})
-    articles["cluster_id"] = articles["cluster_id"].fillna(articles["article_id"]).astype(int)
-    predictions = pd.DataFrame(store.latest_predictions())
+    articles = articles.rename(columns={"id": "article_id"})
+    predictions = pd.DataFrame([dict(p) for p in store.latest_predictions()])
     if predictions.empty:
         predictions = pd.DataFrame(columns=["article_id"])
     predictions = predictions.rename(columns={"sector": "predicted_sector", "type": "predicted_type"})
-    final = pd.DataFrame([{"article_id": k, "final_cocreation": v["cocreation"], "final_sector": v["sector"],
-                           "final_type": v["type"], "borderline": v["borderline"], "reviewed_by": v["analyst"],
-                           "reviewed_at": v["created_at"]} for k, v in store.final_labels().items()],
-                         columns=["article_id", "final_cocreation", "final_sector", "final_type", "borderline",
+    final = pd.DataFrame([{"cluster_id": k, "final_cocreation": v.cocreation, "final_sector": v.sector,
+                           "final_type": v.type, "borderline": v.borderline, "reviewed_by": v.analyst,
+                           "reviewed_at": v.created_at} for k, v in store.final_labels().items()],
+                         columns=["cluster_id", "final_cocreation", "final_sector", "final_type", "borderline",
                                   "reviewed_by", "reviewed_at"])
-    # A near-duplicate cluster is reviewed once, on its canonical article: its members carry that label,
-    # as in `radar export`.
-    final = final.rename(columns={"article_id": "cluster_id"})
+    # A near-duplicate cluster is reviewed once, on its canonical article: its members carry that label
+    # (labels.label_for_member), as in `radar export`.
     merged = articles.merge(predictions.drop(columns=["id", "created_at", "run_id"], errors="ignore"),
                             on="article_id", how="left").merge(final, on="cluster_id", how="left")
     return merged.reindex(columns=COLUMNS)

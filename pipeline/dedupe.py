@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
+
+from pipeline.records import Article
+
+if TYPE_CHECKING:  # the store imports nothing from here; the hint only
+    from pipeline.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +73,7 @@ class NearDuplicateIndex:
         return max(scored, key=lambda pair: (pair[1], -pair[0])) if scored else None
 
     @classmethod
-    def from_signatures(cls, rows: list[tuple[int, bytes]], threshold: float) -> "NearDuplicateIndex":
+    def from_signatures(cls, rows: list[tuple[int, bytes]], threshold: float) -> NearDuplicateIndex:
         """Build the index from stored (article id, signature bytes) rows."""
         index = cls(threshold)
         for article_id, blob in rows:
@@ -74,28 +81,48 @@ class NearDuplicateIndex:
         return index
 
 
-def find_duplicate(store, index: NearDuplicateIndex, article) -> tuple[tuple[int, str, float] | None, MinHash | None]:
-    """Return ((canonical id, 'exact' | 'near', similarity) or None, signature) for a new article.
+@dataclass(frozen=True)
+class DedupeDecision:
+    """Where a new article belongs: (canonical id, 'exact' | 'near', similarity) of its cluster, or a new cluster."""
 
-    Exact copies (same normalised text) join the cluster of the stored copy; near copies join the
-    most similar cluster head above the threshold.
+    duplicate: tuple[int, str, float] | None
+    signature: MinHash | None
+
+    @property
+    def heads_new_cluster(self) -> bool:
+        """Tell whether the article starts a cluster of its own."""
+        return self.duplicate is None
+
+
+def decide_duplicate(article: Article, exact_cluster: int | None, index: NearDuplicateIndex) -> DedupeDecision:
+    """Decide an article's identity and cluster from the candidates; pure: nothing is read or written.
+
+    `exact_cluster` is the cluster of a stored article with the same normalised text (found by content hash),
+    `index` holds the cluster heads' signatures. Exact copies join that cluster; near copies join the most
+    similar head above the threshold; anything else heads a new cluster.
     """
     sig = minhash_of(article.text)
-    same = store.find_article(content_hash=article.content_hash)
-    if same is not None:
-        return (store.canonical_of(same), "exact", 1.0), sig
-    if sig is not None:
-        match = index.best_match(sig)
-        if match is not None:
-            return (match[0], "near", round(match[1], 3)), sig
-    return None, sig
+    if exact_cluster is not None:
+        return DedupeDecision((exact_cluster, "exact", 1.0), sig)
+    match = index.best_match(sig) if sig is not None else None
+    if match is not None:
+        return DedupeDecision((match[0], "near", round(match[1], 3)), sig)
+    return DedupeDecision(None, sig)
 
 
-def save_deduplicated(store, index: NearDuplicateIndex, article, **save_kwargs) -> bool:
-    """Store an article with its duplicate link and signature; return True when it heads a new cluster."""
-    duplicate, sig = find_duplicate(store, index, article)
-    article_id = store.save_article(article, duplicate=duplicate,
+def find_duplicate(store: Store, index: NearDuplicateIndex,
+                   article: Article) -> tuple[tuple[int, str, float] | None, MinHash | None]:
+    """Return ((canonical id, 'exact' | 'near', similarity) or None, signature) for a new article."""
+    decision = decide_duplicate(article, store.cluster_of_content(article.content_hash), index)
+    return decision.duplicate, decision.signature
+
+
+def save_deduplicated(store: Store, index: NearDuplicateIndex, article: Article, **save_kwargs) -> bool:
+    """Decide the article's cluster, let the store save it, index a new head; return True for a new cluster."""
+    decision = decide_duplicate(article, store.cluster_of_content(article.content_hash), index)
+    sig = decision.signature
+    article_id = store.save_article(article, duplicate=decision.duplicate,
                                     minhash=signature_bytes(sig) if sig is not None else None, **save_kwargs)
-    if duplicate is None and sig is not None:
+    if decision.heads_new_cluster and sig is not None:
         index.add(article_id, sig)
-    return duplicate is None
+    return decision.heads_new_cluster

@@ -134,7 +134,7 @@ class DemoSiteHandler(BaseHTTPRequestHandler):
         """Send a site file with validators so clients can make conditional requests."""
         body = render_file(path, self.base_url)
         mtime = path.stat().st_mtime
-        etag = '"%s"' % hashlib.sha1(body).hexdigest()[:16]
+        etag = f'"{hashlib.sha1(body).hexdigest()[:16]}"'
         if is_not_modified(self.headers, etag, mtime):
             self.send_response(HTTPStatus.NOT_MODIFIED)
             self.send_header("ETag", etag)

@@ -6,14 +6,15 @@ import email.policy
 import re
 import textwrap
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 from email.message import EmailMessage
 from email.utils import format_datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from pipeline.codebook import Codebook
 from pipeline.errors import ConfigError
 from pipeline.export import export_rows, parse_since
+from pipeline.review.highlight import safe_href
 from pipeline.store import Store
 
 FORMATS = ("md", "html", "text", "eml")
@@ -90,13 +91,9 @@ def digest_groups(store: Store, codebook: Codebook, window: Window = Window()) -
 
 def _item(row: dict, also_in: list[str], codebook: Codebook) -> dict:
     return {"article_id": row["article_id"], "title": " ".join((row["title"] or "").split()) or "(zonder titel)",
-            "href": _http_url(row["url"]), "outlet": row["outlet"] or "", "date": dutch_date(row["published"]),
+            "href": safe_href(row["url"]), "outlet": row["outlet"] or "", "date": dutch_date(row["published"]),
             "sector": row["sector"], "type": codebook.label_of(row["type"]), "lead": codebook.lead_of(row["type"]),
             "quote": clean_quote(row["evidence_quote"]), "also_in": also_in}
-
-
-def _http_url(url: str | None) -> str | None:
-    return url if url and urlsplit(url).scheme.lower() in ("http", "https") else None
 
 
 def render_digest(groups: dict[str, list[dict]], fmt: str, codebook: Codebook, window: Window = Window()) -> str:
@@ -205,7 +202,7 @@ def _email(view: dict, groups: dict[str, list[dict]]) -> str:
     count = sum(len(items) for items in groups.values())
     period = f", {view['window']}" if view["window"] else ""
     message["Subject"] = f"{TITLE}: {count} {'voorbeeld' if count == 1 else 'voorbeelden'}{period}"
-    message["Date"] = format_datetime(datetime.now(timezone.utc))
+    message["Date"] = format_datetime(datetime.now(UTC))
     # Outlook opens a message marked unsent as a draft to address and send; other clients ignore the header.
     message["X-Unsent"] = "1"
     message.set_content(_plain_text(view))

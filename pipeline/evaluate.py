@@ -11,7 +11,7 @@ import logging
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from sklearn.metrics import average_precision_score, confusion_matrix
@@ -188,7 +188,7 @@ def label_summary(real: list[Example], attr: str, found: dict[int, tuple[str, fl
         return result
     majority = Counter(gold).most_common(1)[0][0]
     present = sorted(set(gold))
-    recalls = [np.mean([p == g for g, p in zip(gold, predicted) if g == label]) for label in present]
+    recalls = [np.mean([p == g for g, p in zip(gold, predicted) if g == label]) for label in present]  # noqa: B905 (parallel gold and predicted labels)
     result.update({"majority_label": majority, "majority_accuracy": round(gold.count(majority) / len(gold), 4),
                    "macro_recall": round(float(np.mean(recalls)), 4),
                    "majority_macro_recall": round(1 / len(present), 4)})
@@ -199,7 +199,7 @@ def evidence_overlap(real: list[Example], highlighted: list[list[tuple[int, int]
     """Return the share of positives whose gold evidence quote overlaps a highlighted key sentence."""
     from pipeline.passages import evidence_span
     hits = total = 0
-    for ex, spans in zip(real, highlighted):
+    for ex, spans in zip(real, highlighted):  # noqa: B905 (parallel lists of one length by construction)
         span = evidence_span(ex.text, ex.evidence) if ex.cocreation else None
         if span is None:
             continue

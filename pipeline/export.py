@@ -7,10 +7,14 @@ import io
 import json
 import logging
 import re
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, timedelta, UTC
 from pathlib import Path
 
+from pipeline import labels
 from pipeline.errors import ConfigError
+from pipeline.records import FinalLabel, Prediction, StoredArticle
+from pipeline.review.highlight import best_quote
 from pipeline.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,7 +38,7 @@ def parse_since(text: str | None, today: date | None = None) -> str | None:
     """Turn '7d', '2w' or an ISO date into an ISO date string (None passes through)."""
     if not text:
         return None
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     match = re.fullmatch(r"(\d+)([dw])", text.strip())
     if match:
         days = int(match.group(1)) * (7 if match.group(2) == "w" else 1)
@@ -45,106 +49,94 @@ def parse_since(text: str | None, today: date | None = None) -> str | None:
         raise ConfigError(f"--since {text!r}: give a date (2026-03-01) or a span such as 7d or 2w") from None
 
 
-def final_provenance(store: Store) -> dict[int, dict]:
-    """Return per labelled article its final label with analysts, settler and time of decision."""
-    current: dict[int, list[dict]] = {}
-    for row in store.current_reviews():
-        current.setdefault(row["article_id"], []).append(row)
-    result = {}
-    for article_id, final in store.final_labels().items():
-        rows = current.get(article_id, [])
-        settled = final["action"] == "settle"
-        names = sorted({r["analyst"] for r in rows} | ({final["analyst"]} if settled else set()))
-        times = [r["created_at"] for r in rows] + [final["created_at"]]
-        result[article_id] = {**final, "label_source": "settled" if settled else "agreed",
-                              "analysts": ", ".join(names), "settled_by": final["analyst"] if settled else "",
-                              "reviewed_at": max(times)}
-    return result
+def final_provenance(store: Store) -> dict[int, FinalLabel]:
+    """Return per labelled article its final label with analysts, settler and time of decision (labels.py)."""
+    return store.final_labels()
 
 
 def export_rows(store: Store, status: str = "reviewed", since: str | None = None) -> list[dict]:
     """Return one row per article (labels of a cluster copied to its members), in COLUMNS order."""
-    from pipeline.review.highlight import best_quote
+    return list(iter_export_rows(store, status, since))
 
+
+def iter_export_rows(store: Store, status: str = "reviewed", since: str | None = None) -> Iterator[dict]:
+    """Yield the export rows a batch of articles at a time, so memory stays flat however many articles there are."""
     if status not in STATUSES:
         raise ConfigError(f"--status must be one of {', '.join(STATUSES)}")
-    labels = final_provenance(store)
-    predictions = {p["article_id"]: p for p in store.latest_predictions()}
-    flagged_clusters = {_cluster(a) for a in store.articles()
-                        if predictions.get(a["id"], {}).get("flagged")}
-    rows = []
-    for art in store.articles():
-        cluster_id = _cluster(art)
-        label = labels.get(cluster_id)
-        if not _selected(status, label, cluster_id in flagged_clusters) or not _since(art, since):
+    final = final_provenance(store)
+    flagged_clusters = store.flagged_cluster_ids()
+    count = 0
+    for art, pred in store.iter_articles_with_predictions():
+        label, from_cluster = labels.label_for_member(final, art.id, art.canonical_id)
+        if not _selected(status, label, art.cluster_id in flagged_clusters) or not _since(art, since):
             continue
-        pred = predictions.get(art["id"])
-        quote_text = best_quote(art["text"], pred["evidence"]) if pred else ""
-        rows.append(_row(art, cluster_id, pred, label, quote_text))
-    log.info("export: %d rows (status %s, since %s)", len(rows), status, since or "any date")
-    return rows
+        quote_text = best_quote(art.text, pred.evidence) if pred else ""
+        count += 1
+        yield _row(art, pred, label, from_cluster, quote_text)
+    log.info("export: %d rows (status %s, since %s)", count, status, since or "any date")
 
 
-def _cluster(article: dict) -> int:
-    return article["canonical_id"] or article["id"]
-
-
-def _selected(status: str, label: dict | None, flagged: bool) -> bool:
+def _selected(status: str, label: FinalLabel | None, flagged: bool) -> bool:
     return status == "all" or (status == "reviewed" and label is not None) or (status == "flagged" and flagged)
 
 
-def _since(article: dict, since: str | None) -> bool:
-    return not since or (article["published"] or article["created_at"] or "")[:10] >= since
+def _since(article: StoredArticle, since: str | None) -> bool:
+    return not since or article.date[:10] >= since
 
 
-def _row(art: dict, cluster_id: int, pred: dict | None, label: dict | None, quote_text: str) -> dict:
-    pred, label = pred or {}, label or {}
-    has_label = bool(label) and label.get("cocreation") is not None
+def _row(art: StoredArticle, pred: Prediction | None, label: FinalLabel | None, from_cluster: bool,
+         quote_text: str) -> dict:
+    has_label = label is not None and label.cocreation is not None
     return {
-        "article_id": art["id"], "cluster_id": cluster_id, "is_canonical": art["id"] == cluster_id,
-        "label_from_cluster": has_label and art["id"] != cluster_id,
-        "url": art["url"], "outlet": art["outlet"], "title": art["title"], "author": art["author"],
-        "published": art["published"], "language": art["language"], "text": art["text"],
-        "flagged": bool(pred["flagged"]) if pred else None, "score": pred.get("cocreation_score"),
-        "rule_score": pred.get("rule_score"), "predicted_sector": pred.get("sector"),
-        "predicted_type": pred.get("type"), "prediction_model_version": pred.get("model_version"),
-        "cocreation": bool(label["cocreation"]) if has_label else None,
-        "sector": label.get("sector"), "type": label.get("type"),
-        "borderline": bool(label["borderline"]) if has_label else None, "note": label.get("note"),
-        "evidence_quote": quote_text, "label_source": label.get("label_source"),
-        "analysts": label.get("analysts"), "settled_by": label.get("settled_by"),
-        "reviewed_at": label.get("reviewed_at"), "review_model_version": label.get("model_version"),
-        "codebook_version": label.get("codebook_version"),
+        "article_id": art.id, "cluster_id": art.cluster_id, "is_canonical": art.id == art.cluster_id,
+        "label_from_cluster": from_cluster,
+        "url": art.url, "outlet": art.outlet, "title": art.title, "author": art.author,
+        "published": art.published, "language": art.language, "text": art.text,
+        "flagged": pred.flagged if pred else None, "score": pred.cocreation_score if pred else None,
+        "rule_score": pred.rule_score if pred else None, "predicted_sector": pred.sector if pred else None,
+        "predicted_type": pred.type if pred else None, "prediction_model_version": pred.model_version if pred else None,
+        "cocreation": bool(label.cocreation) if has_label else None,
+        "sector": label.sector if label else None, "type": label.type if label else None,
+        "borderline": bool(label.borderline) if has_label else None, "note": label.note if label else None,
+        "evidence_quote": quote_text, "label_source": label.label_source if label else None,
+        "analysts": label.analysts if label else None, "settled_by": label.settled_by if label else None,
+        "reviewed_at": label.reviewed_at if label else None,
+        "review_model_version": label.model_version if label else None,
+        "codebook_version": label.codebook_version if label else None,
     }
 
 
-def write_export(rows: list[dict], fmt: str, output: Path | None = None) -> bytes | None:
-    """Write the rows as JSONL, CSV or Parquet to `output`, or return the bytes when no output is given."""
+def write_export(rows: Iterable[dict], fmt: str, output: Path | None = None) -> bytes | None:
+    """Write the rows as JSONL, CSV or Parquet to `output` as they come, or return the bytes when no output is given."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
-    data = {"jsonl": _jsonl_bytes, "csv": _csv_bytes, "parquet": _parquet_bytes}[fmt](rows)
+    writer = {"jsonl": _write_jsonl, "csv": _write_csv, "parquet": _write_parquet}[fmt]
     if output is None:
-        return data
+        sink = io.BytesIO()
+        writer(rows, sink)
+        return sink.getvalue()
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_bytes(data)
+    with output.open("wb") as sink:
+        writer(rows, sink)
     return None
 
 
-def _jsonl_bytes(rows: list[dict]) -> bytes:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+def _write_jsonl(rows: Iterable[dict], sink) -> None:
+    for row in rows:
+        sink.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _csv_bytes(rows: list[dict]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
+def _write_csv(rows: Iterable[dict], sink) -> None:
+    text = io.TextIOWrapper(sink, encoding="utf-8", newline="", write_through=True)
+    writer = csv.DictWriter(text, fieldnames=list(COLUMNS), lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_cell(v) for k, v in row.items()})
-    return buffer.getvalue().encode("utf-8")
+    text.detach()  # leave the binary sink open for the caller
 
 
 def _csv_cell(value: object) -> object:
@@ -160,14 +152,24 @@ def _csv_cell(value: object) -> object:
     return value
 
 
-def _parquet_bytes(rows: list[dict]) -> bytes:
+PARQUET_BATCH = 5000  # rows per row group: the export holds one group in memory, not the whole table
+
+
+def _write_parquet(rows: Iterable[dict], sink) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     # An explicit schema keeps the column types stable even for an empty or all-null export.
     types = {"int": pa.int64(), "bool": pa.bool_(), "float": pa.float64(), "str": pa.string()}
     schema = pa.schema([(name, types[kind]) for name, kind in COLUMNS.items()])
-    table = pa.Table.from_pylist(rows, schema=schema)
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return sink.getvalue()
+    with pq.ParquetWriter(sink, schema) as writer:
+        batch: list[dict] = []
+        wrote = False
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= PARQUET_BATCH:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                batch, wrote = [], True
+        if batch or not wrote:  # an empty export still gets its schema
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+

@@ -35,8 +35,7 @@ log = logging.getLogger(__name__)
 META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
 CP1252_HOLES = {0x81, 0x8D, 0x8F, 0x90, 0x9D}  # undefined in Windows-1252: take them as Latin-1
 # Words that are frequent in Dutch and rare in other languages; enough to tell nl from en/fr/de.
-DUTCH_MARKERS = frozenset("de het een en van in is dat op te zijn niet met voor ook er maar bij wordt "
-                          "werd naar nog uit aan hun zij om door als dan heeft worden".split())
+DUTCH_MARKERS = frozenset(["de", "het", "een", "en", "van", "in", "is", "dat", "op", "te", "zijn", "niet", "met", "voor", "ook", "er", "maar", "bij", "wordt", "werd", "naar", "nog", "uit", "aan", "hun", "zij", "om", "door", "als", "dan", "heeft", "worden"])
 
 
 def _cp1252_fallback(err: UnicodeDecodeError) -> tuple[str, int]:
@@ -81,6 +80,13 @@ def charset_of(content_type: str) -> str | None:
     """Return the charset parameter of a Content-Type header, if any."""
     match = re.search(r"charset=[\"']?([\w\-:.]+)", content_type or "", re.IGNORECASE)
     return match.group(1) if match else None
+
+
+def reads_as_dutch(article: Article) -> bool:
+    """Tell whether an article is Dutch: it says so, or its words read as Dutch (pages often omit lang)."""
+    if not article.language or article.language.lower().startswith("nl"):
+        return True
+    return guess_language(article.text) == "nl"
 
 
 def decode_html(body: bytes, declared: str | None = None) -> tuple[str, str]:

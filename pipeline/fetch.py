@@ -9,7 +9,8 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
+from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -343,7 +344,7 @@ def map_by_host(
     by_host: dict[str, list[T]] = {}
     for task in tasks:
         by_host.setdefault(host_of(url_of(task)), []).append(task)
-    done: "queue.SimpleQueue[tuple[T, R | BaseException] | None]" = queue.SimpleQueue()
+    done: queue.SimpleQueue[tuple[T, R | BaseException] | None] = queue.SimpleQueue()
     stop = threading.Event()  # set when the caller stops consuming, so no more pages are fetched for nothing
 
     def run_host(host_tasks: list[T]) -> None:

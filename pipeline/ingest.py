@@ -14,7 +14,8 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, BinaryIO, Iterable, Iterator
+from typing import Annotated, BinaryIO
+from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError

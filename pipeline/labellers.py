@@ -40,7 +40,7 @@ def make_labeller() -> Pipeline:
 def key_passage_frame(analyses: list[Analysis], best_at: list[int]) -> pd.DataFrame:
     """Return the labellers' input: the best passage's lemmas and lexicon features, plus the doc's hints."""
     rows = []
-    for analysis, at in zip(analyses, best_at):
+    for analysis, at in zip(analyses, best_at):  # noqa: B905 (parallel lists of one length by construction)
         key = passages_of(analysis)[at]
         feats = {f"key:{k}": v for k, v in key.features.items()}
         feats.update({k: v for k, v in analysis.features.items() if k.startswith(("near:", "hint:"))})
@@ -93,7 +93,7 @@ def fit_labellers(examples: list, analyses: list[Analysis], best_at: list[int]) 
 def evidence_passages(examples: list, analyses: list[Analysis], fallback: list[int]) -> list[int]:
     """Return each text's gold evidence passage where the quote is found, else the fallback index."""
     out = []
-    for ex, analysis, default in zip(examples, analyses, fallback):
+    for ex, analysis, default in zip(examples, analyses, fallback):  # noqa: B905 (parallel lists of one length by construction)
         span = evidence_span(ex.text, ex.evidence) if ex.cocreation else None
         hits = [i for i, p in enumerate(passages_of(analysis)) if overlaps(p, span)]
         out.append(hits[0] if hits else default)
@@ -156,9 +156,9 @@ def suggest_labels(model: Pipeline | None, analyses: list[Analysis], best_at: li
     if model is None or not analyses:
         return [{} for _ in analyses]
     rows = model.predict_proba(key_passage_frame(analyses, best_at))
-    return [blend_votes({str(k): float(v) for k, v in zip(model.classes_, row)},
+    return [blend_votes({str(k): float(v) for k, v in zip(model.classes_, row, strict=True)},
                         key_passage_votes(a, at, attr), document_votes(a, attr))
-            for a, at, row in zip(analyses, best_at, rows)]
+            for a, at, row in zip(analyses, best_at, rows, strict=True)]
 
 
 def confidence_for_accuracy(probabilities: list[float], correct: list[bool], target: float = LABEL_TARGET) -> float:
@@ -167,7 +167,7 @@ def confidence_for_accuracy(probabilities: list[float], correct: list[bool], tar
     Below it the review form is not prefilled: a wrong prefill anchors the analyst. 1.0 (never
     confident) when no cut reaches the target on at least five suggestions.
     """
-    pairs = sorted(zip(probabilities, correct), reverse=True)
+    pairs = sorted(zip(probabilities, correct), reverse=True)  # noqa: B905 (parallel lists of one length by construction)
     best = 1.0
     for n in range(5, len(pairs) + 1):
         if np.mean([c for _, c in pairs[:n]]) >= target:

@@ -16,7 +16,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import skops.io as sio
 

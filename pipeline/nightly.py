@@ -9,19 +9,19 @@ import traceback
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
+from collections.abc import Iterator
 
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from pipeline.dedupe import NearDuplicateIndex, save_deduplicated
 from pipeline.errors import ExtractError, FetchError, RadarError, RunCrashed, RunLocked
-from pipeline.extract import build_article, cap_article, guess_language
+from pipeline.extract import build_article, cap_article, reads_as_dutch
 from pipeline.feeds import load_feed_list, parse_feed
 from pipeline.fetch import FEED_TYPES, HTML_TYPES, HttpClient, host_of, is_private_url, map_by_host
-from pipeline.records import Article, FeedConfig, Response
+from pipeline.records import Article, FeedConfig, FeedItem, Response
 from pipeline.settings import Settings
-from pipeline.store import Store
+from pipeline.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +89,6 @@ def run_lock(settings: Settings) -> Iterator[None]:
         yield
     finally:
         lock.release()
-
-
-def open_store(settings: Settings) -> Store:
-    """Open the configured database and migrate it forward."""
-    store = Store(settings.effective_database_url, max_text_chars=settings.max_text_chars)
-    try:
-        store.migrate()
-    except Exception:
-        store.close()
-        raise
-    return store
 
 
 def run_nightly(settings: Settings) -> RunReport:
@@ -228,16 +217,16 @@ def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings
     index = NearDuplicateIndex.from_signatures(store.signatures_of_canonicals(), settings.near_duplicate_threshold)
     private_feed_hosts = dict(private_feeds or {})
 
-    def work(item: dict) -> tuple[Response, Article]:
-        allow = _feed_is_private(item.get("feed_url"), private_feed_hosts)
-        response = client.get(item["url"], accept=HTML_TYPES, allow_private=allow, check_robots=True)
+    def work(item: FeedItem) -> tuple[Response, Article]:
+        allow = _feed_is_private(item.feed_url, private_feed_hosts)
+        response = client.get(item.url, accept=HTML_TYPES, allow_private=allow, check_robots=True)
         article = build_article(
             response.body, response.final_url, content_type=response.headers.get("content-type", ""),
-            fallback_title=item["title"], fallback_text=item["summary"], fallback_date=item["published"],
-            outlet=item.get("outlet") or "", min_chars=settings.min_text_chars,
+            fallback_title=item.title, fallback_text=item.summary, fallback_date=item.published,
+            outlet=item.outlet or "", min_chars=settings.min_text_chars,
         )
-        if article.method == "feed_summary" and item.get("summary_truncated_from"):
-            article.truncated_from = item["summary_truncated_from"]  # the text is a summary the store cut
+        if article.method == "feed_summary" and item.summary_truncated_from:
+            article.truncated_from = item.summary_truncated_from  # the text is a summary the store cut
         # Capped here as well as in the store, so dedupe never shingles a text the store would cut.
         return response, cap_article(article, settings.max_text_chars)
 
@@ -271,7 +260,7 @@ def _feed_is_private(feed_url: str | None, cache: dict[str, bool]) -> bool:
     return cache[host]
 
 
-def store_item_result(store: Store, index: NearDuplicateIndex, item: dict,
+def store_item_result(store: Store, index: NearDuplicateIndex, item: FeedItem,
                       result: tuple[Response, Article] | BaseException, report: RunReport) -> None:
     """Record one item's outcome: a stored article (maybe a duplicate), a skip or a failure."""
     if isinstance(result, BaseException):
@@ -279,27 +268,20 @@ def store_item_result(store: Store, index: NearDuplicateIndex, item: dict,
         return
     response, article = result
     if not reads_as_dutch(article):
-        store.mark_item(item["id"], "skipped", f"not_dutch: page language {article.language!r}")
+        store.mark_item(item.id, "skipped", f"not_dutch: page language {article.language!r}")
         _count(report.skipped, "not_dutch")
         return
     if store.find_article(canonical_url=article.canonical_url):
-        store.mark_item(item["id"], "skipped", "duplicate_url: redirects to an article already stored")
+        store.mark_item(item.id, "skipped", "duplicate_url: redirects to an article already stored")
         _count(report.skipped, "duplicate_url")
         return
-    if save_deduplicated(store, index, article, run_id=report.run_id, item_id=item["id"], response=response):
+    if save_deduplicated(store, index, article, run_id=report.run_id, item_id=item.id, response=response):
         report.articles_new += 1
     else:
         report.articles_duplicate += 1
 
 
-def reads_as_dutch(article: Article) -> bool:
-    """Tell whether an article is Dutch: it says so, or its words read as Dutch (pages often omit lang)."""
-    if not article.language or article.language.lower().startswith("nl"):
-        return True
-    return guess_language(article.text) == "nl"
-
-
-def _item_failed(store: Store, item: dict, exc: BaseException, report: RunReport) -> None:
+def _item_failed(store: Store, item: FeedItem, exc: BaseException, report: RunReport) -> None:
     if isinstance(exc, FetchError):
         reason = exc.reason
         if reason in SKIP_REASONS:
@@ -312,10 +294,10 @@ def _item_failed(store: Store, item: dict, exc: BaseException, report: RunReport
         reason, status, bucket = exc.reason, "failed", report.failed
     else:
         reason, status, bucket = "internal_error", "failed", report.failed
-        log.error("item %s: unexpected error\n%s", item["url"], "".join(traceback.format_exception(exc)))
-    store.mark_item(item["id"], status, f"{reason}: {exc}")
+        log.error("item %s: unexpected error\n%s", item.url, "".join(traceback.format_exception(exc)))
+    store.mark_item(item.id, status, f"{reason}: {exc}")
     _count(bucket, reason)
-    if bucket is report.failed and not item["attempts"]:
+    if bucket is report.failed and not item.attempts:
         report.failed_first_try += 1
 
 

@@ -231,7 +231,7 @@ def _has_operator(pattern: str) -> bool:
 def _phrase_doc(nlp: Language, pattern: str) -> Doc:
     words = [normalise_word(w) for w in pattern.split()]
     doc = Doc(nlp.vocab, words=words)
-    for token, word in zip(doc, words):
+    for token, word in zip(doc, words):  # noqa: B905 (the Doc is built from these words)
         token.norm_ = word
     return doc
 

@@ -54,7 +54,7 @@ def lemma_accuracy(nlp: Language, sentences: list[conllu.TokenList]) -> dict[str
     for sentence in sentences:
         tokens = [t for t in sentence if isinstance(t["id"], int)]  # skip multiword ranges
         doc = lemmatize(Doc(nlp.vocab, words=[t["form"] for t in tokens]))
-        for token, gold in zip(doc, tokens):
+        for token, gold in zip(doc, tokens, strict=True):
             total += 1
             right += token.lemma_.lower() == gold["lemma"].replace("_", "").lower()
     return {"accuracy": round(right / total, 4) if total else 0.0, "tokens": total}

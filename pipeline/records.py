@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 # Default cap of a stored text or summary (Settings.max_text_chars); the store cuts longer ones.
 MAX_TEXT_CHARS = 200_000
@@ -80,3 +80,226 @@ class Article:
     content_hash: str = ""
     extra: dict = field(default_factory=dict)
     truncated_from: int | None = None  # length of the text before it was cut to the cap
+
+
+# -- records the store returns ---------------------------------------------------------------------------------
+class RowAccess:
+    """Read-only mapping access on a stored record (`row["title"]`), for notebooks and scripts written for dict rows."""
+
+    def __getitem__(self, key: str):
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def get(self, key: str, default=None):
+        """Return a field's value, or default when the record has no such field."""
+        return getattr(self, key, default)
+
+    def keys(self) -> list[str]:
+        """Return the field names, so dict(record) and {**record} work."""
+        return [f.name for f in fields(self)]
+
+
+@dataclass(frozen=True)
+class FeedItem(RowAccess):
+    """One entry of a feed as the store queued it: the thing the article stage fetches ("item" means only this)."""
+
+    id: int
+    canonical_url: str
+    url: str
+    feed_id: int | None
+    title: str
+    summary: str
+    summary_truncated_from: int | None
+    published: str | None
+    author: str
+    categories: tuple[str, ...]
+    first_run_id: int | None
+    status: str
+    attempts: int
+    last_error: str | None
+    updated_at: str | None
+    outlet: str | None = None
+    feed_url: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredArticle(RowAccess):
+    """An article as stored, with the canonical member of its duplicate cluster (None when it heads its own)."""
+
+    id: int
+    item_id: int | None
+    source: str
+    external_id: str | None
+    url: str | None
+    canonical_url: str | None
+    outlet: str
+    title: str
+    author: str
+    published: str | None
+    sitename: str
+    categories: tuple[str, ...]
+    language: str
+    text: str
+    text_truncated_from: int | None
+    content_hash: str
+    method: str
+    run_id: int | None
+    created_at: str
+    canonical_id: int | None = None
+    duplicate_kind: str | None = None
+
+    @property
+    def cluster_id(self) -> int:
+        """Return the id of the cluster this article belongs to (its canonical member's id)."""
+        return self.canonical_id or self.id
+
+    @property
+    def date(self) -> str:
+        """Return the publication date, else the storage date, as sortable text."""
+        return self.published or self.created_at or ""
+
+
+@dataclass(frozen=True)
+class ArticleMeta(RowAccess):
+    """The few fields of an article a list shows (no text)."""
+
+    id: int
+    url: str | None
+    outlet: str
+    title: str
+    published: str | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Prediction(RowAccess):
+    """One model's scores for one article, JSON fields decoded."""
+
+    id: int
+    article_id: int
+    run_id: int | None
+    model_version: str
+    codebook_version: str
+    cocreation_score: float
+    rule_score: float
+    flagged: bool
+    sector: str | None
+    sector_scores: dict
+    type: str | None
+    type_scores: dict
+    evidence: list
+    created_at: str
+
+
+@dataclass(frozen=True)
+class ReviewEvent(RowAccess):
+    """One append-only review event: decide, undo or settle; `previous` decoded."""
+
+    id: int
+    article_id: int
+    analyst: str
+    action: str
+    cocreation: int | None
+    sector: str | None
+    type: str | None
+    borderline: int
+    note: str
+    previous: dict
+    undoes_id: int | None
+    model_version: str | None
+    codebook_version: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class FinalLabel(RowAccess):
+    """The settled label of an article with its provenance: the event that fixed it and who took part."""
+
+    article_id: int
+    event: ReviewEvent  # the settle event, else the newest of the agreeing decisions
+    label_source: str  # settled | agreed
+    analysts: str  # everyone who decided or settled it, comma-separated, sorted
+    settled_by: str
+    reviewed_at: str
+
+    # The label itself is the deciding event's; these keep `final["cocreation"]` working as before.
+    cocreation = property(lambda self: self.event.cocreation)
+    sector = property(lambda self: self.event.sector)
+    type = property(lambda self: self.event.type)
+    borderline = property(lambda self: self.event.borderline)
+    note = property(lambda self: self.event.note)
+    action = property(lambda self: self.event.action)
+    analyst = property(lambda self: self.event.analyst)
+    created_at = property(lambda self: self.event.created_at)
+    model_version = property(lambda self: self.event.model_version)
+    codebook_version = property(lambda self: self.event.codebook_version)
+    previous = property(lambda self: self.event.previous)
+
+    def keys(self) -> list[str]:
+        """Return the field names and the label's names, so {**final} holds the label too."""
+        return [*super().keys(), *DELEGATED_LABEL_FIELDS]
+
+
+DELEGATED_LABEL_FIELDS = ("cocreation", "sector", "type", "borderline", "note", "action", "analyst", "created_at",
+                          "model_version", "codebook_version", "previous")
+
+
+@dataclass
+class Cluster:
+    """A near-duplicate cluster, reviewed once through its canonical article."""
+
+    canonical_id: int
+    head: ArticleMeta
+    members: list[ArticleMeta] = field(default_factory=list)  # the other articles, not the head
+    prediction: Prediction | None = None  # of the head; of the first member with one when the head has none
+    flagged: bool = False
+    score: float = 0.0
+
+    @property
+    def date(self) -> str:
+        """Return the publication date (or storage date) as sortable text."""
+        return self.head.published or self.head.created_at or ""
+
+
+QUEUE_STATUSES = ("todo", "mine", "disputed", "all")
+QUEUE_ORDERS = ("score", "uncertain", "newest")
+
+
+@dataclass
+class QueueFilters:
+    """What the analyst asked the queue to show, carried through every link so nobody loses their place."""
+
+    sector: str = ""
+    type: str = ""
+    outlet: str = ""
+    date_from: str = ""
+    date_to: str = ""
+    status: str = "todo"
+    order: str = "score"
+
+    @classmethod
+    def from_args(cls, args) -> QueueFilters:
+        """Read the filters from request arguments, ignoring unknown values."""
+        status = args.get("status", "todo")
+        order = args.get("order", "score")
+        return cls(sector=args.get("sector", ""), type=args.get("type", ""), outlet=args.get("outlet", ""),
+                   date_from=args.get("date_from", ""), date_to=args.get("date_to", ""),
+                   status=status if status in QUEUE_STATUSES else "todo",
+                   order=order if order in QUEUE_ORDERS else "score")
+
+    def as_args(self) -> dict[str, str]:
+        """Return the non-default filters as URL arguments."""
+        defaults = QueueFilters()
+        return {k: v for k, v in self.__dict__.items() if v and v != getattr(defaults, k)}
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    """Where one cluster stands in the filtered queue: its neighbours and its position."""
+
+    prev_id: int | None
+    next_id: int | None
+    position: str

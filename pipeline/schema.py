@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import (
-    Column, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint, inspect,
+    Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint, inspect,
 )
 from sqlalchemy.engine import Connection
 
@@ -187,6 +187,35 @@ scoring_failures = Table(
     UniqueConstraint("article_id", "model_version", name="uq_scoring_failures_article_model"),
 )
 
+# One row per duplicate cluster, keyed by its canonical article: what the review queue filters and orders on.
+# The store keeps it as articles, predictions and reviews are written (never by loading tables into Python),
+# so a queue page is an indexed range read however many articles there are.
+clusters = Table(
+    "clusters", metadata,
+    Column("cluster_id", Integer, ForeignKey("articles.id"), primary_key=True),
+    Column("flagged", Integer, nullable=False, default=0),  # any copy's newest prediction is flagged
+    Column("score", Float, nullable=False, default=0.0),  # the highest newest score of any copy
+    Column("prediction_id", Integer, ForeignKey("predictions.id")),  # the head's newest, else the first copy's
+    Column("sector", String(30)),  # of that prediction, for the queue's filters
+    Column("type", String(30)),
+    Column("date", String(40), nullable=False, default=""),  # the head's publication (else storage) date
+    Column("disputed", Integer, nullable=False, default=0),  # analysts' current decisions differ
+)
+
+# Indexes of the review queue, article page and decision (schema version 7).
+QUEUE_INDEXES = [
+    Index("ix_clusters_flagged_score", clusters.c.flagged, clusters.c.score, clusters.c.cluster_id),
+    Index("ix_clusters_flagged_date", clusters.c.flagged, clusters.c.date, clusters.c.cluster_id),
+    Index("ix_clusters_flagged_sector_score", clusters.c.flagged, clusters.c.sector, clusters.c.score),
+    Index("ix_clusters_flagged_type_score", clusters.c.flagged, clusters.c.type, clusters.c.score),
+    Index("ix_clusters_disputed_score", clusters.c.disputed, clusters.c.flagged, clusters.c.score),
+    Index("ix_reviews_article_analyst_id", reviews.c.article_id, reviews.c.analyst, reviews.c.id),
+    Index("ix_reviews_analyst_article_id", reviews.c.analyst, reviews.c.article_id, reviews.c.id),
+    Index("ix_reviews_action_article", reviews.c.action, reviews.c.article_id),
+    Index("ix_predictions_article_id_id", predictions.c.article_id, predictions.c.id),
+    Index("ix_articles_outlet", articles.c.outlet, articles.c.id),
+]
+
 VERSION_1_TABLES = [schema_info, feeds, runs, fetches, items, pages, articles, duplicates, signatures]
 
 
@@ -218,7 +247,16 @@ def _migrate_to_6(conn: Connection) -> None:
     metadata.create_all(conn, tables=[scoring_failures])
 
 
+def _migrate_to_7(conn: Connection) -> None:
+    # The cluster table starts empty here; Store.migrate fills it from the articles, predictions and
+    # reviews already stored (that is data work, which belongs to the store).
+    metadata.create_all(conn, tables=[clusters])
+    for index in QUEUE_INDEXES:
+        index.create(conn, checkfirst=True)  # tables created by this code carry them already
+
+
 # Forward migrations in order; entry i brings the schema from version i to i + 1.
 MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4, _migrate_to_5,
-                                                  _migrate_to_6]
+                                                  _migrate_to_6, _migrate_to_7]
 SCHEMA_VERSION = len(MIGRATIONS)
+CLUSTERS_SINCE = MIGRATIONS.index(_migrate_to_7) + 1  # the version whose migration adds the cluster table

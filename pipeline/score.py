@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from pipeline.classify import MODEL_DIR, Prediction, RadarModel, load_model
 from pipeline.codebook import load_codebook
@@ -29,7 +29,7 @@ class Scorer:
     codebook_version: str
 
     @classmethod
-    def load(cls, model_dir: Path = MODEL_DIR) -> "Scorer":
+    def load(cls, model_dir: Path = MODEL_DIR) -> Scorer:
         """Load the model (checked against the codebook) and warm the Dutch pipeline."""
         model = load_model(model_dir)
         get_nlp()
@@ -50,7 +50,7 @@ class Scorer:
             "sector_confident": p.sector_confident, "type_confident": p.type_confident,
             "evidence": with_key_passage(a, p, str(record.get("text") or "")), "rule_score": a.rule_score, "model_version": self.model.version,
             "codebook_version": self.codebook_version,
-        } for record, a, p in zip(records, analyses, predictions)]
+        } for record, a, p in zip(records, analyses, predictions)]  # noqa: B905 (parallel per-record lists of one length)
 
     def score_stream(self, records: Iterable[dict], batch: int = BATCH) -> Iterator[dict]:
         """Score an iterable of records in batches, yielding results in input order."""

@@ -5,28 +5,63 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import create_engine, event, func, insert, select, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import and_, case, create_engine, delete, event, exists, func, insert, literal, or_, select, text, update
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
 
+from pipeline import labels
 from pipeline.errors import StoreError
-from pipeline.records import MAX_TEXT_CHARS, Article, FeedConfig, FeedEntry, Response
+from pipeline.records import (
+    MAX_TEXT_CHARS, Article, ArticleMeta, Cluster, FeedConfig, FeedEntry, FeedItem, FinalLabel, Prediction,
+    QueueFilters, QueuePlace, Response, ReviewEvent, StoredArticle,
+)
 # The tables are re-exported here: callers use `from pipeline.store import Store, reviews`.
 from pipeline.schema import (  # noqa: F401
-    MIGRATIONS, SCHEMA_VERSION, analysts, articles, duplicates, feeds, fetches, items, metadata, pages, predictions, reviews,
-    runs, schema_info, scoring_failures, signatures,
+    CLUSTERS_SINCE, MIGRATIONS, SCHEMA_VERSION, analysts, articles, clusters, duplicates, feeds, fetches, items,
+    metadata, pages, predictions, reviews, runs, schema_info, scoring_failures, signatures,
 )
+
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
+
+R = TypeVar("R")
+# Columns stored as JSON text, decoded here and nowhere else; lists become tuples where the record says so.
+JSON_COLUMNS = {"categories": tuple, "tags": list, "sector_scores": dict, "type_scores": dict, "evidence": list,
+                "previous": dict, "report": dict}
+BATCH = 2000  # ids per IN (...) list and rows per streamed batch: well under every driver's parameter limit
 
 log = logging.getLogger(__name__)
 
 
+def decoded(row: Mapping) -> dict:
+    """Return a database row as a dict with its JSON columns decoded (the one place they are decoded)."""
+    out = dict(row)
+    for key, kind in JSON_COLUMNS.items():
+        if key in out and isinstance(out[key], str):
+            value = json.loads(out[key]) if out[key] else kind()
+            out[key] = tuple(value) if kind is tuple else value
+    return out
+
+
+def as_record(cls: type[R], row: Mapping) -> R:
+    """Return a database row as a typed record, JSON columns decoded and extra columns ignored."""
+    values = decoded(row)
+    names = cls.__dataclass_fields__
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def _prediction(row: Mapping) -> Prediction:
+    return as_record(Prediction, {**row, "flagged": bool(row["flagged"])})
+
+
 def now_iso() -> str:
     """Return the current UTC time as an ISO 8601 string."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -37,6 +72,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def open_store(settings: Settings) -> Store:
+    """Open the configured database and migrate it forward (what every command that reads or writes it does)."""
+    store = Store(settings.effective_database_url, max_text_chars=settings.max_text_chars)
+    try:
+        store.migrate()
+    except Exception:
+        store.close()
+        raise
+    return store
 
 
 def create_store_engine(url: str) -> Engine:
@@ -109,6 +155,8 @@ class Store:
         for version in range(current, SCHEMA_VERSION):
             with self.engine.begin() as conn:
                 MIGRATIONS[version](conn)
+                if version + 1 == CLUSTERS_SINCE:
+                    self._fill_clusters(conn)  # a database made before the cluster table: derive its rows
                 conn.execute(insert(schema_info).values(version=version + 1))
             log.info("migrated database to schema version %d", version + 1)
         return SCHEMA_VERSION
@@ -139,7 +187,7 @@ class Store:
         """Return the latest runs, newest first, with their reports decoded."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(runs).order_by(runs.c.id.desc()).limit(limit)).mappings().all()
-        return [{**row, "report": json.loads(row["report"]) if row["report"] else None} for row in rows]
+        return [{**run, "report": run["report"] or None} for run in map(decoded, rows)]
 
     # -- feeds --------------------------------------------------------------
     def sync_feeds(self, configs: Iterable[FeedConfig]) -> dict[str, int]:
@@ -222,7 +270,7 @@ class Store:
                 new += 1
         return new, known
 
-    def due_items(self, max_attempts: int) -> list[dict]:
+    def due_items(self, max_attempts: int) -> list[FeedItem]:
         """Return items still to fetch: pending, or failed fewer than max_attempts times."""
         query = (
             select(items, feeds.c.outlet, feeds.c.url.label("feed_url"), feeds.c.language)
@@ -231,7 +279,7 @@ class Store:
             .order_by(items.c.id)
         )
         with self.engine.connect() as conn:
-            return [dict(row) for row in conn.execute(query).mappings()]
+            return [as_record(FeedItem, row) for row in conn.execute(query).mappings()]
 
     def mark_item(self, item_id: int, status: str, error: str | None = None) -> None:
         """Record a failed, gone or skipped item with its reason; count the attempt."""
@@ -264,11 +312,15 @@ class Store:
                     content_type=response.content_type, body_zlib=zlib.compress(response.body, 6),
                     fetched_at=now_iso(),
                 ))
-            article_id = conn.execute(insert(articles).values(**_article_row(article, item_id, run_id))).inserted_primary_key[0]
+            row = _article_row(article, item_id, run_id)
+            article_id = conn.execute(insert(articles).values(**row)).inserted_primary_key[0]
             if duplicate is not None:
                 canonical_id, kind, similarity = duplicate
                 conn.execute(insert(duplicates).values(
                     article_id=article_id, canonical_id=canonical_id, kind=kind, similarity=similarity))
+            else:  # a new cluster head: its queue row, unflagged until a prediction says otherwise
+                conn.execute(insert(clusters).values(cluster_id=article_id, flagged=0, score=0.0,
+                                                     date=row["published"] or row["created_at"], disputed=0))
             if minhash is not None:
                 conn.execute(insert(signatures).values(article_id=article_id, minhash=minhash))
             if item_id is not None:
@@ -294,11 +346,15 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(select(articles.c.id).where(cond).order_by(articles.c.id).limit(1)).scalar()
 
+    def cluster_of_content(self, content_hash: str) -> int | None:
+        """Return the cluster of the first stored article with this content hash, or None (dedupe's exact candidate)."""
+        same = self.find_article(content_hash=content_hash)
+        return self.canonical_of(same) if same is not None else None
+
     def canonical_of(self, article_id: int) -> int:
         """Return the canonical member of the article's duplicate cluster."""
         with self.engine.connect() as conn:
-            found = conn.execute(select(duplicates.c.canonical_id).where(duplicates.c.article_id == article_id)).scalar()
-        return found or article_id
+            return _canonical_of(conn, article_id)
 
     def content_hash_of(self, article_id: int) -> str | None:
         """Return the content hash of an article's text (None when there is no such article)."""
@@ -314,15 +370,44 @@ class Store:
         with self.engine.connect() as conn:
             return [(row.article_id, row.minhash) for row in conn.execute(query)]
 
-    def articles(self) -> list[dict]:
+    def articles(self) -> list[StoredArticle]:
         """Return all articles with their cluster's canonical id, oldest first."""
+        return list(self.iter_articles())
+
+    def iter_articles(self) -> Iterator[StoredArticle]:
+        """Yield the articles oldest first, a batch at a time, so a reader of a million keeps little in memory."""
         query = (
             select(articles, duplicates.c.canonical_id, duplicates.c.kind.label("duplicate_kind"))
             .join(duplicates, duplicates.c.article_id == articles.c.id, isouter=True)
-            .order_by(articles.c.id)
+            .order_by(articles.c.id).limit(BATCH)
         )
+        last = 0
+        while True:  # keyset batches: each is an indexed range read, no long-lived cursor holds the database
+            with self.engine.connect() as conn:
+                rows = conn.execute(query.where(articles.c.id > last)).mappings().all()
+            if not rows:
+                return
+            last = rows[-1]["id"]
+            yield from (as_record(StoredArticle, row) for row in rows)
+
+    def iter_articles_with_predictions(self) -> Iterator[tuple[StoredArticle, Prediction | None]]:
+        """Yield every article with its newest prediction (None when unscored), oldest first, a batch at a time."""
+        batch: list[StoredArticle] = []
+        for art in self.iter_articles():
+            batch.append(art)
+            if len(batch) == BATCH:
+                yield from self._with_predictions(batch)
+                batch = []
+        yield from self._with_predictions(batch)
+
+    def _with_predictions(self, batch: list[StoredArticle]) -> Iterator[tuple[StoredArticle, Prediction | None]]:
+        preds = self.newest_predictions(a.id for a in batch) if batch else {}
+        return ((a, preds.get(a.id)) for a in batch)
+
+    def flagged_cluster_ids(self) -> set[int]:
+        """Return the ids of the flagged clusters (any copy's newest prediction is flagged)."""
         with self.engine.connect() as conn:
-            return [dict(row) for row in conn.execute(query).mappings()]
+            return set(conn.execute(select(clusters.c.cluster_id).where(clusters.c.flagged == 1)).scalars())
 
     def unscored_articles(self, model_version: str, limit: int | None = None) -> list[dict]:
         """Return articles that have no prediction from this model version yet and did not fail with it."""
@@ -345,6 +430,8 @@ class Store:
                 {**row, "run_id": run_id, "created_at": now, "flagged": int(row["flagged"]),
                  "sector_scores": json.dumps(row["sector_scores"]), "type_scores": json.dumps(row["type_scores"]),
                  "evidence": json.dumps(row["evidence"], ensure_ascii=False)} for row in rows])
+            touched = {row["article_id"] for row in rows}
+            self._refresh_clusters(conn, self._clusters_of(conn, touched))
 
     def record_scoring_failure(self, article_id: int, model_version: str, reason: str,
                                run_id: int | None = None) -> None:
@@ -362,47 +449,226 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
-    def latest_predictions(self) -> list[dict]:
+    def latest_predictions(self) -> list[Prediction]:
         """Return each article's newest prediction with its JSON fields decoded."""
         newest = select(func.max(predictions.c.id)).group_by(predictions.c.article_id)
         query = select(predictions).where(predictions.c.id.in_(newest)).order_by(predictions.c.article_id)
         with self.engine.connect() as conn:
-            rows = [dict(row) for row in conn.execute(query).mappings()]
-        for row in rows:
-            for key in ("sector_scores", "type_scores", "evidence"):
-                row[key] = json.loads(row[key])
-        return rows
+            return [_prediction(row) for row in conn.execute(query).mappings()]
 
-    def current_reviews(self) -> list[dict]:
-        """Return each analyst's current decision per article (their newest event), undone ones left out."""
-        newest = (select(func.max(reviews.c.id)).where(reviews.c.action != "settle")
-                  .group_by(reviews.c.article_id, reviews.c.analyst))
-        query = select(reviews).where(reviews.c.id.in_(newest), reviews.c.cocreation.is_not(None))
+    def newest_predictions(self, article_ids: Iterable[int]) -> dict[int, Prediction]:
+        """Return the newest prediction of each given article that has one (an indexed read per batch)."""
         with self.engine.connect() as conn:
-            return [dict(row) for row in conn.execute(query.order_by(reviews.c.article_id)).mappings()]
+            return _newest_predictions(conn, article_ids)
 
-    def final_labels(self) -> dict[int, dict]:
-        """Return the settled label per article: the newest settle event, else the analysts' shared decision.
+    def newest_prediction(self, article_id: int) -> Prediction | None:
+        """Return the newest prediction of one article, or None."""
+        return self.newest_predictions([article_id]).get(article_id)
+
+    # -- reviews: append-only events; what they mean is decided in labels.py ------------------------------
+    def current_reviews(self, article_ids: Iterable[int] | None = None) -> list[ReviewEvent]:
+        """Return each analyst's current decision per article (their newest event), undone ones left out."""
+        with self.engine.connect() as conn:
+            return _current_reviews(conn, article_ids)
+
+    def decisions_by_article(self, article_ids: Iterable[int] | None = None) -> dict[int, dict[str, ReviewEvent]]:
+        """Return the analysts' current decisions as article id -> analyst -> event (of the given articles)."""
+        result: dict[int, dict[str, ReviewEvent]] = {}
+        for review in self.current_reviews(article_ids):
+            result.setdefault(review.article_id, {})[review.analyst] = review
+        return result
+
+    def settle_events(self) -> list[ReviewEvent]:
+        """Return the newest settle event of every settled article."""
+        newest = select(func.max(reviews.c.id)).where(reviews.c.action == "settle").group_by(reviews.c.article_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(reviews).where(reviews.c.id.in_(newest))).mappings().all()
+        return [as_record(ReviewEvent, row) for row in rows]
+
+    def settled_article_ids(self) -> set[int]:
+        """Return the ids of articles that carry a settle event."""
+        query = select(reviews.c.article_id).where(reviews.c.action == "settle").distinct()
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def final_labels(self) -> dict[int, FinalLabel]:
+        """Return the final label per article with its provenance (see labels.final_label).
 
         Articles whose analysts disagree and that nobody settled are left out: they are not final.
         """
-        latest_settle = select(func.max(reviews.c.id)).where(reviews.c.action == "settle").group_by(reviews.c.article_id)
+        return labels.final_labels(self.current_reviews(), self.settle_events())
+
+    def review_history(self, article_ids: Iterable[int]) -> dict[int, list[ReviewEvent]]:
+        """Return every review event of the given articles, oldest first, per article."""
+        result: dict[int, list[ReviewEvent]] = {}
         with self.engine.connect() as conn:
-            settled = {row["article_id"]: dict(row) for row in conn.execute(
-                select(reviews).where(reviews.c.id.in_(latest_settle))).mappings()}
-        by_article: dict[int, list[dict]] = {}
-        for row in self.current_reviews():
-            by_article.setdefault(row["article_id"], []).append(row)
-        final = {}
-        for article_id, rows in by_article.items():
-            labels = {(r["cocreation"], r["sector"], r["type"]) for r in rows}
-            if article_id in settled:
-                final[article_id] = settled[article_id]
-            elif len(labels) == 1:
-                final[article_id] = rows[-1]
-        for article_id, row in settled.items():
-            final.setdefault(article_id, row)
-        return final
+            for chunk in _chunks(article_ids):
+                query = select(reviews).where(reviews.c.article_id.in_(chunk)).order_by(reviews.c.id)
+                for row in conn.execute(query).mappings():
+                    result.setdefault(row["article_id"], []).append(as_record(ReviewEvent, row))
+        return result
+
+    def latest_settle(self, article_id: int) -> ReviewEvent | None:
+        """Return the newest settle event of an article, or None."""
+        query = (select(reviews).where(reviews.c.article_id == article_id, reviews.c.action == "settle")
+                 .order_by(reviews.c.id.desc()).limit(1))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return as_record(ReviewEvent, row) if row else None
+
+    def append_decision(self, article_id: int, analyst: str, label: dict, *, model_version: str | None,
+                        codebook_version: str) -> int:
+        """Append a decision event carrying the analyst's previous label; return the event id."""
+        with self.engine.begin() as conn:
+            previous = _analyst_state(conn, article_id, analyst)
+            event_id = _append_review(conn, article_id=article_id, analyst=analyst, action="decide", **label,
+                                      previous=previous, model_version=model_version, codebook_version=codebook_version)
+            _refresh_dispute(conn, article_id)
+        return event_id
+
+    def append_undo(self, analyst: str, codebook_version: str, article_id: int | None = None) -> ReviewEvent | None:
+        """Append an undo of the analyst's newest decision not undone yet; return the decision undone, or None."""
+        with self.engine.begin() as conn:
+            target = _undo_target(conn, analyst, article_id)
+            if target is None:
+                return None
+            restored = target.previous
+            _append_review(
+                conn, article_id=target.article_id, analyst=analyst, action="undo",
+                cocreation=restored.get("cocreation"), sector=restored.get("sector"), type=restored.get("type"),
+                borderline=int(restored.get("borderline") or 0), note=restored.get("note") or "",
+                previous=_analyst_state(conn, target.article_id, analyst), undoes_id=target.id,
+                model_version=target.model_version, codebook_version=codebook_version)
+            _refresh_dispute(conn, target.article_id)
+        return target
+
+    def append_settle(self, article_id: int, analyst: str, label: dict, *, model_version: str | None,
+                      codebook_version: str) -> int:
+        """Append a settle event that fixes the final label of a disputed article; return its id."""
+        with self.engine.begin() as conn:
+            names = conn.execute(select(reviews.c.analyst).where(
+                reviews.c.article_id == article_id, reviews.c.action != "settle").distinct()).scalars().all()
+            previous = {name: _analyst_state(conn, article_id, name) for name in names}
+            return _append_review(conn, article_id=article_id, analyst=analyst, action="settle", **label,
+                                  previous=previous, model_version=model_version, codebook_version=codebook_version)
+
+    # -- the review queue: paged and filtered in SQL on the cluster table ---------------------------------
+    def review_queue(self, analyst: str, filters: QueueFilters, threshold: float, *, limit: int = 50,
+                     offset: int = 0) -> list[Cluster]:
+        """Return one page of the flagged clusters that pass the filters, in the requested order."""
+        where = _queue_where(analyst, filters)
+        with self.engine.connect() as conn:
+            if filters.order == "uncertain":
+                ids = _uncertain_ids(conn, where, threshold, limit, offset)
+            else:
+                query = select(clusters.c.cluster_id).where(*where).order_by(*_QUEUE_ORDER[filters.order])
+                ids = list(conn.execute(query.limit(limit).offset(offset)).scalars())
+            return _clusters_by_ids(conn, ids)
+
+    def queue_size(self, analyst: str, filters: QueueFilters) -> int:
+        """Return how many flagged clusters pass the filters."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(clusters).where(*_queue_where(analyst, filters))).scalar()
+
+    def queue_place(self, analyst: str, filters: QueueFilters, threshold: float, cluster_id: int, *,
+                    counted: bool = True) -> QueuePlace:
+        """Return a cluster's neighbours and position in the filtered queue (the first entry when it is not in it).
+
+        With counted=False the position is left empty: a decision only needs the next cluster, not two counts.
+        """
+        where, key = _queue_where(analyst, filters), _sort_key(filters.order, threshold)
+        count = select(func.count()).select_from(clusters)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(clusters.c.cluster_id, clusters.c.score, clusters.c.date)
+                               .where(clusters.c.cluster_id == cluster_id, *where)).first()
+            total = conn.execute(count.where(*where)).scalar() if counted else 0
+            if row is None:
+                first = _first_id(conn, where, key, ascending=True)
+                return QueuePlace(None, first, f"{total} left" if counted else "")
+            before = _before(key, row, threshold, filters.order)
+            prev_id = _first_id(conn, [*where, before], key, ascending=False)
+            next_id = _first_id(conn, [*where, _after(key, row, threshold, filters.order)], key, ascending=True)
+            ahead = conn.execute(count.where(*where, before)).scalar() if counted else 0
+        return QueuePlace(prev_id, next_id, f"{ahead + 1} of {total}" if counted else "")
+
+    def queue_outlets(self) -> list[str]:
+        """Return the outlets that carry an article of a flagged cluster, sorted."""
+        with self.engine.connect() as conn:
+            names = [name for name in conn.execute(_DISTINCT_OUTLETS).scalars() if name is not None]
+            return [name for name in names if conn.execute(_flagged_outlet(name)).first() is not None]
+
+    def review_progress(self, analyst: str, today: str) -> dict:
+        """Count the analyst's reviewed and remaining flagged clusters, on `today` (ISO date) and overall."""
+        newest = (select(reviews.c.article_id, func.max(reviews.c.id).label("last"))
+                  .where(reviews.c.analyst == analyst, reviews.c.action != "settle")
+                  .group_by(reviews.c.article_id).subquery())
+        today_case = func.sum(case((func.substr(reviews.c.created_at, 1, 10) == today, 1), else_=0))
+        mine = (select(func.count(), today_case)
+                .select_from(newest.join(reviews, reviews.c.id == newest.c.last)
+                             .join(clusters, clusters.c.cluster_id == newest.c.article_id))
+                .where(reviews.c.cocreation.is_not(None), clusters.c.flagged == 1))
+        with self.engine.connect() as conn:
+            flagged = conn.execute(select(func.count()).select_from(clusters).where(clusters.c.flagged == 1)).scalar()
+            reviewed, reviewed_today = conn.execute(mine).one()
+        return {"flagged": flagged, "reviewed": reviewed, "remaining": flagged - reviewed,
+                "reviewed_today": reviewed_today or 0}
+
+    def cluster_of(self, article_id: int) -> Cluster | None:
+        """Return the duplicate cluster an article belongs to, with its members and prediction, or None."""
+        with self.engine.connect() as conn:
+            found = _clusters_by_ids(conn, [_canonical_of(conn, article_id)])
+        return found[0] if found else None
+
+    def article(self, article_id: int) -> StoredArticle | None:
+        """Return one article with its text and cluster link, or None."""
+        query = (select(articles, duplicates.c.canonical_id, duplicates.c.kind.label("duplicate_kind"))
+                 .join(duplicates, duplicates.c.article_id == articles.c.id, isouter=True)
+                 .where(articles.c.id == article_id))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return as_record(StoredArticle, row) if row else None
+
+    def article_titles(self, article_ids: Iterable[int]) -> dict[int, str]:
+        """Return the titles of the given articles."""
+        with self.engine.connect() as conn:
+            return {row.id: row.title for chunk in _chunks(article_ids)
+                    for row in conn.execute(select(articles.c.id, articles.c.title).where(articles.c.id.in_(chunk)))}
+
+    def rebuild_clusters(self) -> int:
+        """Recompute every cluster row from the stored articles, predictions and reviews; return the count.
+
+        For a bulk load that wrote the tables directly; the normal writers keep the rows up to date.
+        """
+        with self.engine.begin() as conn:
+            conn.execute(delete(clusters))
+            return self._fill_clusters(conn)
+
+    def _fill_clusters(self, conn: Connection) -> int:
+        heads = (select(articles.c.id).join(duplicates, duplicates.c.article_id == articles.c.id, isouter=True)
+                 .where(duplicates.c.article_id.is_(None)))
+        count, last = 0, 0
+        while True:
+            ids = list(conn.execute(heads.where(articles.c.id > last).order_by(articles.c.id).limit(BATCH)).scalars())
+            if not ids:
+                return count
+            rows = _cluster_rows(conn, ids)
+            conn.execute(insert(clusters), rows)
+            count, last = count + len(rows), ids[-1]
+
+    def _clusters_of(self, conn: Connection, article_ids: Iterable[int]) -> set[int]:
+        result: set[int] = set()
+        for chunk in _chunks(article_ids):
+            canonical = dict(conn.execute(select(duplicates.c.article_id, duplicates.c.canonical_id)
+                                          .where(duplicates.c.article_id.in_(chunk))).all())
+            result |= {canonical.get(a, a) for a in chunk}
+        return result
+
+    def _refresh_clusters(self, conn: Connection, cluster_ids: Iterable[int]) -> None:
+        for chunk in _chunks(cluster_ids):
+            rows = _cluster_rows(conn, chunk)
+            conn.execute(delete(clusters).where(clusters.c.cluster_id.in_(chunk)))
+            if rows:
+                conn.execute(insert(clusters), rows)
 
     # -- analysts (own access tokens for a served review app) --------------
     def add_analyst(self, name: str, token_hash: str, *, is_lead: bool = False) -> None:
@@ -469,3 +735,244 @@ def _article_row(article: Article, item_id: int | None, run_id: int | None) -> d
         text=article.text, text_truncated_from=article.truncated_from, content_hash=article.content_hash,
         method=article.method, run_id=run_id, created_at=now_iso(),
     )
+
+
+def _chunks(ids: Iterable[int], size: int = BATCH) -> Iterator[list[int]]:
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), size):
+        yield unique[start:start + size]
+
+
+def _canonical_of(conn: Connection, article_id: int) -> int:
+    found = conn.execute(select(duplicates.c.canonical_id).where(duplicates.c.article_id == article_id)).scalar()
+    return found or article_id
+
+
+def _newest_of(article_ids: list[int]):
+    return (select(func.max(predictions.c.id)).where(predictions.c.article_id.in_(article_ids))
+            .group_by(predictions.c.article_id))
+
+
+def _newest_predictions(conn: Connection, article_ids: Iterable[int]) -> dict[int, Prediction]:
+    result = {}
+    for chunk in _chunks(article_ids):
+        for row in conn.execute(select(predictions).where(predictions.c.id.in_(_newest_of(chunk)))).mappings():
+            result[row["article_id"]] = _prediction(row)
+    return result
+
+
+def _newest_scores(conn: Connection, article_ids: list[int]) -> dict[int, Any]:
+    # The few columns a cluster row needs; decoding every prediction's evidence would dominate a rebuild.
+    p = predictions.c
+    query = select(p.id, p.article_id, p.flagged, p.cocreation_score, p.sector, p.type).where(
+        p.id.in_(_newest_of(article_ids)))
+    return {row.article_id: row for row in conn.execute(query)}
+
+
+def _current_reviews(conn: Connection, article_ids: Iterable[int] | None = None) -> list[ReviewEvent]:
+    def query(chunk: list[int] | None):
+        newest = select(func.max(reviews.c.id)).where(reviews.c.action != "settle")
+        if chunk is not None:
+            newest = newest.where(reviews.c.article_id.in_(chunk))
+        newest = newest.group_by(reviews.c.article_id, reviews.c.analyst)
+        return (select(reviews).where(reviews.c.id.in_(newest), reviews.c.cocreation.is_not(None))
+                .order_by(reviews.c.article_id, reviews.c.id))
+
+    chunks = [None] if article_ids is None else _chunks(article_ids)
+    return [as_record(ReviewEvent, row) for chunk in chunks for row in conn.execute(query(chunk)).mappings()]
+
+
+STATE_FIELDS = ("cocreation", "sector", "type", "borderline", "note")
+
+
+def _analyst_state(conn: Connection, article_id: int, analyst: str) -> dict:
+    # The analyst's current label of an article as stored in `previous` (empty when not reviewed).
+    row = conn.execute(
+        select(reviews).where(reviews.c.article_id == article_id, reviews.c.analyst == analyst,
+                              reviews.c.action != "settle")
+        .order_by(reviews.c.id.desc()).limit(1)
+    ).mappings().first()
+    if row is None or row["cocreation"] is None:
+        return {}
+    return {"event_id": row["id"], **{k: row[k] for k in STATE_FIELDS}}
+
+
+def _append_review(conn: Connection, *, previous: dict, **values: Any) -> int:
+    row = {**values, "previous": json.dumps(previous, ensure_ascii=False), "created_at": now_iso()}
+    return conn.execute(insert(reviews).values(**row)).inserted_primary_key[0]
+
+
+def _undo_target(conn: Connection, analyst: str, article_id: int | None) -> ReviewEvent | None:
+    # Undo works as a stack: each undo takes back the newest decision that no undo has taken back yet.
+    undone = select(reviews.c.undoes_id).where(reviews.c.analyst == analyst, reviews.c.undoes_id.is_not(None))
+    query = select(reviews).where(reviews.c.analyst == analyst, reviews.c.action == "decide",
+                                  reviews.c.id.not_in(undone))
+    if article_id is not None:
+        query = query.where(reviews.c.article_id == article_id)
+    row = conn.execute(query.order_by(reviews.c.id.desc()).limit(1)).mappings().first()
+    return as_record(ReviewEvent, row) if row else None
+
+
+def _refresh_dispute(conn: Connection, article_id: int) -> None:
+    decisions = {e.analyst: e for e in _current_reviews(conn, [article_id])}
+    conn.execute(update(clusters).where(clusters.c.cluster_id == article_id)
+                 .values(disputed=int(labels.is_disputed(decisions))))
+
+
+def _cluster_rows(conn: Connection, ids: list[int]) -> list[dict]:
+    # The queue row of each cluster headed by one of `ids`, derived with the rules of labels.py.
+    heads = conn.execute(
+        select(articles.c.id, articles.c.published, articles.c.created_at)
+        .join(duplicates, duplicates.c.article_id == articles.c.id, isouter=True)
+        .where(articles.c.id.in_(ids), duplicates.c.article_id.is_(None))).all()
+    members: dict[int, list[int]] = {head.id: [] for head in heads}
+    for article_id, canonical_id in conn.execute(select(duplicates.c.article_id, duplicates.c.canonical_id)
+                                                 .where(duplicates.c.canonical_id.in_(ids))):
+        members.setdefault(canonical_id, []).append(article_id)
+    scores = _newest_scores(conn, [*members, *(m for ms in members.values() for m in ms)])
+    decisions: dict[int, dict[str, ReviewEvent]] = {}
+    for review in _current_reviews(conn, list(members)):
+        decisions.setdefault(review.article_id, {})[review.analyst] = review
+    return [_cluster_row(head, sorted(members[head.id]), scores, decisions.get(head.id, {})) for head in heads]
+
+
+def _cluster_row(head: Any, copies: list[int], scores: dict[int, Any], decisions: dict) -> dict:
+    scored = [scores[a] for a in [head.id, *copies] if a in scores]
+    shown = scores.get(head.id) or next((scores[a] for a in copies if a in scores), None)
+    return dict(cluster_id=head.id, flagged=int(labels.cluster_flagged(bool(p.flagged) for p in scored)),
+                score=max([0.0, *(p.cocreation_score for p in scored)]), prediction_id=shown.id if shown else None,
+                sector=shown.sector if shown else None, type=shown.type if shown else None,
+                date=head.published or head.created_at or "", disputed=int(labels.is_disputed(decisions)))
+
+
+META_COLUMNS = (articles.c.id, articles.c.url, articles.c.outlet, articles.c.title, articles.c.published,
+                articles.c.created_at)
+
+
+def _clusters_by_ids(conn: Connection, ids: list[int]) -> list[Cluster]:
+    # The page's clusters in the given order, each with its head, copies and shown prediction.
+    if not ids:
+        return []
+    rows = {r["cluster_id"]: r for r in conn.execute(select(clusters).where(clusters.c.cluster_id.in_(ids))).mappings()}
+    missing = [i for i in ids if i not in rows]  # an article written past the store (an old tool, a test)
+    rows.update({r["cluster_id"]: r for r in _cluster_rows(conn, missing)} if missing else {})
+    heads = {r["id"]: as_record(ArticleMeta, r)
+             for r in conn.execute(select(*META_COLUMNS).where(articles.c.id.in_(ids))).mappings()}
+    members: dict[int, list[ArticleMeta]] = {}
+    query = (select(*META_COLUMNS, duplicates.c.canonical_id).join(duplicates, duplicates.c.article_id == articles.c.id)
+             .where(duplicates.c.canonical_id.in_(ids)).order_by(articles.c.id))
+    for r in conn.execute(query).mappings():
+        members.setdefault(r["canonical_id"], []).append(as_record(ArticleMeta, r))
+    shown = [r["prediction_id"] for r in rows.values() if r["prediction_id"]]
+    preds = {r["id"]: _prediction(r)
+             for r in conn.execute(select(predictions).where(predictions.c.id.in_(shown))).mappings()} if shown else {}
+    return [Cluster(i, heads[i], members.get(i, []), preds.get(rows[i]["prediction_id"]), bool(rows[i]["flagged"]),
+                    rows[i]["score"]) for i in ids if i in rows and i in heads]
+
+
+def _has_decision(analyst: str):
+    # The analyst has a current decision on the cluster: a non-settle event of theirs with a label that no
+    # later non-settle event of theirs replaced. Written as EXISTS so PostgreSQL can hash-join it.
+    mine, newer = reviews.alias("mine"), reviews.alias("newer")
+    replaced = exists().where(newer.c.article_id == mine.c.article_id, newer.c.analyst == mine.c.analyst,
+                              newer.c.action != "settle", newer.c.id > mine.c.id)
+    return exists().where(mine.c.article_id == clusters.c.cluster_id, mine.c.analyst == analyst,
+                          mine.c.action != "settle", mine.c.cocreation.is_not(None), ~replaced)
+
+
+def _has_outlet(outlet: str):
+    copy = articles.alias("copy")
+    return or_(exists().where(articles.c.id == clusters.c.cluster_id, articles.c.outlet == outlet),
+               exists().where(duplicates.c.canonical_id == clusters.c.cluster_id, copy.c.id == duplicates.c.article_id,
+                              copy.c.outlet == outlet))
+
+
+def _queue_where(analyst: str, f: QueueFilters) -> list:
+    c = clusters.c
+    where = [c.flagged == 1]
+    if f.sector:
+        where.append(c.sector == f.sector)
+    if f.type:
+        where.append(c.type == f.type)
+    if f.outlet:
+        where.append(_has_outlet(f.outlet))
+    if f.date_from:
+        where += [c.date != "", func.substr(c.date, 1, 10) >= f.date_from]
+    if f.date_to:
+        where += [c.date != "", func.substr(c.date, 1, 10) <= f.date_to]
+    if f.status == "todo":
+        where.append(~_has_decision(analyst))
+    elif f.status == "mine":
+        where.append(_has_decision(analyst))
+    elif f.status == "disputed":
+        where.append(c.disputed == 1)
+    return where
+
+
+_QUEUE_ORDER = {"score": (clusters.c.score.desc(), clusters.c.cluster_id.desc()),
+                "newest": (clusters.c.date.desc(), clusters.c.cluster_id.desc())}
+
+
+def _uncertain_ids(conn: Connection, where: list, threshold: float, limit: int, offset: int) -> list[int]:
+    # "Most uncertain" is closest to the threshold: the nearest above and the nearest below, each an index
+    # range read, merged; the first offset + limit of both hold the page.
+    c, wanted = clusters.c, offset + limit
+    above = conn.execute(select(c.cluster_id, c.score).where(*where, c.score >= threshold)
+                         .order_by(c.score, c.cluster_id).limit(wanted)).all()
+    below = conn.execute(select(c.cluster_id, c.score).where(*where, c.score < threshold)
+                         .order_by(c.score.desc(), c.cluster_id).limit(wanted)).all()
+    merged = sorted([*above, *below], key=lambda r: (abs(r.score - threshold), r.cluster_id))
+    return [r.cluster_id for r in merged[offset:wanted]]
+
+
+def _sort_key(order: str, threshold: float) -> tuple[Any, bool]:
+    # (expression, descending) of the queue order; the cluster id breaks ties in the same direction.
+    if order == "uncertain":
+        return func.abs(clusters.c.score - threshold), False
+    return (clusters.c.date, True) if order == "newest" else (clusters.c.score, True)
+
+
+def _key_value(order: str, row: Any, threshold: float) -> Any:
+    if order == "uncertain":
+        return abs(row.score - threshold)
+    return row.date if order == "newest" else row.score
+
+
+def _before(key: tuple[Any, bool], row: Any, threshold: float, order: str):
+    expr, descending = key
+    value, cid = _key_value(order, row, threshold), clusters.c.cluster_id
+    if descending:  # written as a range plus a tie-break so the index serves it
+        return and_(expr >= value, or_(expr > value, cid > row.cluster_id))
+    return and_(expr <= value, or_(expr < value, cid < row.cluster_id))
+
+
+def _after(key: tuple[Any, bool], row: Any, threshold: float, order: str):
+    expr, descending = key
+    value, cid = _key_value(order, row, threshold), clusters.c.cluster_id
+    if descending:
+        return and_(expr <= value, or_(expr < value, cid < row.cluster_id))
+    return and_(expr >= value, or_(expr > value, cid > row.cluster_id))
+
+
+def _first_id(conn: Connection, where: list, key: tuple[Any, bool], *, ascending: bool) -> int | None:
+    # The first cluster in queue order (ascending) or the last (not ascending) among those matching `where`.
+    expr, descending = key
+    forward = descending != ascending
+    order = (expr.asc(), clusters.c.cluster_id.asc()) if forward else (expr.desc(), clusters.c.cluster_id.desc())
+    return conn.execute(select(clusters.c.cluster_id).where(*where).order_by(*order).limit(1)).scalar()
+
+
+# The distinct outlets by a loose index scan (one index probe per outlet), on SQLite and PostgreSQL alike.
+_DISTINCT_OUTLETS = text(
+    "WITH RECURSIVE o(name) AS (SELECT MIN(outlet) FROM articles UNION ALL "
+    "SELECT (SELECT MIN(a.outlet) FROM articles a WHERE a.outlet > o.name) FROM o WHERE o.name IS NOT NULL) "
+    "SELECT name FROM o"
+)
+
+
+def _flagged_outlet(outlet: str):
+    # Whether any article of this outlet belongs to a flagged cluster.
+    head = func.coalesce(duplicates.c.canonical_id, articles.c.id)
+    return (select(literal(1)).select_from(articles.join(duplicates, duplicates.c.article_id == articles.c.id,
+                                                         isouter=True).join(clusters, clusters.c.cluster_id == head))
+            .where(articles.c.outlet == outlet, clusters.c.flagged == 1).limit(1))

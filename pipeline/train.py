@@ -31,7 +31,7 @@ class TrainingData:
 def gather_examples(articles: Path | list[Path] | None, labels: Path | list[Path] | None, use_written: bool = True,
                     database_url: str | None = None) -> TrainingData:
     """Load the real labelled texts, the analysts' final reviews and, optionally, the written texts."""
-    pairs = list(zip(_as_list(articles), _as_list(labels)))
+    pairs = list(zip(_as_list(articles), _as_list(labels)))  # noqa: B905 (the lengths are compared on the next line)
     if len(_as_list(articles)) != len(_as_list(labels)):
         raise ConfigError("give as many label files as article files (they pair up in order)")
     real = [e for a, lab in pairs for e in load_labelled(a, lab, origin=a.stem)]

@@ -9,6 +9,7 @@ socket down when it passes, whether the request is connecting, waiting for heade
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import socket
 import threading
@@ -38,7 +39,7 @@ class RequestDeadline:
         self._started = time.monotonic()
         self._previous: RequestDeadline | None = None
 
-    def __enter__(self) -> "RequestDeadline":
+    def __enter__(self) -> RequestDeadline:
         self._previous = getattr(_local, "deadline", None)
         _local.deadline = self
         self._started = time.monotonic()
@@ -78,12 +79,10 @@ def _shut_down(conn: HTTPConnection) -> None:
     sock = getattr(conn, "last_sock", None)
     if sock is None:
         return
-    try:
+    with contextlib.suppress(OSError):  # already closed
         # The plain socket method, also for an SSLSocket: it cuts the file descriptor, which wakes a
         # recv blocked in another thread; SSLSocket.shutdown would first drop its TLS state.
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed
 
 
 def current_deadline() -> RequestDeadline | None:

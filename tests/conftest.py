@@ -6,7 +6,7 @@ import json
 import os
 import socket
 from email.utils import format_datetime
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from html import escape
 from pathlib import Path
 
@@ -61,7 +61,7 @@ def rss(items: list[dict], title: str = "Testkrant") -> bytes:
     """Build an RSS 2.0 document from dicts with link, title and optional description, guid, date."""
     entries = []
     for item in items:
-        date = item.get("date") or format_datetime(datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc))
+        date = item.get("date") or format_datetime(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
         entries.append(
             f"<item><title>{escape(item['title'])}</title><link>{escape(item['link'])}</link>"
             f"<guid>{escape(item.get('guid', item['link']))}</guid><pubDate>{date}</pubDate>"
@@ -69,7 +69,7 @@ def rss(items: list[dict], title: str = "Testkrant") -> bytes:
         )
     return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{escape(title)}</title>'
             f"<link>http://example.invalid/</link><description>test</description>{''.join(entries)}"
-            f"</channel></rss>").encode("utf-8")
+            f"</channel></rss>").encode()
 
 
 @pytest.fixture
@@ -163,3 +163,18 @@ def make_settings(tmp_path):
 def _feed_toml(feed: dict) -> str:
     return (f'[[feeds]]\nname = "{feed["name"]}"\nurl = "{feed["url"]}"\n'
             f'outlet = "{feed.get("outlet", feed["name"])}"\nlanguage = "nl"\n\n')
+
+
+@pytest.fixture
+def review_store(make_settings):
+    """The shared demo run of the review tests: settings for analyst 'ann' and a migrated store filled with the
+    review scenario (tests/review_scenario.py); yields (settings, store, article ids by name)."""
+    from pipeline.store import Store
+    from tests.review_scenario import fill_store
+
+    settings = make_settings(analyst="ann")
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    ids = fill_store(store)
+    yield settings, store, ids
+    store.close()

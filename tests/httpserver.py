@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 
 @dataclass
@@ -82,7 +83,7 @@ class ScriptedServer:
         """Return how many requests a path received."""
         return self.routes[path].hits if path in self.routes else 0
 
-    def start(self) -> "ScriptedServer":
+    def start(self) -> ScriptedServer:
         """Start serving in a daemon thread."""
         self.thread.start()
         return self
@@ -111,10 +112,9 @@ class ScriptedServer:
                     reply = route.next_reply() if route else Reply(404, b"not found", {"Content-Type": "text/plain"})
                 if reply.delay:
                     time.sleep(reply.delay)
-                try:
+                # The client may give up (size cap, timeout): that is what some tests want.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
                     self._send(reply)
-                except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
-                    pass  # the client gave up (size cap, timeout): that is what some tests want
 
             def _send(self, reply: Reply) -> None:
                 if reply.raw is not None:

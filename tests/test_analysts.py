@@ -27,16 +27,11 @@ NO = {"cocreation": "0"}
 
 
 @pytest.fixture
-def team(make_settings):
+def team(review_store):
     """A filled store with analysts ann and bob, leads lea and max; the settings' default analyst is 'ann'."""
-    settings = make_settings(analyst="ann")
-    store = Store(settings.effective_database_url)
-    store.migrate()
-    ids = fill_store(store)
+    settings, store, ids = review_store
     tokens = {name: add_analyst(store, name, lead=name in ("lea", "max")) for name in ("ann", "bob", "lea", "max")}
-    app = create_app(settings, store)
-    yield app, store, ids, tokens
-    store.close()
+    return create_app(settings, store), store, ids, tokens
 
 
 def login(app, token: str):

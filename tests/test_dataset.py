@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import nbformat
@@ -123,7 +122,7 @@ def reviewed_db(demo_db, tmp_path_factory):
     shutil.copy(demo_db, db)
     ids = [a["id"] for a in Store(f"sqlite:///{db}").articles()][:4]
     for analyst, labels in {"ann": [1, 1, 0, 0], "bea": [1, 0, 0, 0]}.items():
-        for article_id, label in zip(ids, labels):
+        for article_id, label in zip(ids, labels, strict=True):
             _add_review(db, article_id, analyst, label, "overheid" if label else None)
     return db
 

@@ -64,7 +64,7 @@ def test_utf8_declared_page_written_in_windows_1252_decodes():
 
 
 def test_utf8_page_with_one_stray_cp1252_byte_keeps_the_rest():
-    html = "<p>Één overleg over de crème brûlée</p>".encode("utf-8") + b"<p>prijs 5 \x80</p>"
+    html = "<p>Één overleg over de crème brûlée</p>".encode() + b"<p>prijs 5 \x80</p>"
     decoded, _ = decode_html(html)
     assert "Één overleg over de crème brûlée" in decoded and "5 €" in decoded
 

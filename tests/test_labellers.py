@@ -44,7 +44,7 @@ def test_a_prior_skewed_to_the_majority_no_longer_hides_a_clear_self_build_case(
     labels = ["zelfbouw"] + [e.type for e in written[1:]]
     model = fit_labeller(x, labels, ["beleid"] * 60 + ["zelfbouw"])
     case = analyse([("Bouwgroep bouwt eigen huizen", CPO_TEXT)])
-    learned = dict(zip(model.classes_, model.predict_proba(key_passage_frame(case, [0]))[0]))
+    learned = dict(zip(model.classes_, model.predict_proba(key_passage_frame(case, [0]))[0], strict=True))
     assert max(learned, key=learned.get) == "beleid"  # what the model alone suggested
     suggested = suggest_labels(model, case, [0], "type")[0]
     assert max(suggested, key=suggested.get) == "zelfbouw"

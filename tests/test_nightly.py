@@ -237,9 +237,8 @@ def test_too_many_failed_feeds_fail_the_run(server, make_settings):
 
 def test_second_run_is_refused_while_locked(make_settings):
     settings = make_settings([])
-    with run_lock(settings):
-        with pytest.raises(RunLocked, match="another radar run"):
-            run_nightly(settings)
+    with run_lock(settings), pytest.raises(RunLocked, match="another radar run"):
+        run_nightly(settings)
 
 
 def test_unexpected_error_stops_fetching_records_a_crash_and_loses_nothing(server, make_settings, texts, monkeypatch):

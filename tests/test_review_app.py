@@ -13,107 +13,22 @@ from sqlalchemy import select
 from waitress import wasyncore
 
 from pipeline.errors import ConfigError
-from pipeline.records import Article
 from pipeline.review.agreement import kappa, pair_agreement
 from pipeline.review.app import create_app, make_server, safe_href
 from pipeline.review.security import check_binding, is_loopback
 from pipeline.store import Store, reviews
 from tests.cli_helpers import radar
 
-MODEL = "test-model-1"
-LONG_TOKEN = "shared-token-of-the-team-2026"
-XSS_TITLE = '<script>window.__xss = "title"</script>Kwaadaardige <b>titel</b>'
-XSS_TEXT = ('Bewoners ontwerpen samen met de gemeente een speeltuin. <img src=x onerror="window.__xss = \'img\'">\n'
-            'Lees meer: <a href="javascript:window.__xss = \'link\'">klik hier</a> of '
-            '<script>window.__xss = "text"</script> en <svg onload="window.__xss = \'svg\'"></svg>.')
-PARK_TEXT = ("Bewoners ontwerpen samen met de gemeente Polderveen een nieuw park aan de rand van de wijk.\n"
-             "Op drie avonden tekenden zij mee aan paden, speelplekken en een moestuin. "
-             "De wethouder noemt het resultaat een plan van de buurt zelf.\n"
-             "Ook de waterschapper van het Hoogheemraadschap schoof aan. Bezwaar maken kon niet meer.")
-CARE_TEXT = ("Patiënten met reuma denken mee over het nieuwe zorgpad van het ziekenhuis.\n"
-             "In vier sessies bepaalden zij mee welke stappen er komen. Het ziekenhuis past het zorgpad daarop aan.")
-PLAIN_TEXT = "De Dijkweg is vijf weken dicht voor groot onderhoud. Omleidingen staan aangegeven."
-
-
-def evidence(text: str, pieces: list[tuple[str, str, float]]) -> list[dict]:
-    """Build evidence spans with real offsets into text from (substring, label, weight)."""
-    spans = []
-    for piece, label, weight in pieces:
-        start = text.index(piece)
-        spans.append({"text": piece, "start": start, "end": start + len(piece), "label": label, "weight": weight})
-    return spans
-
-
-def prediction(article_id: int, score: float, sector: str, type_: str, spans: list[dict]) -> dict:
-    """Build a prediction row as the scoring stage stores it."""
-    sectors = {s: 0.01 for s in ("overheid", "zorg", "onderwijs", "welzijn", "wonen", "goede_doelen",
-                                 "cultuur", "overig", "bedrijf")}
-    types = {t: 0.02 for t in ("beleid", "ontwerp", "uitvoering", "zelfbouw", "onderzoek")}
-    sectors[sector], types[type_] = 0.9, 0.8
-    return {"article_id": article_id, "model_version": MODEL, "codebook_version": "1", "cocreation_score": score,
-            "rule_score": score, "flagged": score >= 0.3, "sector": sector, "sector_scores": sectors,
-            "type": type_, "type_scores": types, "evidence": spans}
-
-
-def add_article(store: Store, key: str, title: str, text: str, outlet: str, date: str, *,
-                url: str | None = None, duplicate_of: int | None = None) -> int:
-    """Store one article (optionally as a near-duplicate of another) and return its id."""
-    art = Article(url=url or f"https://example.org/{key}", canonical_url=f"https://example.org/{key}",
-                  title=title, text=text, outlet=outlet, date=date, language="nl", method="test",
-                  source="test", external_id=key, content_hash=f"hash-{key}")
-    return store.save_article(art, run_id=None, duplicate=(duplicate_of, "near", 0.8) if duplicate_of else None)
-
-
-def fill_store(store: Store) -> dict[str, int]:
-    """Fill a migrated store with a small review scenario; return the article ids by name."""
-    ids = {
-        "park": add_article(store, "park", "Bewoners ontwerpen nieuw park mee", PARK_TEXT, "Dagblad De Polder",
-                            "2026-03-10T09:00:00+01:00"),
-        "care": add_article(store, "care", "Patiënten denken mee over zorgpad", CARE_TEXT, "Zorg Vandaag",
-                            "2026-03-12T09:00:00+01:00"),
-        "xss": add_article(store, "xss", XSS_TITLE, XSS_TEXT, "Onbekend <i>blad</i>", "2026-03-01T09:00:00+01:00",
-                           url="javascript:window.__xss = 'url'"),
-        "road": add_article(store, "road", "Dijkweg vijf weken dicht", PLAIN_TEXT, "Dagblad De Polder",
-                            "2026-03-11T09:00:00+01:00"),
-    }
-    ids["park_copy"] = add_article(store, "park-copy", "Polderveen krijgt park van bewoners", PARK_TEXT,
-                                   "Rivierstad Courant", "2026-03-10T11:00:00+01:00", duplicate_of=ids["park"])
-    park_spans = evidence(PARK_TEXT, [
-        ("Bewoners ontwerpen samen met de gemeente Polderveen een nieuw park aan de rand van de wijk.",
-         "sentence:cocreation", 0.9),
-        ("Bewoners", "participant:bewoners", 1.0), ("ontwerpen samen met", "construction:meeontwerpen", 1.0),
-        ("gemeente", "organisation:overheid", 1.0), ("Bezwaar maken", "negative:procedure", 0.5)])
-    care_spans = evidence(CARE_TEXT, [("Patiënten", "participant:patienten", 1.0),
-                                      ("denken mee", "construction:meedenken", 1.0),
-                                      ("ziekenhuis", "organisation:zorg", 1.0)])
-    xss_spans = evidence(XSS_TEXT, [("Bewoners ontwerpen samen met de gemeente een speeltuin.", "sentence:cocreation", 0.8),
-                                    ('<script>window.__xss = "text"</script>', "construction:meeontwerpen", 1.0),
-                                    ('onerror="window', "participant:bewoners", 1.0)])
-    store.save_predictions([
-        prediction(ids["park"], 0.91, "overheid", "ontwerp", park_spans),
-        prediction(ids["park_copy"], 0.88, "overheid", "ontwerp", park_spans),
-        prediction(ids["care"], 0.62, "zorg", "ontwerp", care_spans),
-        prediction(ids["xss"], 0.35, "overheid", "ontwerp", xss_spans),
-        prediction(ids["road"], 0.02, "overheid", "beleid", []),
-    ], run_id=None)
-    return ids
+from tests.review_scenario import (  # noqa: F401  (other test modules import the scenario from here too)
+    CARE_TEXT, LONG_TOKEN, MODEL, PARK_TEXT, PLAIN_TEXT, XSS_TEXT, XSS_TITLE, add_article, evidence, fill_store,
+    prediction,
+)
 
 
 @pytest.fixture
-def review_env(make_settings):
-    """A migrated, filled store and review app settings on a temporary SQLite file."""
-    settings = make_settings(analyst="ann")
-    store = Store(settings.effective_database_url)
-    store.migrate()
-    ids = fill_store(store)
-    yield settings, store, ids
-    store.close()
-
-
-@pytest.fixture
-def client(review_env):
+def client(review_store):
     """A Flask test client of the review app for analyst 'ann'."""
-    settings, store, _ids = review_env
+    settings, store, _ids = review_store
     app = create_app(settings, store)
     return app.test_client()
 
@@ -135,8 +50,8 @@ def decide(client, article_id: int, **form) -> object:
     return client.post(f"/article/{article_id}/decide", data={"csrf_token": token, **form})
 
 
-def test_queue_lists_each_flagged_cluster_once(client, review_env):
-    _settings, _store, ids = review_env
+def test_queue_lists_each_flagged_cluster_once(client, review_store):
+    _settings, _store, ids = review_store
     page = client.get("/").get_data(as_text=True)
     assert page.count('class="queue-row"') == 3  # park (with its copy), care, xss; the road is not flagged
     assert "Bewoners ontwerpen nieuw park mee" in page and "+1 copy" in page
@@ -144,9 +59,20 @@ def test_queue_lists_each_flagged_cluster_once(client, review_env):
     assert "3 remaining of 3 flagged" in " ".join(re.sub(r"<[^>]+>", "", page).split())
 
 
+def test_the_queue_comes_in_pages_that_keep_order_and_filters(client, review_store, monkeypatch):
+    ids = review_store[2]
+    monkeypatch.setattr("pipeline.review.queries.PAGE_SIZE", 2)
+    rows = lambda page: re.findall(r'data-href="/article/(\d+)', page)  # noqa: E731
+    first = client.get("/?order=newest").get_data(as_text=True)
+    assert rows(first) == [str(ids["care"]), str(ids["park"])] and "page=2" in first and "order=newest" in first
+    second = client.get("/?order=newest&page=2").get_data(as_text=True)
+    assert rows(second) == [str(ids["xss"])] and "next page" not in second and "previous page" in second
+    assert rows(client.get("/?page=x").get_data(as_text=True)) == [str(ids["park"]), str(ids["care"])]
+
+
 @pytest.mark.parametrize("order,first", [("score", "park"), ("newest", "care"), ("uncertain", "xss")])
-def test_queue_orders_by_the_chosen_priority(client, review_env, order, first):
-    ids = review_env[2]
+def test_queue_orders_by_the_chosen_priority(client, review_store, order, first):
+    ids = review_store[2]
     page = client.get(f"/?order={order}").get_data(as_text=True)
     assert re.search(r'data-href="/article/(\d+)', page).group(1) == str(ids[first])
 
@@ -158,8 +84,8 @@ def test_queue_filters_by_sector_outlet_and_dates(client):
     assert page.count('class="queue-row"') == 1 and "park" in page
 
 
-def test_article_page_highlights_evidence_by_kind(client, review_env):
-    ids = review_env[2]
+def test_article_page_highlights_evidence_by_kind(client, review_store):
+    ids = review_store[2]
     page = client.get(f"/article/{ids['park']}").get_data(as_text=True)
     for kind in ("participant", "construction", "organisation", "negative", "sentence"):
         assert f"ev-{kind}" in page
@@ -179,8 +105,8 @@ def test_every_response_carries_security_headers(client, path):
 
 
 @pytest.mark.parametrize("path", ["/article/1/decide", "/undo", "/article/1/settle", "/analyst"])
-def test_post_without_csrf_token_is_refused_and_writes_nothing(client, review_env, path):
-    store = review_env[1]
+def test_post_without_csrf_token_is_refused_and_writes_nothing(client, review_store, path):
+    store = review_store[1]
     response = client.post(path, data={"cocreation": "1", "sector": "zorg", "type": "ontwerp", "analyst": "eve"})
     assert response.status_code == 400
     assert "Nothing was saved" in response.get_data(as_text=True)
@@ -188,13 +114,13 @@ def test_post_without_csrf_token_is_refused_and_writes_nothing(client, review_en
     assert "ann" in client.get("/").get_data(as_text=True)
 
 
-def test_post_with_a_forged_csrf_token_is_refused(client, review_env):
+def test_post_with_a_forged_csrf_token_is_refused(client, review_store):
     response = client.post("/article/1/decide", data={"csrf_token": "forged", "cocreation": "0"})
-    assert response.status_code == 400 and events(review_env[1]) == []
+    assert response.status_code == 400 and events(review_store[1]) == []
 
 
-def test_untrusted_text_is_escaped_everywhere(client, review_env):
-    _settings, store, ids = review_env
+def test_untrusted_text_is_escaped_everywhere(client, review_store):
+    _settings, store, ids = review_store
     decide(client, ids["xss"], cocreation="0", note='<script>window.__xss="note"</script><img src=x onerror=alert(1)>')
     pages = [client.get(p).get_data(as_text=True) for p in
              ("/?status=all", f"/article/{ids['xss']}", f"/article/{ids['xss']}/history")]
@@ -211,8 +137,8 @@ def test_only_http_links_become_hrefs(url, expected):
     assert safe_href(url) == expected
 
 
-def test_decision_is_appended_with_provenance_and_moves_on(client, review_env):
-    _settings, store, ids = review_env
+def test_decision_is_appended_with_provenance_and_moves_on(client, review_store):
+    _settings, store, ids = review_store
     response = decide(client, ids["park"], cocreation="1", sector="overheid", type="ontwerp", note="duidelijk")
     assert response.status_code == 302 and response.headers["Location"].endswith(f"/article/{ids['care']}")
     [event] = events(store)
@@ -222,15 +148,15 @@ def test_decision_is_appended_with_provenance_and_moves_on(client, review_env):
     assert event["created_at"]
 
 
-def test_saving_keeps_the_filters(client, review_env):
-    ids = review_env[2]
+def test_saving_keeps_the_filters(client, review_store):
+    ids = review_store[2]
     token = csrf_of(client.get(f"/article/{ids['park']}?order=newest").get_data(as_text=True))
     response = client.post(f"/article/{ids['park']}/decide?order=newest", data={"csrf_token": token, "cocreation": "0"})
     assert "order=newest" in response.headers["Location"]
 
 
-def test_a_no_drops_sector_and_type_and_a_yes_needs_them(client, review_env):
-    _settings, store, ids = review_env
+def test_a_no_drops_sector_and_type_and_a_yes_needs_them(client, review_store):
+    _settings, store, ids = review_store
     response = decide(client, ids["care"], cocreation="1", sector="", type="ontwerp", note="mijn notitie")
     assert response.status_code == 400 and events(store) == []
     assert "A yes needs a sector" in response.get_data(as_text=True) and "mijn notitie" in response.get_data(as_text=True)
@@ -238,15 +164,15 @@ def test_a_no_drops_sector_and_type_and_a_yes_needs_them(client, review_env):
     assert (events(store)[0]["sector"], events(store)[0]["type"]) == (None, None)
 
 
-def test_decision_on_a_copy_is_recorded_on_the_canonical_article(client, review_env):
-    _settings, store, ids = review_env
+def test_decision_on_a_copy_is_recorded_on_the_canonical_article(client, review_store):
+    _settings, store, ids = review_store
     decide(client, ids["park_copy"], cocreation="1", sector="overheid", type="ontwerp")
     assert events(store)[0]["article_id"] == ids["park"]
     assert "+1 copy" not in client.get("/").get_data(as_text=True)  # the cluster left ann's queue
 
 
-def test_changes_and_undo_are_new_events_never_rewrites(client, review_env):
-    _settings, store, ids = review_env
+def test_changes_and_undo_are_new_events_never_rewrites(client, review_store):
+    _settings, store, ids = review_store
     decide(client, ids["park"], cocreation="1", sector="overheid", type="ontwerp")
     first = events(store)
     decide(client, ids["park"], cocreation="0")
@@ -269,13 +195,13 @@ def test_kappa_on_a_constructed_case():
     assert kappa([], []) is None and kappa([1, 1], [1, 1]) is None
 
 
-def test_agreement_page_shows_kappa_per_pair_and_settles_disagreements(review_env):
-    settings, store, ids = review_env
+def test_agreement_page_shows_kappa_per_pair_and_settles_disagreements(review_store):
+    settings, store, ids = review_store
     clients = {}
     for name in ("ann", "bea"):
         clients[name] = create_app(settings, store, analyst=name).test_client()
     for name, labels in {"ann": ["1", "1", "0"], "bea": ["1", "0", "0"]}.items():
-        for key, value in zip(("park", "care", "xss"), labels):
+        for key, value in zip(("park", "care", "xss"), labels, strict=True):
             decide(clients[name], ids[key], cocreation=value, sector="overheid", type="ontwerp")
     [pair] = pair_agreement({a: {r["analyst"]: r for r in store.current_reviews() if r["article_id"] == a}
                              for a in (ids["park"], ids["care"], ids["xss"])})
@@ -288,12 +214,12 @@ def test_agreement_page_shows_kappa_per_pair_and_settles_disagreements(review_en
                         data={"csrf_token": token, "cocreation": "1", "sector": "zorg", "type": "ontwerp"})
     final = store.final_labels()[ids["care"]]
     assert (final["action"], final["analyst"], final["sector"]) == ("settle", "ann", "zorg")
-    assert json.loads(final["previous"]) .keys() == {"ann", "bea"}
+    assert final["previous"].keys() == {"ann", "bea"}  # the store decodes JSON columns (issue 10)
     assert "settled" in clients["bea"].get("/agreement").get_data(as_text=True)
 
 
-def test_second_analyst_is_chosen_per_browser(client, review_env):
-    ids = review_env[2]
+def test_second_analyst_is_chosen_per_browser(client, review_store):
+    ids = review_store[2]
     decide(client, ids["park"], cocreation="1", sector="overheid", type="ontwerp")
     page = client.get("/analyst").get_data(as_text=True)
     answer = client.post("/analyst", data={"csrf_token": csrf_of(page), "analyst": "bea", "next": "//evil.example/"})
@@ -317,8 +243,8 @@ def test_local_redirect_target_is_kept(client):
     assert answer.headers["Location"] == "/agreement"
 
 
-def test_without_a_default_analyst_the_app_asks_for_a_name(review_env):
-    settings, store, _ids = review_env
+def test_without_a_default_analyst_the_app_asks_for_a_name(review_store):
+    settings, store, _ids = review_store
     client = create_app(settings.model_copy(update={"analyst": ""}), store).test_client()
     response = client.get("/")
     assert response.status_code == 302 and "/analyst" in response.headers["Location"]
@@ -341,8 +267,8 @@ def test_cli_refuses_to_serve_on_all_addresses_without_token(tmp_path):
     assert result.returncode == 2 and "without an access token" in result.stderr
 
 
-def test_token_is_required_when_configured(review_env):
-    settings, store, _ids = review_env
+def test_token_is_required_when_configured(review_store):
+    settings, store, _ids = review_store
     client = create_app(settings.model_copy(update={"review_token": LONG_TOKEN}), store).test_client()
     assert client.get("/").status_code == 401
     assert client.get("/?token=wrong-but-long-enough-token").status_code == 401
@@ -357,8 +283,8 @@ def test_foreign_host_header_is_refused_without_token(client):
     assert client.get("/", headers={"Host": "localhost:8000"}).status_code == 200
 
 
-def test_decision_on_a_missing_article_is_404_and_writes_nothing(client, review_env):
-    _settings, store, ids = review_env
+def test_decision_on_a_missing_article_is_404_and_writes_nothing(client, review_store):
+    _settings, store, ids = review_store
     token = csrf_of(client.get(f"/article/{ids['park']}").get_data(as_text=True))
     answer = client.post("/article/999999/decide", data={"csrf_token": token, "cocreation": "0"})
     assert answer.status_code == 404 and store.current_reviews() == []
@@ -376,8 +302,8 @@ def test_an_article_id_out_of_range_or_missing_is_404(client, path):
 
 @pytest.mark.parametrize("article", ["999999", BEYOND_64_BITS])
 @pytest.mark.parametrize("action", ["decide", "settle"])
-def test_a_post_on_a_missing_article_is_404_and_writes_nothing(client, review_env, article, action):
-    _settings, store, ids = review_env
+def test_a_post_on_a_missing_article_is_404_and_writes_nothing(client, review_store, article, action):
+    _settings, store, ids = review_store
     token = csrf_of(client.get(f"/article/{ids['park']}").get_data(as_text=True))
     answer = client.post(f"/article/{article}/{action}",
                          data={"csrf_token": token, "cocreation": "1", "sector": "zorg", "type": "ontwerp"})
@@ -385,8 +311,8 @@ def test_a_post_on_a_missing_article_is_404_and_writes_nothing(client, review_en
 
 
 @pytest.mark.parametrize("value", [BEYOND_64_BITS, "abc", "-3", "1e3", "٣"])
-def test_undo_with_a_malformed_article_id_is_400_and_undoes_nothing(client, review_env, value):
-    _settings, store, ids = review_env
+def test_undo_with_a_malformed_article_id_is_400_and_undoes_nothing(client, review_store, value):
+    _settings, store, ids = review_store
     decide(client, ids["park"], cocreation="0")
     token = csrf_of(client.get("/").get_data(as_text=True))
     answer = client.post("/undo", data={"csrf_token": token, "article_id": value})
@@ -423,8 +349,8 @@ def raw_exchange(port: int, data: bytes) -> tuple[str, dict[str, str]]:
     return head[0], {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in head[1:])}
 
 
-def test_waitress_own_error_responses_carry_the_security_headers(review_env):
-    settings, store, _ids = review_env
+def test_waitress_own_error_responses_carry_the_security_headers(review_store):
+    settings, store, _ids = review_store
     with served(settings, store) as server:
         limit = server.adj.max_request_header_size
         # Exactly the limit, no end of headers: waitress reads it all, answers 431 and closes cleanly.

@@ -34,19 +34,15 @@ def browser():
 
 
 @pytest.fixture
-def live_app(make_settings):
+def live_app(review_store):
     """Serve the review app with waitress on a free loopback port over a filled temporary database."""
-    settings = make_settings(analyst="ann")
-    store = Store(settings.effective_database_url)
-    store.migrate()
-    ids = fill_store(store)
+    settings, store, ids = review_store
     server = make_server(create_app(settings, store, host="127.0.0.1"), "127.0.0.1", 0)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}", store, ids
     server.close()
     thread.join(timeout=5)
-    store.close()
 
 
 @pytest.fixture

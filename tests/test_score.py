@@ -33,7 +33,7 @@ def test_score_writes_the_public_record_per_article(tmp_path):
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows] == ["a1", "a2"]
     for row in rows:
-        assert FIELDS <= set(row) and 0.0 <= row["cocreation_score"] <= 1.0
+        assert set(row) >= FIELDS and 0.0 <= row["cocreation_score"] <= 1.0
         assert abs(sum(row["sector_scores"].values()) - 1) < 1e-3
     assert rows[0]["flagged"] and not rows[1]["flagged"]
     assert rows[0]["cocreation_score"] > rows[1]["cocreation_score"]

@@ -1,25 +1,12 @@
-"""Agreement between analysts: Cohen's kappa per pair and the disagreements still to settle."""
+"""Agreement between analysts: Cohen's kappa per pair and the disagreements still to settle (rules in labels.py)."""
 
 from __future__ import annotations
 
-import math
-import warnings
 from itertools import combinations
 
-from sklearn.metrics import cohen_kappa_score
+from pipeline.labels import disagreements, kappa  # noqa: F401  (the agreement page's API, decided in labels.py)
 
 ASPECTS = ("decision", "sector", "type")
-
-
-def kappa(first: list, second: list) -> float | None:
-    """Return Cohen's kappa of two label lists, None when it is undefined (no items, no variation)."""
-    if not first:
-        return None
-    with warnings.catch_warnings():
-        # sklearn warns and returns nan when both analysts used a single label throughout.
-        warnings.simplefilter("ignore")
-        value = cohen_kappa_score([str(x) for x in first], [str(x) for x in second])
-    return None if math.isnan(value) else float(value)
 
 
 def pair_agreement(decisions: dict[int, dict[str, dict]]) -> list[dict]:
@@ -46,15 +33,5 @@ def _pair(decisions: dict[int, dict[str, dict]], a: str, b: str) -> dict:
 def _aspect(rows: list[tuple[dict, dict]], key: str) -> dict:
     first = [x[key] for x, _ in rows]
     second = [y[key] for _, y in rows]
-    agreed = sum(p == q for p, q in zip(first, second))
+    agreed = sum(p == q for p, q in zip(first, second, strict=True))
     return {"kappa": kappa(first, second), "agreement": agreed / len(rows) if rows else None, "n": len(rows)}
-
-
-def disagreements(decisions: dict[int, dict[str, dict]], settled: set[int]) -> list[dict]:
-    """Return the articles whose analysts gave different labels, unsettled ones first."""
-    found = []
-    for article_id, per in sorted(decisions.items()):
-        if len(per) >= 2 and len({(r["cocreation"], r["sector"], r["type"]) for r in per.values()}) > 1:
-            found.append({"article_id": article_id, "settled": article_id in settled,
-                          "decisions": [per[name] for name in sorted(per)]})
-    return sorted(found, key=lambda d: (d["settled"], d["article_id"]))

@@ -4,36 +4,24 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter
 
-from pipeline.codebook import Codebook, load_codebook
-from pipeline.review.queries import flag_threshold
+from pipeline.codebook import load_codebook
 from pipeline.review.analysts import check_token_setting
+from pipeline.review.context import MAX_ROW_ID, ReviewContext, RowIdConverter  # noqa: F401  (importable here too)
+from pipeline.review.highlight import safe_href
+from pipeline.review.queries import flag_threshold
 from pipeline.review.security import SECURITY_HEADERS, check_binding, install_security
 from pipeline.settings import Settings
+from pipeline.review.views import bp
 from pipeline.store import Store
 
 log = logging.getLogger(__name__)
-
-MAX_ROW_ID = 2**63 - 1  # the largest id SQLite and PostgreSQL's BIGINT hold
-
-
-@dataclass
-class ReviewContext:
-    """What every request needs: the store, the codebook, the default analyst and the flag threshold."""
-
-    store: Store
-    codebook: Codebook
-    default_analyst: str
-    threshold: float
 
 
 def create_app(settings: Settings, store: Store, *, analyst: str = "", host: str | None = None) -> Flask:
@@ -58,28 +46,8 @@ def create_app(settings: Settings, store: Store, *, analyst: str = "", host: str
     CSRFProtect(app)
     install_security(app)
     _register_errors(app)
-    from pipeline.review.views import bp  # views import the app's helpers; keep the import one-way
-
     app.register_blueprint(bp)
     return app
-
-
-class RowIdConverter(IntegerConverter):
-    """An article id in a URL: a positive integer that fits the database's 64-bit column.
-
-    Beyond that range SQLite raises OverflowError (a 500); out of range the route does not match: a 404.
-    """
-
-    def __init__(self, map, *args, **kwargs):
-        super().__init__(map, min=1, max=MAX_ROW_ID)
-
-
-def safe_href(url: str | None) -> str | None:
-    """Return the URL when it is plain http(s), else None, so javascript: and data: never become links."""
-    if not url:
-        return None
-    scheme = urlsplit(url.strip()).scheme.lower()
-    return url.strip() if scheme in ("http", "https") else None
 
 
 def _register_errors(app: Flask) -> None:

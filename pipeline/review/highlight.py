@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import logging
+from itertools import pairwise
+from urllib.parse import urlsplit
 
 from markupsafe import Markup, escape
 
 log = logging.getLogger(__name__)
+
+
+def safe_href(url: str | None) -> str | None:
+    """Return the URL when it is plain http(s), else None, so javascript: and data: never become links."""
+    if not url:
+        return None
+    scheme = urlsplit(url.strip()).scheme.lower()
+    return url.strip() if scheme in ("http", "https") else None
 
 KINDS = ("organisation", "participant", "construction", "negative", "sentence")
 KIND_TITLES = {"organisation": "organisation", "participant": "participant group",
@@ -22,12 +32,12 @@ def evidence_kind(label: str) -> str:
 def valid_spans(text: str, evidence: list[dict]) -> list[dict]:
     """Return the evidence spans whose offsets fall inside the text, dropping the rest."""
     spans = []
-    for item in evidence:
-        start, end = item.get("start"), item.get("end")
+    for span in evidence:
+        start, end = span.get("start"), span.get("end")
         if isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text):
-            spans.append({**item, "kind": evidence_kind(str(item.get("label", "")))})
+            spans.append({**span, "kind": evidence_kind(str(span.get("label", "")))})
         else:
-            log.debug("evidence span %r lies outside the text; not highlighted", item)
+            log.debug("evidence span %r lies outside the text; not highlighted", span)
     return spans
 
 
@@ -38,7 +48,7 @@ def highlight_text(text: str, evidence: list[dict]) -> Markup:
     # give each piece the classes of all spans covering it.
     cuts = sorted({0, len(text)} | {s["start"] for s in spans} | {s["end"] for s in spans})
     parts = []
-    for start, end in zip(cuts, cuts[1:]):
+    for start, end in pairwise(cuts):
         piece = escape(text[start:end])
         covering = [s for s in spans if s["start"] <= start and end <= s["end"]]
         parts.append(_mark(piece, covering) if covering else piece)

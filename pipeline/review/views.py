@@ -8,9 +8,10 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
+from pipeline import labels
 from pipeline.review import agreement, queries
 from pipeline.review.analysts import settle_refusal
-from pipeline.review.app import MAX_ROW_ID, ReviewContext
+from pipeline.review.context import MAX_ROW_ID, ReviewContext
 from pipeline.review.events import Label, article_history, latest_settle, record_decision, record_settle, undo_last
 from pipeline.review.highlight import KIND_TITLES, grouped_evidence, highlight_text
 from pipeline.review.security import is_token_mode, signed_in_analyst
@@ -66,13 +67,19 @@ def queue():
     """Show the flagged clusters to review, filtered and ordered, with progress."""
     c, analyst = ctx(), current_analyst()
     filters = queries.QueueFilters.from_args(request.args)
-    clusters = queries.load_clusters(c.store)
-    decisions = queries.reviews_by_article(c.store)
-    entries = queries.queue_entries(clusters, decisions, analyst, filters, c.threshold)
-    outlets = sorted({a["outlet"] for cl in clusters.values() if cl.flagged for a in [cl.head, *cl.members]})
+    page = _page_number()
+    entries, more = queries.queue_page(c.store, analyst, filters, c.threshold, page)
+    decisions = c.store.decisions_by_article(e.canonical_id for e in entries)
     return render_template("queue.html", entries=entries, filters=filters, args=filters.as_args(),
-                           decisions=decisions, outlets=outlets, statuses=queries.STATUSES,
-                           orders=queries.ORDERS, progress=queries.progress_counts(clusters, decisions, analyst))
+                           decisions=decisions, outlets=c.store.queue_outlets(), statuses=queries.STATUSES,
+                           orders=queries.ORDERS, progress=queries.progress_counts(c.store, analyst),
+                           page=page, more=more)
+
+
+def _page_number() -> int:
+    # A page beyond the 32-bit range or a malformed one shows the first page rather than failing.
+    raw = request.args.get("page", "1")
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**31 else 1
 
 
 @bp.get("/article/<id:article_id>")
@@ -85,23 +92,20 @@ def render_article(article_id: int, filters: queries.QueueFilters, form: dict | 
                    error: str = "", status: int = 200):
     """Render the article page, optionally with the analyst's unsaved form values and an error."""
     c, analyst = ctx(), current_analyst()
-    art = queries.article_by_id(c.store, article_id) or abort(404)
-    canonical_id = c.store.canonical_of(article_id)
-    clusters = queries.load_clusters(c.store)
-    cluster = clusters.get(canonical_id) or abort(404)
-    decisions = queries.reviews_by_article(c.store)
-    entries = queries.queue_entries(clusters, decisions, analyst, filters, c.threshold)
-    prev_id, next_id = queries.neighbours(entries, canonical_id)
-    prediction = queries.prediction_of(c.store, article_id) or cluster.prediction
-    evidence = prediction["evidence"] if prediction else []
-    per_article = decisions.get(canonical_id, {})
+    art = c.store.article(article_id) or abort(404)
+    canonical_id = art.cluster_id
+    cluster = c.store.cluster_of(article_id) or abort(404)
+    place = queries.queue_place(c.store, analyst, filters, c.threshold, canonical_id)
+    prediction = c.store.newest_prediction(article_id) or cluster.prediction
+    evidence = prediction.evidence if prediction else []
+    per_article = c.store.decisions_by_article([canonical_id]).get(canonical_id, {})
     return render_template(
         "article.html", article=art, cluster=cluster, canonical_id=canonical_id, prediction=prediction,
         text_html=highlight_text(art["text"], evidence), evidence=grouped_evidence(art["text"], evidence),
         form=form or _form_defaults(per_article.get(analyst), prediction), mine=per_article.get(analyst),
         others=[r for name, r in sorted(per_article.items()) if name != analyst], settle=latest_settle(c.store, canonical_id),
-        prev_id=prev_id, next_id=next_id, args=filters.as_args(), error=error,
-        position=_position(entries, canonical_id),
+        prev_id=place.prev_id, next_id=place.next_id, args=filters.as_args(), error=error,
+        position=place.position,
     ), status
 
 
@@ -114,27 +118,21 @@ def _form_defaults(mine: dict | None, prediction: dict | None) -> dict:
     return {"cocreation": None, "sector": pred.get("sector"), "type": pred.get("type"), "borderline": False, "note": ""}
 
 
-def _position(entries: list, canonical_id: int) -> str:
-    ids = [e.canonical_id for e in entries]
-    return f"{ids.index(canonical_id) + 1} of {len(ids)}" if canonical_id in ids else f"{len(ids)} left"
-
-
 @bp.post("/article/<id:article_id>/decide")
 def decide(article_id: int):
     """Append the analyst's decision for the article's cluster and move on to the next article."""
     c, analyst = ctx(), current_analyst()
-    if queries.article_by_id(c.store, article_id) is None:
+    art = c.store.article(article_id)
+    if art is None:
         abort(404)  # a decision on a missing article would otherwise fail in the database as a 500
     filters = queries.QueueFilters.from_args(request.args)
     form = _posted_form()
     label, error = _label_from(form)
     if error:
         return render_article(article_id, filters, form, error, 400)
-    canonical_id = c.store.canonical_of(article_id)
-    entries = queries.queue_entries(queries.load_clusters(c.store), queries.reviews_by_article(c.store),
-                                    analyst, filters, c.threshold)
-    _prev, next_id = queries.neighbours(entries, canonical_id)
-    prediction = queries.prediction_of(c.store, canonical_id)
+    canonical_id = art.cluster_id
+    next_id = c.store.queue_place(analyst, filters, c.threshold, canonical_id, counted=False).next_id
+    prediction = c.store.newest_prediction(canonical_id)
     record_decision(c.store, canonical_id, analyst, label, codebook_version=c.codebook.version,
                     model_version=prediction["model_version"] if prediction else None)
     flash(f"Saved #{canonical_id}: {_describe(label)}. Press u to undo.", "saved")
@@ -199,8 +197,8 @@ def _form_article_id() -> int | None:
 def history(article_id: int):
     """Show every review event of the article's cluster, oldest first."""
     c = ctx()
-    art = queries.article_by_id(c.store, article_id) or abort(404)
-    canonical_id = c.store.canonical_of(article_id)
+    art = c.store.article(article_id) or abort(404)
+    canonical_id = art.cluster_id
     return render_template("history.html", article=art, canonical_id=canonical_id,
                            events=article_history(c.store, canonical_id))
 
@@ -209,28 +207,29 @@ def history(article_id: int):
 def agreement_page():
     """Show kappa per analyst pair and the disagreements to settle."""
     c = ctx()
-    decisions = queries.reviews_by_article(c.store)
-    found = agreement.disagreements(decisions, queries.settled_articles(c.store))
-    titles = {d["article_id"]: (queries.article_by_id(c.store, d["article_id"]) or {}).get("title", "")
-              for d in found}
-    refusals = {d["article_id"]: _settle_refusal(d["article_id"], decisions) for d in found}
+    decisions = c.store.decisions_by_article()
+    found = labels.disagreements(decisions, c.store.settled_article_ids())
+    ids = [d["article_id"] for d in found]
+    titles, histories = c.store.article_titles(ids), c.store.review_history(ids)
+    refusals = {i: _settle_refusal(i, decisions.get(i, {}), histories.get(i, [])) for i in ids}
     return render_template("agreement.html", pairs=agreement.pair_agreement(decisions),
                            disagreements=found, titles=titles, refusals=refusals)
 
 
-def _settle_refusal(canonical_id: int, decisions: dict[int, dict[str, dict]]) -> tuple[int, str] | None:
-    return settle_refusal(signed_in_analyst(), is_token_mode(), decisions.get(canonical_id, {}),
-                          article_history(ctx().store, canonical_id), canonical_id)
+def _settle_refusal(canonical_id: int, decided: dict, history: list) -> tuple[int, str] | None:
+    return settle_refusal(signed_in_analyst(), is_token_mode(), decided, history, canonical_id)
 
 
 @bp.post("/article/<id:article_id>/settle")
 def settle(article_id: int):
     """Append a settle event that fixes a disputed article's final label (leads only when served to others)."""
     c, analyst = ctx(), current_analyst()
-    if queries.article_by_id(c.store, article_id) is None:
+    art = c.store.article(article_id)
+    if art is None:
         abort(404)  # a settle on a missing article would otherwise fail in the database as a 500
-    canonical_id = c.store.canonical_of(article_id)
-    refusal = _settle_refusal(canonical_id, queries.reviews_by_article(c.store))
+    canonical_id = art.cluster_id
+    refusal = _settle_refusal(canonical_id, c.store.decisions_by_article([canonical_id]).get(canonical_id, {}),
+                              article_history(c.store, canonical_id))
     if refusal:
         log.warning("refused a settle of article %d by %r: %s", canonical_id, analyst, refusal[1])
         return render_template("error.html", code=refusal[0], message="Not settled. " + refusal[1]), refusal[0]
@@ -238,7 +237,7 @@ def settle(article_id: int):
     if error:
         flash(f"Not settled: {error}", "error")
         return redirect(url_for("review.agreement_page"))
-    prediction = queries.prediction_of(c.store, canonical_id)
+    prediction = c.store.newest_prediction(canonical_id)
     record_settle(c.store, canonical_id, analyst, label, codebook_version=c.codebook.version,
                   model_version=prediction["model_version"] if prediction else None)
     flash(f"Settled #{canonical_id}: {_describe(label)}.", "saved")

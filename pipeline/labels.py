@@ -1,0 +1,119 @@
+"""Final labels from review events, in one pure place: agreement, disputes, settles, clusters, provenance, kappa.
+
+Every reader of review outcomes (the review app, its agreement page, `radar export`, `load_dataset`, training)
+asks this module, so "what is the final label of this article" has one answer. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Mapping
+
+from pipeline.records import FinalLabel, ReviewEvent
+
+Decisions = Mapping[str, ReviewEvent]  # analyst -> their current decision on one article
+
+
+def cluster_id_of(article_id: int, canonical_id: int | None) -> int:
+    """Return the cluster id of an article: its canonical member's id, its own when it heads its cluster."""
+    return canonical_id or article_id
+
+
+def label_key(event: ReviewEvent | Mapping) -> tuple:
+    """Return what two analysts must share to agree: decision, sector and type."""
+    return event["cocreation"], event["sector"], event["type"]  # records and plain dict rows alike
+
+
+def current_decisions(events: Iterable[ReviewEvent]) -> dict[str, ReviewEvent]:
+    """Return each analyst's current decision from one article's events: their newest non-settle event.
+
+    An undo back to "not reviewed" (no decision) removes the analyst.
+    """
+    newest: dict[str, ReviewEvent] = {}
+    for event in sorted(events, key=lambda e: e.id):
+        if event.action != "settle":
+            newest[event.analyst] = event
+    return {name: e for name, e in sorted(newest.items()) if e.cocreation is not None}
+
+
+def newest_settle(events: Iterable[ReviewEvent]) -> ReviewEvent | None:
+    """Return the newest settle event among one article's events, or None."""
+    settles = [e for e in events if e.action == "settle"]
+    return max(settles, key=lambda e: e.id) if settles else None
+
+
+def is_disputed(decisions: Decisions) -> bool:
+    """Tell whether analysts gave different labels to one article."""
+    return len({label_key(e) for e in decisions.values()}) > 1
+
+
+def final_label(article_id: int, decisions: Decisions, settle: ReviewEvent | None) -> FinalLabel | None:
+    """Return the final label of one article: the newest settle, else the analysts' shared decision.
+
+    An article whose analysts disagree and that nobody settled has no final label (None).
+    """
+    rows = list(decisions.values())
+    if settle is None and (not rows or is_disputed(decisions)):
+        return None
+    event = settle or max(rows, key=lambda e: e.id)
+    settled = settle is not None
+    names = {e.analyst for e in rows} | ({settle.analyst} if settled else set())
+    return FinalLabel(article_id=article_id, event=event, label_source="settled" if settled else "agreed",
+                      analysts=", ".join(sorted(names)), settled_by=settle.analyst if settled else "",
+                      reviewed_at=max([e.created_at for e in rows] + [event.created_at]))
+
+
+def final_labels(current: Iterable[ReviewEvent], settles: Iterable[ReviewEvent]) -> dict[int, FinalLabel]:
+    """Return the final label per article from every current decision and every settle event."""
+    by_article: dict[int, dict[str, ReviewEvent]] = {}
+    for event in current:
+        by_article.setdefault(event.article_id, {})[event.analyst] = event
+    newest: dict[int, ReviewEvent] = {}
+    for event in settles:
+        if event.article_id not in newest or event.id > newest[event.article_id].id:
+            newest[event.article_id] = event
+    result = {}
+    for article_id in sorted(set(by_article) | set(newest)):
+        label = final_label(article_id, by_article.get(article_id, {}), newest.get(article_id))
+        if label is not None:
+            result[article_id] = label
+    return result
+
+
+def label_for_member(labels: Mapping[int, FinalLabel], article_id: int,
+                     canonical_id: int | None) -> tuple[FinalLabel | None, bool]:
+    """Return a cluster's final label for one of its articles, and whether it came from the cluster's head.
+
+    A near-duplicate cluster is reviewed once, on its canonical article; every copy carries that label.
+    """
+    cluster_id = cluster_id_of(article_id, canonical_id)
+    label = labels.get(cluster_id)
+    has_label = label is not None and label.cocreation is not None
+    return label, has_label and article_id != cluster_id
+
+
+def cluster_flagged(flags: Iterable[bool]) -> bool:
+    """Tell whether a cluster is flagged: it is when any copy is (a wire copy may score higher in one paper)."""
+    return any(flags)
+
+
+def disagreements(decisions: Mapping[int, Decisions], settled: set[int]) -> list[dict]:
+    """Return the articles whose analysts gave different labels, unsettled ones first."""
+    found = [{"article_id": article_id, "settled": article_id in settled,
+              "decisions": [per[name] for name in sorted(per)]}
+             for article_id, per in sorted(decisions.items()) if len(per) >= 2 and is_disputed(per)]
+    return sorted(found, key=lambda d: (d["settled"], d["article_id"]))
+
+
+def kappa(first: list, second: list) -> float | None:
+    """Return Cohen's kappa of two label lists, None when it is undefined (no items, no variation)."""
+    from sklearn.metrics import cohen_kappa_score  # lazy: the review app's other pages need no sklearn
+
+    if not first:
+        return None
+    with warnings.catch_warnings():
+        # sklearn warns and returns nan when both analysts used a single label throughout.
+        warnings.simplefilter("ignore")
+        value = cohen_kappa_score([str(x) for x in first], [str(x) for x in second])
+    return None if math.isnan(value) else float(value)
