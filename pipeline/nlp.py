@@ -199,10 +199,8 @@ class CocreationEvidence:
         spans = [Span(doc, start, end, label=doc.vocab.strings[match_id].split("#")[0])
                  for match_id, start, end in matches]
         spans += self._compound_matches(doc)
+        # A span's type hint is read from its lexicon entry (entry_of), not stored on the span.
         doc.spans[SPAN_KEY] = filter_spans(spans)
-        for span in doc.spans[SPAN_KEY]:
-            entry = self.entry_of(span.label_)
-            span.kb_id_ = entry.type_hint if entry else ""
         doc._.sentence_scores = score_sentences(doc, self)
         doc._.rule_score = rule_score(doc._.sentence_scores)
         return doc

@@ -303,3 +303,38 @@ class QueuePlace:
     prev_id: int | None
     next_id: int | None
     position: str
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    """One article's public score record (a `radar score` line), typed from model output to JSON or store."""
+
+    id: object
+    cocreation_score: float
+    flagged: bool
+    sector: str | None
+    sector_scores: dict
+    type: str | None
+    type_scores: dict
+    sector_confident: bool
+    type_confident: bool
+    evidence: list
+    rule_score: float
+    model_version: str
+    codebook_version: str
+
+    def public(self) -> dict:
+        """Return the record as the public JSON object, fields in their documented order."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def prediction_row(self) -> dict:
+        """Return the store's predictions row; an unsure sector or type is stored as no suggestion.
+
+        A wrong prefill anchors the analyst, so only confident labels reach the review form; the
+        probabilities stay visible beside it.
+        """
+        return {"article_id": self.id, "model_version": self.model_version, "codebook_version": self.codebook_version,
+                "cocreation_score": self.cocreation_score, "rule_score": self.rule_score, "flagged": self.flagged,
+                "sector": self.sector if self.sector_confident else None, "sector_scores": self.sector_scores,
+                "type": self.type if self.type_confident else None, "type_scores": self.type_scores,
+                "evidence": self.evidence}

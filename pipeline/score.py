@@ -11,6 +11,7 @@ from pipeline.classify import MODEL_DIR, Prediction, RadarModel, load_model
 from pipeline.codebook import load_codebook
 from pipeline.extract import cap_text
 from pipeline.nlp import Analysis, analyse, get_nlp
+from pipeline.records import ScoreRecord
 
 log = logging.getLogger(__name__)
 BATCH = 64
@@ -42,15 +43,21 @@ class Scorer:
         sector_scores, type, type_scores, evidence, model_version (plus rule_score and
         codebook_version). Keep it stable.
         """
+        return [result.public() for result in self.score_records(records)]
+
+    def score_records(self, records: list[dict]) -> list[ScoreRecord]:
+        """Score records with `id`, `title`, `text`; return typed score records in input order."""
         analyses = analyse([_scored_part(r) for r in records])
         predictions = self.model.predict(analyses)
-        return [{
-            "id": record.get("id"), "cocreation_score": p.cocreation_score, "flagged": p.flagged,
-            "sector": p.sector, "sector_scores": p.sector_scores, "type": p.type, "type_scores": p.type_scores,
-            "sector_confident": p.sector_confident, "type_confident": p.type_confident,
-            "evidence": with_key_passage(a, p, str(record.get("text") or "")), "rule_score": a.rule_score, "model_version": self.model.version,
-            "codebook_version": self.codebook_version,
-        } for record, a, p in zip(records, analyses, predictions)]  # noqa: B905 (parallel per-record lists of one length)
+        return [self._record(record, a, p) for record, a, p in zip(records, analyses, predictions, strict=True)]
+
+    def _record(self, record: dict, analysis: Analysis, p: Prediction) -> ScoreRecord:
+        return ScoreRecord(
+            id=record.get("id"), cocreation_score=p.cocreation_score, flagged=p.flagged,
+            sector=p.sector, sector_scores=p.sector_scores, type=p.type, type_scores=p.type_scores,
+            sector_confident=p.sector_confident, type_confident=p.type_confident,
+            evidence=with_key_passage(analysis, p, str(record.get("text") or "")), rule_score=analysis.rule_score,
+            model_version=self.model.version, codebook_version=self.codebook_version)
 
     def score_stream(self, records: Iterable[dict], batch: int = BATCH) -> Iterator[dict]:
         """Score an iterable of records in batches, yielding results in input order."""
@@ -99,39 +106,28 @@ def score_stored_articles(store, scorer: Scorer, run_id: int | None, batch: int 
     scored = flagged = failed = 0
     for start in range(0, len(pending), batch):
         results, failures = _score_batch(scorer, pending[start:start + batch])
-        store.save_predictions([_prediction_row(r) for r in results], run_id)
+        store.save_predictions([r.prediction_row() for r in results], run_id)
         for article_id, reason in failures:
             store.record_scoring_failure(article_id, version, reason, run_id)
         scored += len(results)
-        flagged += sum(r["flagged"] for r in results)
+        flagged += sum(r.flagged for r in results)
         failed += len(failures)
     log.info("scoring: %d articles scored, %d flagged, %d failed (model %s)", scored, flagged, failed, version)
     return {"scored": scored, "flagged": flagged, "score_failed": failed}
 
 
-def _score_batch(scorer: Scorer, chunk: list[dict]) -> tuple[list[dict], list[tuple[int, str]]]:
+def _score_batch(scorer: Scorer, chunk: list[dict]) -> tuple[list[ScoreRecord], list[tuple[int, str]]]:
     # Whole batches are fast; only a batch that raises is scored again one article at a time, so a
     # bad article fails alone. Any exception: what breaks on one article's text is not known ahead.
     try:
-        return scorer.score(chunk), []
+        return scorer.score_records(chunk), []
     except Exception as exc:  # noqa: BLE001
         log.warning("scoring: a batch of %d articles failed (%r); scoring them one by one", len(chunk), exc)
     results, failures = [], []
     for article in chunk:
         try:
-            results.extend(scorer.score([article]))
+            results.extend(scorer.score_records([article]))
         except Exception as exc:  # noqa: BLE001
             log.error("scoring: article %s failed and is skipped for this model: %r", article["id"], exc)
             failures.append((article["id"], f"{type(exc).__name__}: {exc}".replace("\n", " ")))
     return results, failures
-
-
-def _prediction_row(result: dict) -> dict:
-    # An unsure sector or type is stored as no suggestion, so the review form is not prefilled with
-    # it (a wrong prefill anchors the analyst); its probabilities stay visible beside the form.
-    return {"article_id": result["id"], "model_version": result["model_version"],
-            "codebook_version": result["codebook_version"], "cocreation_score": result["cocreation_score"],
-            "rule_score": result["rule_score"], "flagged": result["flagged"],
-            "sector": result["sector"] if result["sector_confident"] else None, "sector_scores": result["sector_scores"],
-            "type": result["type"] if result["type_confident"] else None, "type_scores": result["type_scores"],
-            "evidence": result["evidence"]}

@@ -98,3 +98,15 @@ def test_index_returns_best_head_above_threshold():
     match = index.best_match(minhash_of(base + " extra zin aan het eind"))
     assert match is not None and match[0] == 1 and match[1] > 0.9
     assert index.best_match(minhash_of(" ".join(f"derde{i}" for i in range(200)))) is None
+
+
+def test_signatures_with_shared_permutations_equal_freshly_drawn_ones():
+    from datasketch import MinHash
+
+    from pipeline.dedupe import NUM_PERM, minhash_of, shingles
+
+    text = " ".join(f"woord{i % 97} zin{i % 13}" for i in range(200))
+    fresh = MinHash(num_perm=NUM_PERM)
+    fresh.update_batch(list(shingles(text)))
+    assert (minhash_of(text).hashvalues == fresh.hashvalues).all()
+    assert (minhash_of(text + " anders").hashvalues != fresh.hashvalues).any()
