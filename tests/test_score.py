@@ -99,7 +99,7 @@ def test_article_that_fails_in_scoring_is_recorded_skipped_and_not_retried(tmp_p
 
     store, ids = _stored(tmp_path, {"a": ARTICLES[0]["text"], "slecht": ARTICLES[1]["text"], "c": ARTICLES[0]["text"]})
     scorer = Scorer.load()
-    real_score, seen = scorer.score, []
+    real_score, seen = scorer.score_records, []
 
     def score(records):
         seen.extend(r["id"] for r in records)
@@ -107,7 +107,7 @@ def test_article_that_fails_in_scoring_is_recorded_skipped_and_not_retried(tmp_p
             raise ValueError("kan dit artikel niet lezen")
         return real_score(records)
 
-    monkeypatch.setattr(scorer, "score", score)
+    monkeypatch.setattr(scorer, "score_records", score)
     counts = score_stored_articles(store, scorer, run_id=None)
     assert counts == {"scored": 2, "flagged": counts["flagged"], "score_failed": 1}
     assert {p["article_id"] for p in store.latest_predictions()} == {ids["a"], ids["c"]}
@@ -129,14 +129,14 @@ def test_nightly_report_counts_an_article_that_failed_in_scoring(server, make_se
         server.page(f"/art/{i}.html", article_html(article["title"], article["text"] * 4), "text/html; charset=utf-8")
     server.page("/feed.xml", rss([{"title": a["title"], "link": server.url(f"/art/{i}.html")}
                                   for i, a in enumerate(ARTICLES)]), "application/rss+xml")
-    real_score = Scorer.score
+    real_score = Scorer.score_records
 
     def score(self, records):
         if any("A2" in r["title"] for r in records):
             raise RuntimeError("E088 of een andere fout")
         return real_score(self, records)
 
-    monkeypatch.setattr(Scorer, "score", score)
+    monkeypatch.setattr(Scorer, "score_records", score)
     settings = make_settings([{"name": "krant", "url": server.url("/feed.xml")}], allow_private_addresses=True)
     report = run_nightly(settings)
     assert report.status == "ok" and report.articles_new == 2
