@@ -22,12 +22,12 @@ def database_url(source: str | Path | None = None) -> str:
 
 
 def load_dataset(source: str | Path | None = None, *, since: str | None = None, status: str = "all",
-                 sector: str | None = None, outlet: str | None = None) -> pd.DataFrame:
+                 sector: str | None = None, outlet: str | None = None, origin: str | None = None) -> pd.DataFrame:
     """Return articles with metadata, scores, predictions, evidence and final review labels.
 
     `source` is a database file, a SQLAlchemy URL or None for the configured database; `status`
     is one of all, flagged, reviewed, unreviewed; `sector` filters on the final label when the
-    article is reviewed, else on the predicted sector.
+    article is reviewed, else on the predicted sector; `origin` is feed, ingest, submission or backfill.
     """
     from pipeline.store import Store
 
@@ -39,7 +39,8 @@ def load_dataset(source: str | Path | None = None, *, since: str | None = None, 
         frame = _articles_frame(store)
     finally:
         store.close()
-    return _filter(_with_dtypes(frame), since=since, status=status, sector=sector, outlet=outlet)
+    return _filter(_with_dtypes(frame), since=since, status=status, sector=sector, outlet=outlet,
+                   origin=origin)
 
 
 def _articles_frame(store) -> pd.DataFrame:
@@ -66,7 +67,8 @@ def _articles_frame(store) -> pd.DataFrame:
 COLUMNS = ["article_id", "title", "outlet", "url", "published", "text", "source", "method", "language",
            "cluster_id", "duplicate_kind", "model_version", "codebook_version", "cocreation_score", "rule_score",
            "flagged", "predicted_sector", "sector_scores", "predicted_type", "type_scores", "evidence",
-           "final_cocreation", "final_sector", "final_type", "borderline", "reviewed_by", "reviewed_at", "created_at"]
+           "final_cocreation", "final_sector", "final_type", "borderline", "reviewed_by", "reviewed_at", "created_at",
+           "origin", "provenance"]
 
 
 def _with_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -74,7 +76,7 @@ def _with_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     for column in ("published", "reviewed_at", "created_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True, errors="coerce", format="mixed")
-    for column in ("outlet", "source", "method", "language", "duplicate_kind"):
+    for column in ("outlet", "source", "method", "language", "duplicate_kind", "origin"):
         frame[column] = frame[column].astype("category")
     for column in ("predicted_sector", "final_sector"):
         frame[column] = pd.Categorical(frame[column], categories=codebook.sectors)
@@ -89,7 +91,7 @@ def _with_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _filter(frame: pd.DataFrame, *, since, status, sector, outlet) -> pd.DataFrame:
+def _filter(frame: pd.DataFrame, *, since, status, sector, outlet, origin) -> pd.DataFrame:
     if since is not None:
         frame = frame[frame["published"] >= pd.Timestamp(since, tz="UTC")]
     if status == "flagged":
@@ -103,6 +105,8 @@ def _filter(frame: pd.DataFrame, *, since, status, sector, outlet) -> pd.DataFra
         frame = frame[label == sector]
     if outlet is not None:
         frame = frame[frame["outlet"] == outlet]
+    if origin is not None:
+        frame = frame[frame["origin"] == origin]
     return frame.reset_index(drop=True)
 
 

@@ -31,6 +31,7 @@ COLUMNS: dict[str, str] = {
     "cocreation": "bool", "sector": "str", "type": "str", "borderline": "bool", "note": "str",
     "evidence_quote": "str", "label_source": "str", "analysts": "str", "settled_by": "str",
     "reviewed_at": "str", "review_model_version": "str", "codebook_version": "str",
+    "origin": "str", "provenance": "str",
 }
 
 
@@ -103,6 +104,7 @@ def _row(art: StoredArticle, pred: Prediction | None, label: FinalLabel | None, 
         "reviewed_at": label.reviewed_at if label else None,
         "review_model_version": label.model_version if label else None,
         "codebook_version": label.codebook_version if label else None,
+        "origin": art.origin, "provenance": art.provenance,
     }
 
 

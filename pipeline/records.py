@@ -80,6 +80,8 @@ class Article:
     content_hash: str = ""
     extra: dict = field(default_factory=dict)
     truncated_from: int | None = None  # length of the text before it was cut to the cap
+    origin: str = ""  # feed | ingest | submission | backfill; empty: "feed" from a feed, else "ingest"
+    provenance: str = ""  # a submission id or WARC record id, where the origin has one
 
 
 # -- records the store returns ---------------------------------------------------------------------------------
@@ -148,6 +150,8 @@ class StoredArticle(RowAccess):
     method: str
     run_id: int | None
     created_at: str
+    origin: str = "feed"
+    provenance: str = ""
     canonical_id: int | None = None
     duplicate_kind: str | None = None
 

@@ -106,6 +106,10 @@ articles = Table(
     Column("method", String(30), nullable=False),
     Column("run_id", Integer, ForeignKey("runs.id")),
     Column("created_at", String(40), nullable=False),
+    # How the article entered: feed | ingest | submission | backfill (schema version 8), and where from:
+    # a submission id, a WARC record id; empty for feeds and ingest, whose item or external id says it.
+    Column("origin", String(20), nullable=False, default="feed"),
+    Column("provenance", Text, nullable=False, default=""),
     UniqueConstraint("source", "external_id", name="uq_articles_source_external"),
 )
 
@@ -216,6 +220,8 @@ QUEUE_INDEXES = [
     Index("ix_articles_outlet", articles.c.outlet, articles.c.id),
 ]
 
+ORIGIN_INDEX = Index("ix_articles_origin", articles.c.origin, articles.c.id)  # load_dataset(origin=...), backfill
+
 VERSION_1_TABLES = [schema_info, feeds, runs, fetches, items, pages, articles, duplicates, signatures]
 
 
@@ -255,8 +261,19 @@ def _migrate_to_7(conn: Connection) -> None:
         index.create(conn, checkfirst=True)  # tables created by this code carry them already
 
 
+def _migrate_to_8(conn: Connection) -> None:
+    # Every article stored before version 8 came from a feed or from `radar ingest`; its source says which.
+    existing = {c["name"] for c in inspect(conn).get_columns("articles")}
+    if "origin" not in existing:
+        conn.exec_driver_sql("ALTER TABLE articles ADD COLUMN origin VARCHAR(20) NOT NULL DEFAULT 'feed'")
+        conn.exec_driver_sql("UPDATE articles SET origin = 'ingest' WHERE source <> 'feed'")
+    if "provenance" not in existing:
+        conn.exec_driver_sql("ALTER TABLE articles ADD COLUMN provenance TEXT NOT NULL DEFAULT ''")
+    ORIGIN_INDEX.create(conn, checkfirst=True)  # tables created by this code carry it already
+
+
 # Forward migrations in order; entry i brings the schema from version i to i + 1.
 MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4, _migrate_to_5,
-                                                  _migrate_to_6, _migrate_to_7]
+                                                  _migrate_to_6, _migrate_to_7, _migrate_to_8]
 SCHEMA_VERSION = len(MIGRATIONS)
 CLUSTERS_SINCE = MIGRATIONS.index(_migrate_to_7) + 1  # the version whose migration adds the cluster table

@@ -734,6 +734,7 @@ def _article_row(article: Article, item_id: int | None, run_id: int | None) -> d
         categories=json.dumps(list(article.categories), ensure_ascii=False), language=article.language,
         text=article.text, text_truncated_from=article.truncated_from, content_hash=article.content_hash,
         method=article.method, run_id=run_id, created_at=now_iso(),
+        origin=article.origin or ("feed" if article.source == "feed" else "ingest"), provenance=article.provenance,
     )
 
 
