@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Mapping
+from itertools import combinations
 
 from pipeline.records import FinalLabel, ReviewEvent
 
@@ -117,3 +118,36 @@ def kappa(first: list, second: list) -> float | None:
         warnings.simplefilter("ignore")
         value = cohen_kappa_score([str(x) for x in first], [str(x) for x in second])
     return None if math.isnan(value) else float(value)
+
+
+AGREEMENT_ASPECTS = ("decision", "sector", "type")
+
+
+def pair_agreement(decisions: Mapping[int, Mapping[str, Mapping]]) -> list[dict]:
+    """Return, for every pair of analysts, kappa and raw agreement for decision, sector and type.
+
+    The one definition the review app's agreement page and notebook 3 share: the decision is compared over
+    every article both analysts decided; sector and type only over articles both called co-creation,
+    because a "no" carries neither.
+    """
+    analysts = sorted({name for per in decisions.values() for name in per})
+    return [_pair(decisions, a, b) for a, b in combinations(analysts, 2) if _shared(decisions, a, b)]
+
+
+def _shared(decisions: Mapping[int, Mapping[str, Mapping]], a: str, b: str) -> list[tuple[Mapping, Mapping]]:
+    return [(per[a], per[b]) for _id, per in sorted(decisions.items()) if a in per and b in per]
+
+
+def _pair(decisions: Mapping[int, Mapping[str, Mapping]], a: str, b: str) -> dict:
+    both = _shared(decisions, a, b)
+    positives = [(x, y) for x, y in both if x["cocreation"] and y["cocreation"]]
+    return {"pair": (a, b), "n": len(both), "n_positive": len(positives),
+            "decision": _aspect(both, "cocreation"), "sector": _aspect(positives, "sector"),
+            "type": _aspect(positives, "type")}
+
+
+def _aspect(rows: list[tuple[Mapping, Mapping]], key: str) -> dict:
+    first = [x[key] for x, _ in rows]
+    second = [y[key] for _, y in rows]
+    agreed = sum(p == q for p, q in zip(first, second, strict=True))
+    return {"kappa": kappa(first, second), "agreement": agreed / len(rows) if rows else None, "n": len(rows)}

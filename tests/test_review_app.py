@@ -364,3 +364,13 @@ def test_waitress_own_error_responses_carry_the_security_headers(review_store):
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
         assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
         assert headers["referrer-policy"] == "no-referrer"
+
+
+def test_dates_read_and_type_as_dd_mm_jjjj():
+    from pipeline.dates import nl_date, parse_nl_date
+    from pipeline.errors import ConfigError
+
+    assert nl_date("2026-03-05T10:00:00+01:00") == "05-03-2026" and nl_date(None) == "" and nl_date("gisteren") == ""
+    assert parse_nl_date("5-3-2026") == "2026-03-05" == parse_nl_date("2026-03-05") and parse_nl_date(" ") is None
+    with pytest.raises(ConfigError, match="dd-mm-jjjj"):
+        parse_nl_date("31-02-2026")

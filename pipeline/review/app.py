@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from pipeline.codebook import load_codebook
 from pipeline.review.analysts import check_token_setting
 from pipeline.review.context import MAX_ROW_ID, ReviewContext, RowIdConverter  # noqa: F401  (importable here too)
+from pipeline.dates import nl_date
 from pipeline.review.highlight import safe_href
 from pipeline.review.queries import flag_threshold
 from pipeline.review.security import SECURITY_HEADERS, check_binding, install_security
@@ -41,6 +42,7 @@ def create_app(settings: Settings, store: Store, *, analyst: str = "", host: str
     app.url_map.converters["id"] = RowIdConverter
     app.jinja_env.autoescape = True
     app.jinja_env.filters["safe_href"] = safe_href
+    app.jinja_env.filters["nl_date"] = nl_date
     app.extensions["radar"] = ReviewContext(store, load_codebook(), analyst or settings.analyst,
                                             flag_threshold(settings.model_dir))
     CSRFProtect(app)
