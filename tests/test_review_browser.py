@@ -12,55 +12,13 @@ from sqlalchemy import select
 from pipeline.review.analysts import add_analyst
 from pipeline.review.app import create_app, make_server
 from pipeline.store import Store, reviews
+from tests.conftest import CHROMIUM  # the browser, live_app and watched_page fixtures live in conftest.py
 from tests.test_review_app import fill_store
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "review-screen.png"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="Debian's chromium is not installed (make test and .ci/run install it)")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium for the module, started from the Debian binary (never a downloaded build)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def live_app(review_store):
-    """Serve the review app with waitress on a free loopback port over a filled temporary database."""
-    settings, store, ids = review_store
-    server = make_server(create_app(settings, store, host="127.0.0.1"), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}", store, ids
-    server.close()
-    thread.join(timeout=5)
-
-
-@pytest.fixture
-def watched_page(browser):
-    """Return a factory of pages that record dialogs and page errors."""
-    contexts = []
-
-    def factory():
-        context = browser.new_context(viewport={"width": 1440, "height": 900})
-        contexts.append(context)
-        page = context.new_page()
-        page.dialogs, page.errors = [], []
-        page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        return page
-    yield factory
-    for context in contexts:
-        context.close()
 
 
 def current(store: Store, article_id: int, analyst: str) -> dict | None:
