@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from pipeline.errors import RadarError, RunCrashed, RunLocked, StoreError
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings, has_contact, load_settings
 
 # Plain click help (rich_markup_mode=None): typer's rich help labels every flag `<bool>` and a count
 # `<int>`, which reads as if `--json true` or `-v 2` were wanted.
@@ -115,6 +115,9 @@ def run_cmd(
 
     settings = _settings(ctx, config)
     missing = _database_missing(settings)
+    if not has_contact(settings.user_agent):  # said once here, not per request
+        typer.echo(f"radar: warning: user_agent {settings.user_agent!r} gives no contact address; sites ask "
+                   "crawlers for one: set user_agent = \"CocreatieRadar/0.1 (+mailto:you@example.org)\"", err=True)
     try:
         report = run_nightly(settings)
     except RunLocked as exc:
@@ -160,12 +163,27 @@ def _status_text(data: dict) -> str:
     lines.append("Recent runs:" if data["runs"] else "Recent runs: none yet")
     for run in data["runs"]:
         rep = run["report"] or {}
-        lines.append(f"  #{run['id']} {run['kind']} {run['started_at']} {run['status']}"
-                     + (f" new={rep.get('articles_new', 0)} failed={rep.get('articles_failed', 0)}" if rep else ""))
+        counts = _run_counts(run["kind"], rep)
+        lines.append(f"  #{run['id']} {run['kind']} {run['started_at']} {run['status']}" + (f" {counts}" if counts else ""))
     lines.append(f"Failing feeds: {len(data['failing_feeds'])}")
     for feed in data["failing_feeds"]:
         lines.append(f"  {feed['name']} ({feed['consecutive_failures']}x): {feed['last_error']}")
     return "\n".join(lines)
+
+
+# The counts each kind of run records in its report (nightly.RunReport, ingest.IngestReport), in display order.
+RUN_COUNTS = {
+    "run": (("articles_new", "new"), ("articles_duplicate", "duplicate"), ("articles_failed", "failed"),
+            ("scored", "scored"), ("flagged", "flagged")),
+    "ingest": (("new", "new"), ("duplicate", "duplicate"), ("already_stored", "already stored"),
+               ("invalid", "invalid"), ("conflicts", "conflicting")),
+}
+
+
+def _run_counts(kind: str, report: dict) -> str:
+    flat = {**report, **(report.get("scoring") or {})}
+    fields = RUN_COUNTS.get(kind) or tuple((k, k) for k, v in report.items() if isinstance(v, int))
+    return ", ".join(f"{label} {flat[key]}" for key, label in fields if isinstance(flat.get(key), int))
 
 
 @app.command("ingest")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +25,13 @@ CORPUS = REPO.parent / "shared" / "corpus"
 
 # Operators should add a contact address (see deploy/radar.example.toml).
 DEFAULT_USER_AGENT = "CocreatieRadar/0.1 (research crawler; reads public news feeds once a night)"
+# What a site's operator can reach the crawler's operator by: an e-mail address or a web address.
+CONTACT = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+|https?://\S+|mailto:\S+", re.IGNORECASE)
+
+
+def has_contact(user_agent: str) -> bool:
+    """Tell whether a User-Agent names a contact (e-mail or web address) that sites can write to."""
+    return bool(CONTACT.search(user_agent or ""))
 
 
 class Settings(BaseSettings):

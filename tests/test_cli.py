@@ -136,7 +136,23 @@ def test_run_json_status_and_ingest(server, tmp_path):
     # A bad line is reported and exits 1; the good line is stored all the same.
     assert ingest.returncode == 1 and "1 new" in ingest.stdout and "1 invalid" in ingest.stdout
     assert ingest.stderr == "radar: line 2: not JSON (Expecting value)\n"
-    assert "Counts: feeds 1, items 3, articles 4" in radar("--config", str(config), "status").stdout
+    text = radar("--config", str(config), "status").stdout
+    assert "Counts: feeds 1, items 3, articles 4" in text
+    # Each kind of run shows its own counts: an ingest run's are not the nightly run's (which read as 0).
+    [ingest_line] = [line for line in text.splitlines() if " ingest " in line]
+    assert ingest_line.endswith("new 1, duplicate 0, already stored 0, invalid 1, conflicting 0")
+    [run_line] = [line for line in text.splitlines() if " run " in line]
+    assert "new 3, duplicate 0, failed 0" in run_line
+
+
+def test_run_warns_once_when_the_user_agent_gives_no_contact(server, tmp_path):
+    publish_corpus(server, 2)
+    config = write_config(tmp_path, [("krant", server.url("/feed.xml"))])
+    result = radar("--config", str(config), "run")
+    assert result.returncode == 0 and result.stderr.count("gives no contact address") == 1, result.stderr
+    contact = write_config(tmp_path, [("krant", server.url("/feed.xml"))],
+                           user_agent="CocreatieRadar/0.1 (+mailto:radar@example.org)")
+    assert "contact" not in radar("--config", str(contact), "run").stderr
 
 
 def test_run_exit_code_is_1_when_feeds_fail(server, tmp_path):
