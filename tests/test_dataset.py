@@ -140,4 +140,13 @@ def test_notebook_runs_top_to_bottom(path, demo_db, reviewed_db, monkeypatch):
     assert sum(1 for c in book.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})) >= 1
     if path.name.startswith("3-"):
         html = "".join(o.get("data", {}).get("text/html", "") for c in book.cells for o in c.get("outputs", []))
-        assert "ann / bea" in html and "kappa cocreation" in html
+        assert "ann / bea" in html and "kappa decision" in html
+        # The notebook's kappa is the review app's: both come from labels.pair_agreement.
+        from pipeline.labels import pair_agreement
+        store = Store(f"sqlite:///{db}")
+        [pair] = pair_agreement(store.decisions_by_article())
+        store.close()
+        assert f"<td>{pair['decision']['kappa']:.2f}</td>" in html and pair["n"] == 4
+    if path.name.startswith("1-"):
+        text = "".join(o.get("text", "") for c in book.cells for o in c.get("outputs", []))
+        assert "flagged and not yet reviewed" in text  # one count per story, final labels apart from suggestions
