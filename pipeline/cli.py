@@ -42,6 +42,9 @@ def main(
     """Cocreatie Radar: nightly ingest, scoring and review of co-creation examples."""
     level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # urllib3 warns at every retry; the run report already gives each failing feed or page one line with its
+    # reason, so its retries are shown only with -v.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR if not verbose else level)
     ctx.obj = {"config": config}
 
 
@@ -115,6 +118,11 @@ def run_cmd(
 
     settings = _settings(ctx, config)
     missing = _database_missing(settings)
+    shipped = Settings.model_fields["feeds_file"].default
+    if not (config or ctx.obj["config"]) and settings.feeds_file == shipped:  # plain `radar run` on a first try
+        typer.echo(f"radar: note: no --config given: reading the real feeds of {settings.feeds_file} into "
+                   f"{_shown_url(settings.effective_database_url)} (the demo: --config data/demo/radar-demo.toml)",
+                   err=True)
     if not has_contact(settings.user_agent):  # said once here, not per request
         typer.echo(f"radar: warning: user_agent {settings.user_agent!r} gives no contact address; sites ask "
                    "crawlers for one: set user_agent = \"CocreatieRadar/0.1 (+mailto:you@example.org)\"", err=True)

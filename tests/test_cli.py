@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -143,6 +144,21 @@ def test_run_json_status_and_ingest(server, tmp_path):
     assert ingest_line.endswith("new 1, duplicate 0, already stored 0, invalid 1, conflicting 0")
     [run_line] = [line for line in text.splitlines() if " run " in line]
     assert "new 3, duplicate 0, failed 0" in run_line
+
+
+def test_run_where_no_feed_answers_prints_a_line_per_feed_and_a_summary_not_retry_warnings(tmp_path):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # a port nobody listens on: every connect is refused at once
+    port = closed.getsockname()[1]
+    closed.close()
+    config = write_config(tmp_path, [(f"krant-{i}", f"http://127.0.0.1:{port}/feed-{i}.xml") for i in range(6)],
+                          allow_private_addresses=True, retries=2)
+    result = radar("--config", str(config), "run")
+    assert result.returncode == 1
+    failed = [line for line in result.stdout.splitlines() if line.strip().startswith("FAILED krant-")]
+    assert len(failed) == 6 and "Feeds: 6 (0 ok, 0 not modified, 6 failed)" in result.stdout
+    assert "Retrying" not in result.stderr and "urllib3" not in result.stderr, result.stderr
+    assert "no --config given" not in result.stderr  # said only when the shipped real feed list is read
 
 
 def test_run_warns_once_when_the_user_agent_gives_no_contact(server, tmp_path):
