@@ -13,10 +13,12 @@ from sqlalchemy import select
 
 from pipeline import labels
 from pipeline.review.analysts import add_analyst
+from pipeline.records import QueueFilters
 from pipeline.review.app import create_app
 from pipeline.store import Store, clusters
 from tests.conftest import CHROMIUM
-from tests.review_scenario import MODEL, PARK_TEXT, add_article, prediction
+from tests.review_scenario import MODEL, PARK_TEXT, add_article, fill_store, prediction
+from tests.test_store_postgres import postgres_url  # noqa: F401  (the throw-away PostgreSQL cluster fixture)
 from tests.test_review_app import csrf_of, decide, events
 from tests.test_review_blind import text_of
 
@@ -79,7 +81,7 @@ def test_a_settle_clears_the_disputed_flag_and_the_disputed_filter(review_store,
     disagree(store, ids["care"])
     assert disputed_flags(store)[ids["care"]] == 1
     assert "Patiënten denken mee" in ann.get("/?status=disputed").get_data(as_text=True)
-    assert settle(ann, ids["care"], **YES_ZORG).status_code == 302
+    store.append_settle(ids["care"], "lea", label(True, "zorg", "ontwerp"), model_version=MODEL, codebook_version="1")
     assert disputed_flags(store)[ids["care"]] == 0
     assert "Patiënten denken mee" not in ann.get("/?status=disputed").get_data(as_text=True)
     store.rebuild_clusters()  # a rebuild derives the same flag from the events
@@ -116,7 +118,7 @@ def test_a_settle_takes_borderline_and_a_note_then_goes_to_the_next_dispute_by_i
     [event] = [e for e in events(store) if e["action"] == "settle"]
     assert (event["article_id"], event["sector"], event["type"], event["borderline"], event["note"]) == \
         (ids["park"], "wonen", "zelfbouw", 1, "bewoners bouwen zelf")
-    assert "Settled #%d: yes · Wonen · Zelfbouw · borderline." % ids["park"] in text_of(
+    assert f"Settled #{ids['park']}: yes · Wonen · Zelfbouw · borderline." in text_of(
         ann.get(answer.headers["Location"]).get_data(as_text=True))
     # The last one by id leads back to the list; an earlier open one is not jumped back to.
     assert settle(ann, ids["xss"], **NO).headers["Location"].endswith("/agreement")
@@ -271,3 +273,25 @@ def test_deciding_and_settling_by_keyboard_in_the_browser(live_app, watched_page
     print(f"\nkeyboard in Chromium: median {decision_ms:.0f} ms per decision (n={len(decisions)}), "
           f"median {settle_ms:.0f} ms per settle (n={len(settles)}), key press to the next page loaded")
     assert decision_ms < 2000 and settle_ms < 2000
+
+
+# -- the same store queries on PostgreSQL ----------------------------------------------------------------------
+def test_settle_and_progress_queries_on_postgres(postgres_url):  # noqa: F811
+    store = Store(postgres_url)
+    try:
+        store.migrate()
+        ids = fill_store(store)
+        disagree(store, ids["care"])
+        disagree(store, ids["park"])
+        assert [c.canonical_id for c in store.review_queue("cem", QueueFilters(status="disputed"), 0.5)] == \
+            [ids["park"], ids["care"]]
+        store.append_settle(ids["care"], "lea", label(False), model_version=MODEL, codebook_version="1")
+        assert disputed_flags(store)[ids["care"]] == 0 and disputed_flags(store)[ids["park"]] == 1
+        assert [c.canonical_id for c in store.review_queue("cem", QueueFilters(status="disputed"), 0.5)] == \
+            [ids["park"]]
+        today = datetime.now(UTC).date().isoformat()
+        assert store.analyst_progress(today) == [
+            {"analyst": "ann", "flagged": 3, "decided": 2, "decided_today": 2, "disputed": 1},
+            {"analyst": "bea", "flagged": 3, "decided": 2, "decided_today": 2, "disputed": 1}]
+    finally:
+        store.close()
