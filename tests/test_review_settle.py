@@ -245,6 +245,13 @@ def test_deciding_and_settling_by_keyboard_in_the_browser(live_app, watched_page
     with page.expect_navigation():
         page.locator(f"#disagreement-{disputed[0]} a.settle-link").click()
     assert page.locator("#decisions th.analyst").all_inner_texts() == ["ann", "bea"]
+    press_and_wait(page, "j")  # j and k walk the disagreements in the list's order, q goes back to the list
+    assert page.url.endswith(f"/article/{disputed[1]}/settle")
+    press_and_wait(page, "q")
+    assert page.url.split("#")[0].endswith("/agreement")
+    page.goto(f"{base}/article/{disputed[1]}/settle")
+    press_and_wait(page, "k")
+    assert page.url.endswith(f"/article/{disputed[0]}/settle")
 
     page.keyboard.press("7")  # cultuur
     page.keyboard.press("Shift+Digit5")  # onderzoek

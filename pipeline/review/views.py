@@ -14,7 +14,7 @@ from pipeline.review import agreement, queries
 from pipeline.review.analysts import settle_refusal
 from pipeline.review.context import MAX_ROW_ID, ReviewContext
 from pipeline.review.events import Label, article_history, latest_settle, record_decision, record_settle, undo_last
-from pipeline.review.highlight import KIND_TITLES, grouped_evidence, highlight_text
+from pipeline.review.highlight import KIND_TITLES, best_quote, grouped_evidence, highlight_text
 from pipeline.review.security import is_token_mode, signed_in_analyst
 
 log = logging.getLogger(__name__)
@@ -305,29 +305,26 @@ def render_settle(article_id: int, form: dict | None = None, error: str = "", st
     art = c.store.article(article_id) or abort(404)
     canonical_id = art.cluster_id
     found, decisions, settles = _disagreement_list()
-    ids = [d["article_id"] for d in found]
     per_article = decisions.get(canonical_id, {})
     prediction = c.store.newest_prediction(canonical_id)
     head = c.store.article(canonical_id) or art
-    place = ids.index(canonical_id) if canonical_id in ids else None
+    prev_id, next_id, position = _neighbours([d["article_id"] for d in found], canonical_id)
     return render_template(
         "settle.html", article=head, canonical_id=canonical_id, decisions=[per_article[n] for n in sorted(per_article)],
-        settle=settles.get(canonical_id), quote=key_sentence(head["text"], prediction), prediction=prediction,
-        suggestion=best_labels(prediction), form=form or {"sector": None, "type": None, "borderline": False, "note": ""},
-        refusal=_settle_refusal(canonical_id, per_article, article_history(c.store, canonical_id)), error=error,
-        prev_id=ids[place - 1] if place else None, next_id=ids[place + 1] if place is not None and place + 1 < len(ids) else None,
-        position=f"{place + 1} of {len(ids)}" if place is not None else "not in the list",
-        open_count=sum(not d["settled"] for d in found),
+        settle=settles.get(canonical_id), quote=best_quote(head["text"], prediction.evidence if prediction else []),
+        prediction=prediction, suggestion=best_labels(prediction), error=error,
+        form=form or {"sector": None, "type": None, "borderline": False, "note": ""},  # nothing preselected
+        refusal=_settle_refusal(canonical_id, per_article, article_history(c.store, canonical_id)),
+        prev_id=prev_id, next_id=next_id, position=position, open_count=sum(not d["settled"] for d in found),
     ), status
 
 
-def key_sentence(text: str, prediction: dict | None) -> str:
-    """Return the evidence sentence the model found, else the article's opening, as the screen's quote."""
-    for span in (prediction or {}).get("evidence") or []:
-        if str(span.get("label", "")).startswith("sentence:") and span.get("text"):
-            return span["text"]
-    opening = (text or "").strip().split("\n")[0]
-    return opening[:300] + ("…" if len(opening) > 300 else "")
+def _neighbours(ids: list[int], article_id: int) -> tuple[int | None, int | None, str]:
+    # The previous and next disagreement in the list's order and the article's place in it.
+    if article_id not in ids:
+        return None, None, "not in the list"
+    at = ids.index(article_id)
+    return (ids[at - 1] if at else None, ids[at + 1] if at + 1 < len(ids) else None, f"{at + 1} of {len(ids)}")
 
 
 def settle_article(article_id: int):
