@@ -44,9 +44,12 @@ def newest_settle(events: Iterable[ReviewEvent]) -> ReviewEvent | None:
     return max(settles, key=lambda e: e.id) if settles else None
 
 
-def is_disputed(decisions: Decisions) -> bool:
-    """Tell whether analysts gave different labels to one article."""
-    return len({label_key(e) for e in decisions.values()}) > 1
+def is_disputed(decisions: Decisions, settled: bool = False) -> bool:
+    """Tell whether analysts gave different labels to one article and no settle has fixed its final label.
+
+    A settled article is done: it has a final label, so the queue's "disputed" filter and the counts leave it out.
+    """
+    return not settled and len({label_key(e) for e in decisions.values()}) > 1
 
 
 def final_label(article_id: int, decisions: Decisions, settle: ReviewEvent | None) -> FinalLabel | None:

@@ -549,8 +549,10 @@ class Store:
             names = conn.execute(select(reviews.c.analyst).where(
                 reviews.c.article_id == article_id, reviews.c.action != "settle").distinct()).scalars().all()
             previous = {name: _analyst_state(conn, article_id, name) for name in names}
-            return _append_review(conn, article_id=article_id, analyst=analyst, action="settle", **label,
-                                  previous=previous, model_version=model_version, codebook_version=codebook_version)
+            event_id = _append_review(conn, article_id=article_id, analyst=analyst, action="settle", **label,
+                                      previous=previous, model_version=model_version, codebook_version=codebook_version)
+            _refresh_dispute(conn, article_id)  # a settled article is no longer disputed (issue 11)
+        return event_id
 
     # -- the review queue: paged and filtered in SQL on the cluster table ---------------------------------
     def review_queue(self, analyst: str, filters: QueueFilters, threshold: float, *, limit: int = 50,
@@ -725,6 +727,27 @@ class Store:
             return {t.name: conn.execute(select(func.count()).select_from(t)).scalar()
                     for t in (feeds, items, articles, duplicates, predictions, runs)}
 
+    # -- settle and agreement (issue 11) --
+    def analyst_progress(self, today: str) -> list[dict]:
+        """Count per analyst the flagged stories decided, decided on `today` (ISO date) and still disputed.
+
+        Every enabled registered analyst is listed, also with nothing decided yet; flagged is the same for all.
+        """
+        newest = (select(reviews.c.analyst, func.max(reviews.c.id).label("last"))
+                  .where(reviews.c.action != "settle").group_by(reviews.c.article_id, reviews.c.analyst).subquery())
+        decided_today = func.sum(case((func.substr(reviews.c.created_at, 1, 10) == today, 1), else_=0))
+        query = (select(newest.c.analyst, func.count(), decided_today, func.sum(clusters.c.disputed))
+                 .select_from(newest.join(reviews, reviews.c.id == newest.c.last)
+                              .join(clusters, clusters.c.cluster_id == reviews.c.article_id))
+                 .where(reviews.c.cocreation.is_not(None), clusters.c.flagged == 1).group_by(newest.c.analyst))
+        with self.engine.connect() as conn:
+            flagged = conn.execute(select(func.count()).select_from(clusters).where(clusters.c.flagged == 1)).scalar()
+            counts = {row[0]: row[1:] for row in conn.execute(query)}
+            registered = conn.execute(select(analysts.c.name).where(analysts.c.disabled == 0)).scalars().all()
+        rows = {name: counts.get(name, (0, 0, 0)) for name in sorted(set(counts) | set(registered))}
+        return [{"analyst": name, "flagged": flagged, "decided": decided, "decided_today": int(today_n or 0),
+                 "disputed": int(disputed or 0)} for name, (decided, today_n, disputed) in rows.items()]
+
 
 def _article_row(article: Article, item_id: int | None, run_id: int | None) -> dict:
     return dict(
@@ -816,8 +839,15 @@ def _undo_target(conn: Connection, analyst: str, article_id: int | None) -> Revi
 
 def _refresh_dispute(conn: Connection, article_id: int) -> None:
     decisions = {e.analyst: e for e in _current_reviews(conn, [article_id])}
+    settled = article_id in _settled_among(conn, [article_id])
     conn.execute(update(clusters).where(clusters.c.cluster_id == article_id)
-                 .values(disputed=int(labels.is_disputed(decisions))))
+                 .values(disputed=int(labels.is_disputed(decisions, settled))))
+
+
+def _settled_among(conn: Connection, article_ids: list[int]) -> set[int]:
+    # The given articles that carry a settle event: their final label is fixed, so they are not disputed.
+    query = select(reviews.c.article_id).where(reviews.c.action == "settle", reviews.c.article_id.in_(article_ids))
+    return set(conn.execute(query.distinct()).scalars()) if article_ids else set()
 
 
 def _cluster_rows(conn: Connection, ids: list[int]) -> list[dict]:
@@ -834,16 +864,19 @@ def _cluster_rows(conn: Connection, ids: list[int]) -> list[dict]:
     decisions: dict[int, dict[str, ReviewEvent]] = {}
     for review in _current_reviews(conn, list(members)):
         decisions.setdefault(review.article_id, {})[review.analyst] = review
-    return [_cluster_row(head, sorted(members[head.id]), scores, decisions.get(head.id, {})) for head in heads]
+    settled = _settled_among(conn, list(members))
+    return [_cluster_row(head, sorted(members[head.id]), scores, decisions.get(head.id, {}), head.id in settled)
+            for head in heads]
 
 
-def _cluster_row(head: Any, copies: list[int], scores: dict[int, Any], decisions: dict) -> dict:
+def _cluster_row(head: Any, copies: list[int], scores: dict[int, Any], decisions: dict, settled: bool = False) -> dict:
     scored = [scores[a] for a in [head.id, *copies] if a in scores]
     shown = scores.get(head.id) or next((scores[a] for a in copies if a in scores), None)
     return dict(cluster_id=head.id, flagged=int(labels.cluster_flagged(bool(p.flagged) for p in scored)),
                 score=max([0.0, *(p.cocreation_score for p in scored)]), prediction_id=shown.id if shown else None,
                 sector=shown.sector if shown else None, type=shown.type if shown else None,
-                date=head.published or head.created_at or "", disputed=int(labels.is_disputed(decisions)))
+                date=head.published or head.created_at or "",
+                disputed=int(labels.is_disputed(decisions, settled)))
 
 
 META_COLUMNS = (articles.c.id, articles.c.url, articles.c.outlet, articles.c.title, articles.c.published,

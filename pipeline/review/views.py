@@ -1,9 +1,10 @@
-"""Pages of the review app: queue, article, decision, undo, history, agreement, analyst choice."""
+"""Pages of the review app: queue, article, decision, undo, history, agreement, settle, analyst choice."""
 
 from __future__ import annotations
 
 import logging
 import unicodedata
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
@@ -13,12 +14,13 @@ from pipeline.review import agreement, queries
 from pipeline.review.analysts import settle_refusal
 from pipeline.review.context import MAX_ROW_ID, ReviewContext
 from pipeline.review.events import Label, article_history, latest_settle, record_decision, record_settle, undo_last
-from pipeline.review.highlight import KIND_TITLES, grouped_evidence, highlight_text
+from pipeline.review.highlight import KIND_TITLES, best_quote, grouped_evidence, highlight_text
 from pipeline.review.security import is_token_mode, signed_in_analyst
 
 log = logging.getLogger(__name__)
 bp = Blueprint("review", __name__)
 
+SHOW_OTHERS = "show_others"  # session key of a lead's "show others' decisions" switch
 READ_ONLY = ("Read-only: you came in with the shared access token, which does not say who you are, so nothing "
              "was saved. Open the app with your own token (`radar analysts add NAME` prints one).")
 
@@ -53,7 +55,34 @@ def common_context() -> dict:
     """Give every template the analyst, the access mode, the codebook and the evidence kind names."""
     read_only = is_token_mode() and "radar_analyst" in g and signed_in_analyst() is None
     return {"analyst": current_analyst(), "token_mode": is_token_mode(), "read_only": read_only,
-            "codebook": ctx().codebook, "kind_titles": KIND_TITLES}
+            "codebook": ctx().codebook, "kind_titles": KIND_TITLES, "visible_decisions": visible_decisions,
+            "is_lead": is_lead, "shows_others": shows_others}
+
+
+def is_lead() -> bool:
+    """Tell whether the analyst is a lead: from the credential when served to others, else anyone (one person)."""
+    if is_token_mode():
+        analyst = signed_in_analyst()
+        return bool(analyst and analyst["is_lead"])
+    return True
+
+
+def shows_others() -> bool:
+    """Tell whether a lead switched on others' decisions before deciding (blind review is the default)."""
+    return bool(session.get(SHOW_OTHERS)) and is_lead()
+
+
+def others_visible(per_article: dict) -> bool:
+    """Tell whether the analyst may see other analysts' decisions on one article: after deciding it, or as a lead."""
+    return shows_others() or current_analyst() in per_article
+
+
+def visible_decisions(per_article: dict | None) -> dict:
+    """Return the decisions on one article this analyst may see: only their own until they decided it."""
+    per_article = per_article or {}
+    if others_visible(per_article):
+        return per_article
+    return {name: r for name, r in per_article.items() if name == current_analyst()}
 
 
 @bp.get("/favicon.ico")
@@ -99,23 +128,40 @@ def render_article(article_id: int, filters: queries.QueueFilters, form: dict | 
     prediction = c.store.newest_prediction(article_id) or cluster.prediction
     evidence = prediction.evidence if prediction else []
     per_article = c.store.decisions_by_article([canonical_id]).get(canonical_id, {})
+    blind = not others_visible(per_article)  # blind double review: others' labels only after deciding
     return render_template(
         "article.html", article=art, cluster=cluster, canonical_id=canonical_id, prediction=prediction,
         text_html=highlight_text(art["text"], evidence), evidence=grouped_evidence(art["text"], evidence),
         form=form or _form_defaults(per_article.get(analyst), prediction), mine=per_article.get(analyst),
-        others=[r for name, r in sorted(per_article.items()) if name != analyst], settle=latest_settle(c.store, canonical_id),
-        prev_id=place.prev_id, next_id=place.next_id, args=filters.as_args(), error=error,
-        position=place.position,
+        others=[] if blind else [r for name, r in sorted(per_article.items()) if name != analyst],
+        settle=None if blind else latest_settle(c.store, canonical_id), blind=blind,
+        suggestion=best_labels(prediction), prev_id=place.prev_id, next_id=place.next_id, args=filters.as_args(),
+        error=error, position=place.position,
     ), status
 
 
 def _form_defaults(mine: dict | None, prediction: dict | None) -> dict:
-    # The analyst's own label when there is one, else the model's suggestion: one key press confirms it.
+    # The analyst's own label when there is one, else the model's confident labels only: a stored prediction
+    # keeps sector and type only when the model was confident (ScoreRecord.prediction_row), so an unsure
+    # suggestion prechecks nothing and cannot anchor the analyst.
     if mine:
         return {"cocreation": mine["cocreation"], "sector": mine["sector"], "type": mine["type"],
                 "borderline": bool(mine["borderline"]), "note": mine["note"]}
     pred = prediction or {}
     return {"cocreation": None, "sector": pred.get("sector"), "type": pred.get("type"), "borderline": False, "note": ""}
+
+
+def best_labels(prediction: dict | None) -> dict:
+    """Return the model's best sector and type with their probability and whether the model is confident in it."""
+    if not prediction:
+        return {}
+    result = {}
+    for aspect in ("sector", "type"):
+        scores = prediction.get(f"{aspect}_scores") or {}
+        best = max(scores, key=scores.get) if scores else None
+        result[aspect] = {"name": best, "probability": scores.get(best, 0.0) if best else None,
+                          "confident": prediction.get(aspect) is not None}
+    return result
 
 
 @bp.post("/article/<id:article_id>/decide")
@@ -165,7 +211,8 @@ def _label_from(form: dict) -> tuple[Label | None, str]:
 
 
 def _describe(label: Label) -> str:
-    text = f"yes · {label.sector} · {label.type}" if label.cocreation else "no"
+    book = ctx().codebook
+    text = f"yes · {book.label_of(label.sector)} · {book.label_of(label.type)}" if label.cocreation else "no"
     return text + (" · borderline" if label.borderline else "")
 
 
@@ -195,34 +242,93 @@ def _form_article_id() -> int | None:
 
 @bp.get("/article/<id:article_id>/history")
 def history(article_id: int):
-    """Show every review event of the article's cluster, oldest first."""
+    """Show every review event of the article's cluster, oldest first (others' only once the analyst decided)."""
     c = ctx()
     art = c.store.article(article_id) or abort(404)
     canonical_id = art.cluster_id
-    return render_template("history.html", article=art, canonical_id=canonical_id,
-                           events=article_history(c.store, canonical_id))
+    events = article_history(c.store, canonical_id)
+    per_article = c.store.decisions_by_article([canonical_id]).get(canonical_id, {})
+    shown = events if others_visible(per_article) else [e for e in events if e.analyst == current_analyst()]
+    return render_template("history.html", article=art, canonical_id=canonical_id, events=shown,
+                           hidden=len(events) - len(shown))
+
+
+@bp.post("/others")
+def toggle_others():
+    """Switch a lead's view of others' decisions before deciding on or off (stored in the session)."""
+    if not is_lead():
+        abort(403, description="Only a lead analyst may see others' decisions before deciding: "
+                               "decide the article first, or compare decisions on the agreement page.")
+    session[SHOW_OTHERS] = request.form.get("show") == "1"
+    target = request.form.get("next", "")
+    return redirect(target if is_local_path(target) else url_for("review.queue"))
 
 
 @bp.get("/agreement")
 def agreement_page():
-    """Show kappa per analyst pair and the disagreements to settle."""
+    """Show kappa per analyst pair, each analyst's progress and the disagreements, each linking to its settle screen."""
     c = ctx()
-    decisions = c.store.decisions_by_article()
-    found = labels.disagreements(decisions, c.store.settled_article_ids())
+    found, decisions, settles = _disagreement_list()
     ids = [d["article_id"] for d in found]
     titles, histories = c.store.article_titles(ids), c.store.review_history(ids)
     refusals = {i: _settle_refusal(i, decisions.get(i, {}), histories.get(i, [])) for i in ids}
     return render_template("agreement.html", pairs=agreement.pair_agreement(decisions),
-                           disagreements=found, titles=titles, refusals=refusals)
+                           disagreements=found, titles=titles, refusals=refusals, settles=settles,
+                           progress=c.store.analyst_progress(datetime.now(UTC).date().isoformat()))
+
+
+def _disagreement_list() -> tuple[list[dict], dict, dict]:
+    # In article id order, settled or not, so a settle never moves a row: the list stays in place.
+    c = ctx()
+    decisions = c.store.decisions_by_article()
+    settles = {e.article_id: e for e in c.store.settle_events()}
+    found = sorted(labels.disagreements(decisions, set(settles)), key=lambda d: d["article_id"])
+    return found, decisions, settles
 
 
 def _settle_refusal(canonical_id: int, decided: dict, history: list) -> tuple[int, str] | None:
     return settle_refusal(signed_in_analyst(), is_token_mode(), decided, history, canonical_id)
 
 
-@bp.post("/article/<id:article_id>/settle")
+@bp.route("/article/<id:article_id>/settle", methods=["GET", "POST"])
 def settle(article_id: int):
-    """Append a settle event that fixes a disputed article's final label (leads only when served to others)."""
+    """GET shows one disputed article with every decision side by side and the settle form; POST settles it.
+
+    One rule for both methods: with two, an id beyond 64 bits would answer 405 instead of 404.
+    """
+    return render_settle(article_id) if request.method == "GET" else settle_article(article_id)
+
+
+def render_settle(article_id: int, form: dict | None = None, error: str = "", status: int = 200):
+    """Render the settle screen of an article's cluster, optionally with unsaved form values and an error."""
+    c = ctx()
+    art = c.store.article(article_id) or abort(404)
+    canonical_id = art.cluster_id
+    found, decisions, settles = _disagreement_list()
+    per_article = decisions.get(canonical_id, {})
+    prediction = c.store.newest_prediction(canonical_id)
+    head = c.store.article(canonical_id) or art
+    prev_id, next_id, position = _neighbours([d["article_id"] for d in found], canonical_id)
+    return render_template(
+        "settle.html", article=head, canonical_id=canonical_id, decisions=[per_article[n] for n in sorted(per_article)],
+        settle=settles.get(canonical_id), quote=best_quote(head["text"], prediction.evidence if prediction else []),
+        prediction=prediction, suggestion=best_labels(prediction), error=error,
+        form=form or {"sector": None, "type": None, "borderline": False, "note": ""},  # nothing preselected
+        refusal=_settle_refusal(canonical_id, per_article, article_history(c.store, canonical_id)),
+        prev_id=prev_id, next_id=next_id, position=position, open_count=sum(not d["settled"] for d in found),
+    ), status
+
+
+def _neighbours(ids: list[int], article_id: int) -> tuple[int | None, int | None, str]:
+    # The previous and next disagreement in the list's order and the article's place in it.
+    if article_id not in ids:
+        return None, None, "not in the list"
+    at = ids.index(article_id)
+    return (ids[at - 1] if at else None, ids[at + 1] if at + 1 < len(ids) else None, f"{at + 1} of {len(ids)}")
+
+
+def settle_article(article_id: int):
+    """Append a settle event with borderline and note (leads only when served to others); go to the next dispute."""
     c, analyst = ctx(), current_analyst()
     art = c.store.article(article_id)
     if art is None:
@@ -233,15 +339,27 @@ def settle(article_id: int):
     if refusal:
         log.warning("refused a settle of article %d by %r: %s", canonical_id, analyst, refusal[1])
         return render_template("error.html", code=refusal[0], message="Not settled. " + refusal[1]), refusal[0]
-    label, error = _label_from(_posted_form())
+    form = _posted_form()
+    label, error = _label_from(form)
     if error:
-        flash(f"Not settled: {error}", "error")
-        return redirect(url_for("review.agreement_page"))
+        return render_settle(article_id, form, f"Not settled: {error}", 400)
     prediction = c.store.newest_prediction(canonical_id)
     record_settle(c.store, canonical_id, analyst, label, codebook_version=c.codebook.version,
                   model_version=prediction["model_version"] if prediction else None)
     flash(f"Settled #{canonical_id}: {_describe(label)}.", "saved")
-    return redirect(url_for("review.agreement_page"))
+    next_id = _next_to_settle(canonical_id)
+    if next_id is None:
+        return redirect(url_for("review.agreement_page"))
+    return redirect(url_for("review.settle", article_id=next_id))
+
+
+def _next_to_settle(after_id: int) -> int | None:
+    # The next unsettled disagreement by id that this analyst may settle: a fixed order, never a re-sorted list.
+    found, decisions, _settles = _disagreement_list()
+    candidates = [d["article_id"] for d in found if not d["settled"] and d["article_id"] > after_id]
+    histories = ctx().store.review_history(candidates)
+    return next((i for i in candidates
+                 if _settle_refusal(i, decisions.get(i, {}), histories.get(i, [])) is None), None)
 
 
 def is_local_path(target: str) -> bool:

@@ -12,7 +12,9 @@
   }
 
   function pick(name, number) {
-    var input = document.querySelector("#decision input[name=" + name + "][data-key='" + number + "']");
+    // The article's decision form and the settle screen's form take the same keys.
+    var form = document.getElementById("decision") || document.getElementById("settle-form");
+    var input = form && form.querySelector("input[name=" + name + "][data-key='" + number + "']");
     if (input) { input.checked = true; input.focus(); input.blur(); }
   }
 
@@ -47,8 +49,8 @@
       case "k": go("prev-link"); return true;
       case "y": submitOnce(document.getElementById("yes")); return true;
       case "n": submitOnce(document.getElementById("no")); return true;
-      case "b": var box = document.getElementById("borderline"); box.checked = !box.checked; return true;
-      case "e": document.getElementById("note").focus(); return true;
+      case "b": var box = document.getElementById("borderline"); if (box) { box.checked = !box.checked; } return true;
+      case "e": var note = document.getElementById("note"); if (note) { note.focus(); } return true;
       case "h": go("history-link"); return true;
     }
     return false;
@@ -86,7 +88,7 @@
       handled = true;
     }
     else if (event.key === "u") { document.getElementById("undo-form").requestSubmit(); handled = true; }
-    else if (page === "article") { handled = onArticleKey(event); }
+    else if (page === "article" || page === "settle") { handled = onArticleKey(event); }
     else if (page === "queue") { handled = onQueueKey(event); }
     else if (page === "history" && event.key === "h") { go("back-link"); handled = true; }
     if (handled) { event.preventDefault(); }
