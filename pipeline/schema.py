@@ -308,11 +308,16 @@ _POSTGRES_SEARCH = ["CREATE INDEX IF NOT EXISTS ix_articles_search ON articles U
                     "(to_tsvector('dutch', title || ' ' || text))"]  # fills itself from the existing rows
 
 
+# The queue's head line sums flagged_articles over the flagged clusters on every page view: from the index alone.
+FLAGGED_ARTICLES_INDEX = Index("ix_clusters_flagged_articles", clusters.c.flagged, clusters.c.flagged_articles)
+
+
 def _migrate_to_9(conn: Connection) -> None:
     # Store.migrate then recounts flagged_articles of the flagged clusters (data work belongs to the store).
     metadata.create_all(conn, tables=[skips])
     if "flagged_articles" not in {c["name"] for c in inspect(conn).get_columns("clusters")}:
         conn.exec_driver_sql("ALTER TABLE clusters ADD COLUMN flagged_articles INTEGER NOT NULL DEFAULT 0")
+    FLAGGED_ARTICLES_INDEX.create(conn, checkfirst=True)  # tables created by this code carry it already
     statements = {"sqlite": _SQLITE_SEARCH, "postgresql": _POSTGRES_SEARCH}.get(conn.dialect.name, [])
     for statement in statements:
         conn.exec_driver_sql(statement)

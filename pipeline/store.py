@@ -647,8 +647,9 @@ class Store:
                 .select_from(newest.join(reviews, reviews.c.id == newest.c.last)
                              .join(clusters, clusters.c.cluster_id == newest.c.article_id))
                 .where(reviews.c.cocreation.is_not(None), clusters.c.flagged == 1))
-        parked = select(func.count()).select_from(clusters).where(clusters.c.flagged == 1, _is_skipped(analyst),
-                                                                  ~_has_decision(analyst))
+        # From the analyst's few parked rows, not from every flagged cluster.
+        parked = (select(func.count()).select_from(skips.join(clusters, clusters.c.cluster_id == skips.c.cluster_id))
+                  .where(skips.c.analyst == analyst, clusters.c.flagged == 1, ~_has_decision(analyst)))
         with self.engine.connect() as conn:
             flagged, flagged_articles = _flagged_counts(conn)
             reviewed, reviewed_today = conn.execute(mine).one()
