@@ -157,6 +157,11 @@ def measure_app(settings, store: Store, repeat: int, seed: int = 11) -> dict:
     figures = {f"queue_{order}": timed(get(f"/?order={order}"), repeat) for order in ("score", "uncertain", "newest")}
     figures["queue_filter_sector"] = timed(get("/?sector=zorg"), repeat)
     figures["queue_status_all"] = timed(get("/?status=all&order=newest"), repeat)
+    # The full-text search (schema 9): a common word, a rarer one, and one combined with another filter.
+    figures["queue_search_common"] = timed(get("/?search=bewoners&status=all"), repeat)
+    figures["queue_search_rare"] = timed(get("/?search=bericht+4242&status=all"), repeat)  # "Bericht 4242."
+    figures["queue_search_sector"] = timed(get("/?search=dijkweg&sector=zorg"), repeat)
+    figures["queue_skipped"] = timed(get("/?status=skipped"), repeat)
     figures["article"] = timed(lambda i: get(f"/article/{flagged[rng.randrange(len(flagged))]}")(i), repeat)
     figures["decision"] = timed(decide, repeat)
     figures["agreement"] = timed(get("/agreement"), max(5, repeat // 4))

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta, UTC
 from pathlib import Path
+from typing import BinaryIO
 
 from pipeline import labels
 from pipeline.errors import ConfigError
@@ -55,19 +56,25 @@ def final_provenance(store: Store) -> dict[int, FinalLabel]:
     return store.final_labels()
 
 
-def export_rows(store: Store, status: str = "reviewed", since: str | None = None) -> list[dict]:
+def export_rows(store: Store, status: str = "reviewed", since: str | None = None,
+                cluster_ids: Iterable[int] | None = None) -> list[dict]:
     """Return one row per article (labels of a cluster copied to its members), in COLUMNS order."""
-    return list(iter_export_rows(store, status, since))
+    return list(iter_export_rows(store, status, since, cluster_ids))
 
 
-def iter_export_rows(store: Store, status: str = "reviewed", since: str | None = None) -> Iterator[dict]:
-    """Yield the export rows a batch of articles at a time, so memory stays flat however many articles there are."""
+def iter_export_rows(store: Store, status: str = "reviewed", since: str | None = None,
+                     cluster_ids: Iterable[int] | None = None) -> Iterator[dict]:
+    """Yield the export rows a batch of articles at a time, so memory stays flat however many articles there are.
+
+    cluster_ids limits the export to those clusters' articles: the review queue's current filter exports
+    through here with the ids that Store.queue_cluster_ids selected in SQL.
+    """
     if status not in STATUSES:
         raise ConfigError(f"--status must be one of {', '.join(STATUSES)}")
     final = final_provenance(store)
     flagged_clusters = store.flagged_cluster_ids()
     count = 0
-    for art, pred in store.iter_articles_with_predictions():
+    for art, pred in store.iter_articles_with_predictions(cluster_ids):
         label, from_cluster = labels.label_for_member(final, art.id, art.canonical_id)
         if not _selected(status, label, art.cluster_id in flagged_clusters) or not _since(art, since):
             continue
@@ -108,11 +115,15 @@ def _row(art: StoredArticle, pred: Prediction | None, label: FinalLabel | None, 
     }
 
 
-def write_export(rows: Iterable[dict], fmt: str, output: Path | None = None) -> bytes | None:
-    """Write the rows as JSONL, CSV or Parquet to `output` as they come, or return the bytes when no output is given."""
+def write_export(rows: Iterable[dict], fmt: str, output: Path | BinaryIO | None = None) -> bytes | None:
+    """Write the rows as JSONL, CSV or Parquet to `output` (a path or an open binary file) as they come,
+    or return the bytes when no output is given."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
     writer = {"jsonl": _write_jsonl, "csv": _write_csv, "parquet": _write_parquet}[fmt]
+    if output is not None and not isinstance(output, Path):
+        writer(rows, output)
+        return None
     if output is None:
         sink = io.BytesIO()
         writer(rows, sink)

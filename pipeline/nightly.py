@@ -333,6 +333,8 @@ def score_new_articles(store: Store, report: RunReport, settings: Settings) -> N
         return
     report.scoring = {"model_version": scorer.model.version, **retrained,
                       **score_stored_articles(store, scorer, report.run_id)}
+    # The queue lists stories (near-duplicate clusters), so the report counts them beside the articles.
+    report.scoring["flagged_stories"] = store.flagged_counts(report.run_id)[0]
 
 
 def summarise(report: RunReport) -> str:
@@ -358,7 +360,14 @@ def summarise(report: RunReport) -> str:
     elif report.scoring.get("skipped"):
         lines.append(f"Scoring: skipped ({report.scoring['skipped']})")
     elif report.scoring:
-        lines.append(f"Scoring: {report.scoring['scored']} scored, {report.scoring['flagged']} flagged for review, "
+        flagged = flagged_phrase(report.scoring.get("flagged_stories", 0), report.scoring["flagged"])
+        lines.append(f"Scoring: {report.scoring['scored']} scored, {flagged} for review, "
                      f"{report.scoring.get('score_failed', 0)} failed (model {report.scoring['model_version']})")
     lines.append("Durations: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.durations.items()))
     return "\n".join(lines)
+
+
+def flagged_phrase(stories: int, articles: int) -> str:
+    """Say how many stories and articles were flagged, as the review queue says it ('13 stories flagged (14 articles)')."""
+    return (f"{stories} {'story' if stories == 1 else 'stories'} flagged "
+            f"({articles} {'article' if articles == 1 else 'articles'})")

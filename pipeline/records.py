@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from pipeline.dates import parse_nl_date
+from pipeline.errors import ConfigError
+
 # Default cap of a stored text or summary (Settings.max_text_chars); the store cuts longer ones.
 MAX_TEXT_CHARS = 200_000
 
@@ -268,8 +271,9 @@ class Cluster:
         return self.head.published or self.head.created_at or ""
 
 
-QUEUE_STATUSES = ("todo", "mine", "disputed", "all")
+QUEUE_STATUSES = ("todo", "mine", "skipped", "disputed", "all")
 QUEUE_ORDERS = ("score", "uncertain", "newest")
+MAX_SEARCH_CHARS = 200  # a search longer than this is cut: nobody types more, and it bounds the query
 
 
 @dataclass
@@ -279,25 +283,45 @@ class QueueFilters:
     sector: str = ""
     type: str = ""
     outlet: str = ""
-    date_from: str = ""
+    date_from: str = ""  # ISO dates; typed as dd-mm-jjjj (pipeline/dates.py)
     date_to: str = ""
     status: str = "todo"
     order: str = "score"
+    search: str = ""  # words that the title or text must contain (the store's full-text index)
 
     @classmethod
     def from_args(cls, args) -> QueueFilters:
-        """Read the filters from request arguments, ignoring unknown values."""
+        """Read the filters from request arguments, ignoring unknown values and unreadable dates."""
         status = args.get("status", "todo")
         order = args.get("order", "score")
         return cls(sector=args.get("sector", ""), type=args.get("type", ""), outlet=args.get("outlet", ""),
-                   date_from=args.get("date_from", ""), date_to=args.get("date_to", ""),
+                   date_from=_iso_or_empty(args.get("date_from", "")), date_to=_iso_or_empty(args.get("date_to", "")),
                    status=status if status in QUEUE_STATUSES else "todo",
-                   order=order if order in QUEUE_ORDERS else "score")
+                   order=order if order in QUEUE_ORDERS else "score",
+                   search=" ".join(args.get("search", "").split())[:MAX_SEARCH_CHARS])
 
     def as_args(self) -> dict[str, str]:
         """Return the non-default filters as URL arguments."""
         defaults = QueueFilters()
         return {k: v for k, v in self.__dict__.items() if v and v != getattr(defaults, k)}
+
+
+def date_problems(args) -> list[str]:
+    """Return a message per date argument that is not a date (from_args leaves such a date out)."""
+    problems = []
+    for name, shown in (("date_from", "From"), ("date_to", "To")):
+        try:
+            parse_nl_date(args.get(name, ""))
+        except ConfigError as exc:
+            problems.append(f"{shown}: {exc}. That date filter is left out.")
+    return problems
+
+
+def _iso_or_empty(text: str) -> str:
+    try:
+        return parse_nl_date(text) or ""
+    except ConfigError:
+        return ""
 
 
 @dataclass(frozen=True)

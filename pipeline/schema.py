@@ -204,6 +204,20 @@ clusters = Table(
     Column("type", String(30)),
     Column("date", String(40), nullable=False, default=""),  # the head's publication (else storage) date
     Column("disputed", Integer, nullable=False, default=0),  # analysts' current decisions differ
+    # How many of its articles (head and copies) have a flagged newest prediction (schema version 9): the
+    # queue counts stories and articles as the run report does.
+    Column("flagged_articles", Integer, nullable=False, default=0),
+)
+
+# Articles an analyst parked with "skip for now" (schema version 9): out of their "to do" queue, not a
+# decision, so no review event. Unparking deletes the row; a parked cluster appears once per analyst.
+skips = Table(
+    "skips", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("cluster_id", Integer, ForeignKey("articles.id"), nullable=False),
+    Column("analyst", String(100), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    UniqueConstraint("analyst", "cluster_id", name="uq_skips_analyst_cluster"),
 )
 
 # Indexes of the review queue, article page and decision (schema version 7).
@@ -272,8 +286,47 @@ def _migrate_to_8(conn: Connection) -> None:
     ORIGIN_INDEX.create(conn, checkfirst=True)  # tables created by this code carry it already
 
 
+# Full-text search of title and text (schema version 9). SQLite: an FTS5 table over the articles table
+# (external content, so the text is not stored twice) that triggers keep in step with every write, the
+# store's and a bulk load's alike. PostgreSQL: a GIN index on the Dutch tsvector of the same two columns;
+# the store's search must spell the expression exactly so (SEARCH_VECTOR) for the planner to use it.
+SEARCH_TABLE = "articles_fts"
+SEARCH_VECTOR = "to_tsvector('dutch', a.title || ' ' || a.text)"
+_SQLITE_SEARCH = [
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {SEARCH_TABLE} USING fts5(title, text, content='articles', "
+    "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    f"CREATE TRIGGER IF NOT EXISTS articles_fts_insert AFTER INSERT ON articles BEGIN "
+    f"INSERT INTO {SEARCH_TABLE}(rowid, title, text) VALUES (new.id, new.title, new.text); END",
+    f"CREATE TRIGGER IF NOT EXISTS articles_fts_delete AFTER DELETE ON articles BEGIN "
+    f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}, rowid, title, text) VALUES ('delete', old.id, old.title, old.text); END",
+    f"CREATE TRIGGER IF NOT EXISTS articles_fts_update AFTER UPDATE OF title, text ON articles BEGIN "
+    f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}, rowid, title, text) VALUES ('delete', old.id, old.title, old.text); "
+    f"INSERT INTO {SEARCH_TABLE}(rowid, title, text) VALUES (new.id, new.title, new.text); END",
+    f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}) VALUES ('rebuild')",  # index the articles stored before
+]
+_POSTGRES_SEARCH = ["CREATE INDEX IF NOT EXISTS ix_articles_search ON articles USING GIN "
+                    "(to_tsvector('dutch', title || ' ' || text))"]  # fills itself from the existing rows
+
+
+# The queue's head line sums flagged_articles over the flagged clusters on every page view: from the index alone.
+FLAGGED_ARTICLES_INDEX = Index("ix_clusters_flagged_articles", clusters.c.flagged, clusters.c.flagged_articles)
+
+
+def _migrate_to_9(conn: Connection) -> None:
+    # Store.migrate then recounts flagged_articles of the flagged clusters (data work belongs to the store).
+    metadata.create_all(conn, tables=[skips])
+    if "flagged_articles" not in {c["name"] for c in inspect(conn).get_columns("clusters")}:
+        conn.exec_driver_sql("ALTER TABLE clusters ADD COLUMN flagged_articles INTEGER NOT NULL DEFAULT 0")
+    FLAGGED_ARTICLES_INDEX.create(conn, checkfirst=True)  # tables created by this code carry it already
+    statements = {"sqlite": _SQLITE_SEARCH, "postgresql": _POSTGRES_SEARCH}.get(conn.dialect.name, [])
+    for statement in statements:
+        conn.exec_driver_sql(statement)
+
+
 # Forward migrations in order; entry i brings the schema from version i to i + 1.
 MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4, _migrate_to_5,
-                                                  _migrate_to_6, _migrate_to_7, _migrate_to_8]
+                                                  _migrate_to_6, _migrate_to_7, _migrate_to_8,
+                                                  _migrate_to_9]
 SCHEMA_VERSION = len(MIGRATIONS)
 CLUSTERS_SINCE = MIGRATIONS.index(_migrate_to_7) + 1  # the version whose migration adds the cluster table
+FLAGGED_ARTICLES_SINCE = MIGRATIONS.index(_migrate_to_9) + 1  # the version that counts flagged articles per cluster

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import zlib
 from datetime import datetime, UTC
 from pathlib import Path
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import and_, case, create_engine, delete, event, exists, func, insert, literal, or_, select, text, update
+from sqlalchemy import (
+    Integer, and_, case, create_engine, delete, event, exists, false, func, insert, literal, or_, select, text, update,
+)
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
 
@@ -22,8 +25,9 @@ from pipeline.records import (
 )
 # The tables are re-exported here: callers use `from pipeline.store import Store, reviews`.
 from pipeline.schema import (  # noqa: F401
-    CLUSTERS_SINCE, MIGRATIONS, SCHEMA_VERSION, analysts, articles, clusters, duplicates, feeds, fetches, items,
-    metadata, pages, predictions, reviews, runs, schema_info, scoring_failures, signatures,
+    CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, SCHEMA_VERSION, SEARCH_TABLE, SEARCH_VECTOR, analysts,
+    articles, clusters, duplicates, feeds, fetches, items, metadata, pages, predictions, reviews, runs, schema_info,
+    scoring_failures, signatures, skips,
 )
 
 if TYPE_CHECKING:
@@ -157,6 +161,9 @@ class Store:
                 MIGRATIONS[version](conn)
                 if version + 1 == CLUSTERS_SINCE:
                     self._fill_clusters(conn)  # a database made before the cluster table: derive its rows
+                if version + 1 == FLAGGED_ARTICLES_SINCE:  # only flagged clusters have flagged articles to count
+                    self._refresh_clusters(conn, conn.execute(
+                        select(clusters.c.cluster_id).where(clusters.c.flagged == 1)).scalars().all())
                 conn.execute(insert(schema_info).values(version=version + 1))
             log.info("migrated database to schema version %d", version + 1)
         return SCHEMA_VERSION
@@ -374,8 +381,14 @@ class Store:
         """Return all articles with their cluster's canonical id, oldest first."""
         return list(self.iter_articles())
 
-    def iter_articles(self) -> Iterator[StoredArticle]:
-        """Yield the articles oldest first, a batch at a time, so a reader of a million keeps little in memory."""
+    def iter_articles(self, cluster_ids: Iterable[int] | None = None) -> Iterator[StoredArticle]:
+        """Yield the articles oldest first, a batch at a time, so a reader of a million keeps little in memory.
+
+        With cluster_ids, only the articles of those clusters (heads and copies), a batch of clusters at a time.
+        """
+        if cluster_ids is not None:
+            yield from self._iter_cluster_articles(cluster_ids)
+            return
         query = (
             select(articles, duplicates.c.canonical_id, duplicates.c.kind.label("duplicate_kind"))
             .join(duplicates, duplicates.c.article_id == articles.c.id, isouter=True)
@@ -390,10 +403,21 @@ class Store:
             last = rows[-1]["id"]
             yield from (as_record(StoredArticle, row) for row in rows)
 
-    def iter_articles_with_predictions(self) -> Iterator[tuple[StoredArticle, Prediction | None]]:
-        """Yield every article with its newest prediction (None when unscored), oldest first, a batch at a time."""
+    def _iter_cluster_articles(self, cluster_ids: Iterable[int]) -> Iterator[StoredArticle]:
+        query = (select(articles, duplicates.c.canonical_id, duplicates.c.kind.label("duplicate_kind"))
+                 .join(duplicates, duplicates.c.article_id == articles.c.id, isouter=True))
+        for chunk in _chunks(sorted(cluster_ids)):
+            # Heads by id, copies by their canonical id: two index reads (an OR across the join would scan).
+            with self.engine.connect() as conn:
+                rows = [*conn.execute(query.where(articles.c.id.in_(chunk))).mappings(),
+                        *conn.execute(query.where(duplicates.c.canonical_id.in_(chunk))).mappings()]
+            yield from sorted((as_record(StoredArticle, row) for row in rows), key=lambda a: a.id)
+
+    def iter_articles_with_predictions(self, cluster_ids: Iterable[int] | None = None,
+                                       ) -> Iterator[tuple[StoredArticle, Prediction | None]]:
+        """Yield every article (of the given clusters) with its newest prediction (None when unscored), a batch at a time."""
         batch: list[StoredArticle] = []
-        for art in self.iter_articles():
+        for art in self.iter_articles(cluster_ids):
             batch.append(art)
             if len(batch) == BATCH:
                 yield from self._with_predictions(batch)
@@ -530,17 +554,25 @@ class Store:
         """Append an undo of the analyst's newest decision not undone yet; return the decision undone, or None."""
         with self.engine.begin() as conn:
             target = _undo_target(conn, analyst, article_id)
-            if target is None:
-                return None
-            restored = target.previous
-            _append_review(
-                conn, article_id=target.article_id, analyst=analyst, action="undo",
-                cocreation=restored.get("cocreation"), sector=restored.get("sector"), type=restored.get("type"),
-                borderline=int(restored.get("borderline") or 0), note=restored.get("note") or "",
-                previous=_analyst_state(conn, target.article_id, analyst), undoes_id=target.id,
-                model_version=target.model_version, codebook_version=codebook_version)
-            _refresh_dispute(conn, target.article_id)
+            if target is not None:
+                _append_undo(conn, analyst, target, codebook_version)
         return target
+
+    def undo_events(self, analyst: str, event_ids: Iterable[int], codebook_version: str) -> list[int]:
+        """Append an undo of each given decision of the analyst that is still their newest on its article.
+
+        A bulk decision is undone this way, event by event; a decision the analyst replaced or undid since
+        is left alone. Return the article ids whose decision was undone.
+        """
+        undone = []
+        with self.engine.begin() as conn:
+            for row in conn.execute(select(reviews.c.id, reviews.c.article_id).where(
+                    reviews.c.id.in_(list(event_ids)), reviews.c.analyst == analyst, reviews.c.action == "decide")):
+                target = _undo_target(conn, analyst, row.article_id)
+                if target is not None and target.id == row.id:
+                    _append_undo(conn, analyst, target, codebook_version)
+                    undone.append(row.article_id)
+        return undone
 
     def append_settle(self, article_id: int, analyst: str, label: dict, *, model_version: str | None,
                       codebook_version: str) -> int:
@@ -558,7 +590,7 @@ class Store:
     def review_queue(self, analyst: str, filters: QueueFilters, threshold: float, *, limit: int = 50,
                      offset: int = 0) -> list[Cluster]:
         """Return one page of the flagged clusters that pass the filters, in the requested order."""
-        where = _queue_where(analyst, filters)
+        where = _queue_where(analyst, filters, self.engine.dialect.name)
         with self.engine.connect() as conn:
             if filters.order == "uncertain":
                 ids = _uncertain_ids(conn, where, threshold, limit, offset)
@@ -570,7 +602,8 @@ class Store:
     def queue_size(self, analyst: str, filters: QueueFilters) -> int:
         """Return how many flagged clusters pass the filters."""
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(clusters).where(*_queue_where(analyst, filters))).scalar()
+            return conn.execute(select(func.count()).select_from(clusters)
+                                .where(*_queue_where(analyst, filters, self.engine.dialect.name))).scalar()
 
     def queue_place(self, analyst: str, filters: QueueFilters, threshold: float, cluster_id: int, *,
                     counted: bool = True) -> QueuePlace:
@@ -578,7 +611,7 @@ class Store:
 
         With counted=False the position is left empty: a decision only needs the next cluster, not two counts.
         """
-        where, key = _queue_where(analyst, filters), _sort_key(filters.order, threshold)
+        where, key = _queue_where(analyst, filters, self.engine.dialect.name), _sort_key(filters.order, threshold)
         count = select(func.count()).select_from(clusters)
         with self.engine.connect() as conn:
             row = conn.execute(select(clusters.c.cluster_id, clusters.c.score, clusters.c.date)
@@ -592,6 +625,13 @@ class Store:
             next_id = _first_id(conn, [*where, _after(key, row, threshold, filters.order)], key, ascending=True)
             ahead = conn.execute(count.where(*where, before)).scalar() if counted else 0
         return QueuePlace(prev_id, next_id, f"{ahead + 1} of {total}" if counted else "")
+
+    def queue_cluster_ids(self, analyst: str, filters: QueueFilters) -> list[int]:
+        """Return the ids of every cluster that passes the queue's filters (an export of the filter selects them)."""
+        where = _queue_where(analyst, filters, self.engine.dialect.name)
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(clusters.c.cluster_id).where(*where).order_by(clusters.c.cluster_id))
+                        .scalars())
 
     def queue_outlets(self) -> list[str]:
         """Return the outlets that carry an article of a flagged cluster, sorted."""
@@ -609,11 +649,59 @@ class Store:
                 .select_from(newest.join(reviews, reviews.c.id == newest.c.last)
                              .join(clusters, clusters.c.cluster_id == newest.c.article_id))
                 .where(reviews.c.cocreation.is_not(None), clusters.c.flagged == 1))
+        # From the analyst's few parked rows, not from every flagged cluster.
+        parked = (select(func.count()).select_from(skips.join(clusters, clusters.c.cluster_id == skips.c.cluster_id))
+                  .where(skips.c.analyst == analyst, clusters.c.flagged == 1, ~_has_decision(analyst)))
         with self.engine.connect() as conn:
-            flagged = conn.execute(select(func.count()).select_from(clusters).where(clusters.c.flagged == 1)).scalar()
+            flagged, flagged_articles = _flagged_counts(conn)
             reviewed, reviewed_today = conn.execute(mine).one()
-        return {"flagged": flagged, "reviewed": reviewed, "remaining": flagged - reviewed,
-                "reviewed_today": reviewed_today or 0}
+            skipped = conn.execute(parked).scalar()
+        return {"flagged": flagged, "flagged_articles": flagged_articles, "reviewed": reviewed,
+                "remaining": flagged - reviewed, "skipped": skipped, "reviewed_today": reviewed_today or 0}
+
+    def flagged_counts(self, run_id: int | None = None) -> tuple[int, int]:
+        """Return (stories, articles) flagged: in the queue now, or by the predictions of one run.
+
+        A story is a near-duplicate cluster; it is flagged when one of its articles is (labels.py).
+        """
+        with self.engine.connect() as conn:
+            if run_id is None:
+                return _flagged_counts(conn)
+            story = func.coalesce(duplicates.c.canonical_id, predictions.c.article_id)
+            query = (select(func.count(func.distinct(story)), func.count(func.distinct(predictions.c.article_id)))
+                     .select_from(predictions.join(duplicates, duplicates.c.article_id == predictions.c.article_id,
+                                                   isouter=True))
+                     .where(predictions.c.run_id == run_id, predictions.c.flagged == 1))
+            stories, flagged_articles = conn.execute(query).one()
+            return stories, flagged_articles
+
+    # -- "skip for now": parked clusters, per analyst; not decisions, so no review events -----------------
+    def skip_cluster(self, analyst: str, cluster_id: int) -> bool:
+        """Park a cluster for the analyst (out of their "to do" queue); return False when it was parked already."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(skips.c.id).where(skips.c.analyst == analyst,
+                                                     skips.c.cluster_id == cluster_id)).first():
+                return False
+            conn.execute(insert(skips).values(analyst=analyst, cluster_id=cluster_id, created_at=now_iso()))
+        return True
+
+    def unskip_cluster(self, analyst: str, cluster_id: int) -> bool:
+        """Return a parked cluster to the analyst's "to do" queue; return False when it was not parked."""
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(skips).where(skips.c.analyst == analyst, skips.c.cluster_id == cluster_id))
+        return result.rowcount > 0
+
+    def skipped_cluster_ids(self, analyst: str, cluster_ids: Iterable[int]) -> set[int]:
+        """Return which of the given clusters the analyst parked."""
+        with self.engine.connect() as conn:
+            return {i for chunk in _chunks(cluster_ids) for i in conn.execute(
+                select(skips.c.cluster_id).where(skips.c.analyst == analyst, skips.c.cluster_id.in_(chunk))).scalars()}
+
+    def article_texts(self, article_ids: Iterable[int]) -> dict[int, str]:
+        """Return the texts of the given articles (a queue page's few, for their snippets)."""
+        with self.engine.connect() as conn:
+            return {row.id: row.text for chunk in _chunks(article_ids)
+                    for row in conn.execute(select(articles.c.id, articles.c.text).where(articles.c.id.in_(chunk)))}
 
     def cluster_of(self, article_id: int) -> Cluster | None:
         """Return the duplicate cluster an article belongs to, with its members and prediction, or None."""
@@ -837,6 +925,18 @@ def _undo_target(conn: Connection, analyst: str, article_id: int | None) -> Revi
     return as_record(ReviewEvent, row) if row else None
 
 
+def _append_undo(conn: Connection, analyst: str, target: ReviewEvent, codebook_version: str) -> None:
+    # The undo event restores the state the undone decision replaced, and says which decision it undoes.
+    restored = target.previous
+    _append_review(
+        conn, article_id=target.article_id, analyst=analyst, action="undo",
+        cocreation=restored.get("cocreation"), sector=restored.get("sector"), type=restored.get("type"),
+        borderline=int(restored.get("borderline") or 0), note=restored.get("note") or "",
+        previous=_analyst_state(conn, target.article_id, analyst), undoes_id=target.id,
+        model_version=target.model_version, codebook_version=codebook_version)
+    _refresh_dispute(conn, target.article_id)
+
+
 def _refresh_dispute(conn: Connection, article_id: int) -> None:
     decisions = {e.analyst: e for e in _current_reviews(conn, [article_id])}
     settled = article_id in _settled_among(conn, [article_id])
@@ -876,7 +976,8 @@ def _cluster_row(head: Any, copies: list[int], scores: dict[int, Any], decisions
                 score=max([0.0, *(p.cocreation_score for p in scored)]), prediction_id=shown.id if shown else None,
                 sector=shown.sector if shown else None, type=shown.type if shown else None,
                 date=head.published or head.created_at or "",
-                disputed=int(labels.is_disputed(decisions, settled)))
+                disputed=int(labels.is_disputed(decisions, settled)),
+                flagged_articles=sum(bool(p.flagged) for p in scored))
 
 
 META_COLUMNS = (articles.c.id, articles.c.url, articles.c.outlet, articles.c.title, articles.c.published,
@@ -921,9 +1022,38 @@ def _has_outlet(outlet: str):
                               copy.c.outlet == outlet))
 
 
-def _queue_where(analyst: str, f: QueueFilters) -> list:
+def _is_skipped(analyst: str):
+    return exists().where(skips.c.cluster_id == clusters.c.cluster_id, skips.c.analyst == analyst)
+
+
+MAX_SEARCH_WORDS = 12  # more words than this narrow nothing further and only lengthen the query
+
+
+def search_words(search: str) -> list[str]:
+    """Return the words of a typed search: letters and digits only, so no input is query syntax."""
+    return re.findall(r"[^\W_]+", search)[:MAX_SEARCH_WORDS]
+
+
+def _search_matches(dialect: str, words: list[str]):
+    # The clusters with an article (head or copy) whose title or text holds every word, each as a prefix
+    # ("zorg" finds "zorgpad": Dutch compounds). PostgreSQL also stems the words the Dutch way.
+    if dialect == "postgresql":
+        query = " & ".join(f"{w}:*" for w in words)
+        sql = (f"SELECT COALESCE(d.canonical_id, a.id) AS cluster_id FROM articles a LEFT JOIN duplicates d "
+               f"ON d.article_id = a.id WHERE {SEARCH_VECTOR} @@ to_tsquery('dutch', :search_query)")
+    else:
+        query = " ".join(f'"{w}"*' for w in words)
+        sql = (f"SELECT COALESCE(d.canonical_id, f.rowid) AS cluster_id FROM {SEARCH_TABLE} f LEFT JOIN duplicates d "
+               f"ON d.article_id = f.rowid WHERE {SEARCH_TABLE} MATCH :search_query")
+    return text(sql).bindparams(search_query=query).columns(cluster_id=Integer)
+
+
+def _queue_where(analyst: str, f: QueueFilters, dialect: str = "sqlite") -> list:
     c = clusters.c
     where = [c.flagged == 1]
+    if f.search:
+        words = search_words(f.search)
+        where.append(c.cluster_id.in_(_search_matches(dialect, words)) if words else false())
     if f.sector:
         where.append(c.sector == f.sector)
     if f.type:
@@ -935,7 +1065,9 @@ def _queue_where(analyst: str, f: QueueFilters) -> list:
     if f.date_to:
         where += [c.date != "", func.substr(c.date, 1, 10) <= f.date_to]
     if f.status == "todo":
-        where.append(~_has_decision(analyst))
+        where += [~_has_decision(analyst), ~_is_skipped(analyst)]
+    elif f.status == "skipped":
+        where += [_is_skipped(analyst), ~_has_decision(analyst)]
     elif f.status == "mine":
         where.append(_has_decision(analyst))
     elif f.status == "disputed":
@@ -994,6 +1126,14 @@ def _first_id(conn: Connection, where: list, key: tuple[Any, bool], *, ascending
     forward = descending != ascending
     order = (expr.asc(), clusters.c.cluster_id.asc()) if forward else (expr.desc(), clusters.c.cluster_id.desc())
     return conn.execute(select(clusters.c.cluster_id).where(*where).order_by(*order).limit(1)).scalar()
+
+
+def _flagged_counts(conn: Connection) -> tuple[int, int]:
+    # Stories (flagged clusters) and their articles with a flagged newest prediction: one indexed range read.
+    query = (select(func.count(), func.coalesce(func.sum(clusters.c.flagged_articles), 0))
+             .where(clusters.c.flagged == 1))
+    stories, flagged_articles = conn.execute(query).one()
+    return stories, int(flagged_articles)
 
 
 # The distinct outlets by a loose index scan (one index probe per outlet), on SQLite and PostgreSQL alike.

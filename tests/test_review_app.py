@@ -56,7 +56,7 @@ def test_queue_lists_each_flagged_cluster_once(client, review_store):
     assert page.count('class="queue-row"') == 3  # park (with its copy), care, xss; the road is not flagged
     assert "Bewoners ontwerpen nieuw park mee" in page and "+1 copy" in page
     assert "Polderveen krijgt park van bewoners" not in page and "Dijkweg" not in page
-    assert "3 remaining of 3 flagged" in " ".join(re.sub(r"<[^>]+>", "", page).split())
+    assert "3 stories flagged (4 articles)" in " ".join(re.sub(r"<[^>]+>", "", page).split())
 
 
 def test_the_queue_comes_in_pages_that_keep_order_and_filters(client, review_store, monkeypatch):

@@ -123,8 +123,8 @@ def test_the_queue_of_an_upgraded_database_filters_in_sql(tmp_path):
     assert queue(status="all", date_to="2026-03-10") == [1]
     assert queue(status="all", date_from="2026-03-11") == [5]  # no publication date: its storage date counts
     assert store.queue_outlets() == ["Dagblad De Polder", "Rivierstad Courant", "Zorg Vandaag"]
-    assert store.review_progress("ann", "2000-01-01") == {"flagged": 2, "reviewed": 2, "remaining": 0,
-                                                          "reviewed_today": 0}
+    assert store.review_progress("ann", "2000-01-01") == {"flagged": 2, "flagged_articles": 2, "reviewed": 2,
+                                                          "remaining": 0, "skipped": 0, "reviewed_today": 0}
 
 
 def test_records_come_typed_with_json_decoded_and_still_read_like_rows(tmp_path):

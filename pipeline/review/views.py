@@ -16,6 +16,7 @@ from pipeline.review.context import MAX_ROW_ID, ReviewContext
 from pipeline.review.events import Label, article_history, latest_settle, record_decision, record_settle, undo_last
 from pipeline.review.highlight import KIND_TITLES, best_quote, grouped_evidence, highlight_text
 from pipeline.review.security import is_token_mode, signed_in_analyst
+from pipeline.records import date_problems
 
 log = logging.getLogger(__name__)
 bp = Blueprint("review", __name__)
@@ -93,16 +94,21 @@ def favicon():
 
 @bp.get("/")
 def queue():
-    """Show the flagged clusters to review, filtered and ordered, with progress."""
+    """Show the flagged clusters to review, filtered and ordered, with snippets, progress and the threshold."""
     c, analyst = ctx(), current_analyst()
     filters = queries.QueueFilters.from_args(request.args)
+    problems = date_problems(request.args)  # a date that is not one: said on the page, that filter left out
     page = _page_number()
     entries, more = queries.queue_page(c.store, analyst, filters, c.threshold, page)
-    decisions = c.store.decisions_by_article(e.canonical_id for e in entries)
+    ids = [e.canonical_id for e in entries]
     return render_template("queue.html", entries=entries, filters=filters, args=filters.as_args(),
-                           decisions=decisions, outlets=c.store.queue_outlets(), statuses=queries.STATUSES,
-                           orders=queries.ORDERS, progress=queries.progress_counts(c.store, analyst),
-                           page=page, more=more)
+                           decisions=c.store.decisions_by_article(ids), outlets=c.store.queue_outlets(),
+                           statuses=queries.STATUSES, orders=queries.ORDERS,
+                           progress=queries.progress_counts(c.store, analyst), page=page, more=more,
+                           snippets=queries.row_snippets(c.store, entries), threshold=c.threshold,
+                           skipped=c.store.skipped_cluster_ids(analyst, ids), problems=problems,
+                           typed={k: request.args.get(k, "") for k in ("date_from", "date_to")},
+                           bulk_undo=session.pop("bulk_undo", None)), 400 if problems else 200
 
 
 def _page_number() -> int:
@@ -390,3 +396,7 @@ def choose_analyst():
             return redirect(target if is_local_path(target) else url_for("review.queue"))
         flash("Enter a name.", "error")
     return render_template("analyst.html", next=target)
+
+
+# The queue's actions (skip, bulk "no", export) live in their own module and register on this blueprint.
+from pipeline.review import queue_views  # noqa: E402,F401

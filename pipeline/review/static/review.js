@@ -56,10 +56,74 @@
     return false;
   }
 
+  // -- the queue's own keys: select (x), skip for now / unpark (s), bulk no (n), search (/) --
+  function currentRow() {
+    var rows = document.querySelectorAll("tr.queue-row");
+    return rows.length ? rows[Math.max(queueIndex, 0)] : null;
+  }
+
+  function countSelected() {
+    var boxes = document.querySelectorAll("tr.queue-row input.select-row");
+    var count = 0;
+    boxes.forEach(function (box) {
+      box.closest("tr").classList.toggle("selected", box.checked);
+      if (box.checked) { count += 1; }
+    });
+    var shown = document.getElementById("selected-count");
+    if (shown) { shown.textContent = String(count); }
+    return count;
+  }
+
+  function toggleSelected() {
+    var row = currentRow();
+    if (!row) { return; }
+    var box = row.querySelector("input.select-row");
+    box.checked = !box.checked;
+    countSelected();
+  }
+
+  function skipCurrent() {
+    // The row's own skip (or unpark) button: the same form a mouse click sends. The cursor keeps its place.
+    var row = currentRow();
+    var button = row && row.querySelector("button.skip, button.unskip");
+    if (!button || document.body.dataset.saving) { return; }
+    sessionStorage.setItem("queueIndex", String(queueIndex));
+    document.body.dataset.saving = "1";
+    button.click();
+  }
+
+  function bulkNo() {
+    if (countSelected() === 0) { return; }
+    sessionStorage.setItem("queueIndex", String(queueIndex));
+    submitOnce(document.getElementById("bulk-no"));
+  }
+
+  function undoForm() {
+    // Just after a bulk no, u undoes the whole bulk; otherwise the last single decision.
+    return document.getElementById("bulk-undo-form") || document.getElementById("undo-form");
+  }
+
+  function startQueue() {
+    var saved = parseInt(sessionStorage.getItem("queueIndex") || "0", 10);
+    sessionStorage.removeItem("queueIndex");
+    var rows = document.querySelectorAll("tr.queue-row");
+    if (!rows.length) { return; }
+    queueIndex = -1;
+    moveInQueue(1 + Math.min(Math.max(saved, 0), rows.length - 1));
+    document.querySelectorAll("input.select-row").forEach(function (box) {
+      box.addEventListener("change", countSelected);
+    });
+    countSelected();
+  }
+
   function onQueueKey(event) {
     switch (event.key) {
       case "j": moveInQueue(1); return true;
       case "k": moveInQueue(-1); return true;
+      case "x": toggleSelected(); return true;
+      case "s": skipCurrent(); return true;
+      case "n": bulkNo(); return true;
+      case "/": var search = document.getElementById("search"); if (search) { search.focus(); } return true;
       case "Enter":
         var rows = document.querySelectorAll("tr.queue-row");
         if (rows.length) { window.location.href = rows[Math.max(queueIndex, 0)].dataset.href; }
@@ -87,7 +151,7 @@
       window.location.href = queue ? queue.href : "/";
       handled = true;
     }
-    else if (event.key === "u") { document.getElementById("undo-form").requestSubmit(); handled = true; }
+    else if (event.key === "u") { undoForm().requestSubmit(); handled = true; }
     else if (page === "article" || page === "settle") { handled = onArticleKey(event); }
     else if (page === "queue") { handled = onQueueKey(event); }
     else if (page === "history" && event.key === "h") { go("back-link"); handled = true; }
@@ -98,7 +162,6 @@
   document.addEventListener("DOMContentLoaded", function () {
     var open = document.getElementById("help-open");
     if (open) { open.addEventListener("click", toggleHelp); }
-    var current = document.querySelector("tr.queue-row");
-    if (current && document.body.dataset.page === "queue") { moveInQueue(1); }
+    if (document.body.dataset.page === "queue") { startQueue(); }
   });
 })();
