@@ -309,3 +309,26 @@ def test_keyboard_skip_bulk_no_and_undo_in_chromium(live_app, watched_page):
     assert ids_on_screen() == [ids["park"], ids["care"], ids["xss"]]
     assert page.errors == [] and page.dialogs == []
     print("queue key timings (s):", {k: round(v, 3) for k, v in timings.items()})
+
+
+def test_skip_from_the_article_page_goes_on_to_the_next_article_and_never_off_site(client, review_store):
+    _settings, store, ids = review_store
+    page = client.get(f"/article/{ids['park']}").get_data(as_text=True)
+    assert 'id="skip-article"' in page
+    nxt = re.search(r'name="next" value="([^"]+)"', page).group(1)
+    answer = client.post("/skip", data={"csrf_token": csrf_of(page), "article_id": ids["park"], "next": nxt})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(nxt.replace("&amp;", "&"))
+    assert skips_of(store, "ann") == [ids["park"]] and events(store) == []
+    evil = client.post("/skip", data={"csrf_token": csrf_of(page), "article_id": ids["care"],
+                                      "next": "//evil.example/"})
+    assert "evil.example" not in evil.headers["Location"]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)")
+def test_s_on_the_article_page_parks_it_and_opens_the_next(live_app, watched_page):
+    base, store, ids = live_app
+    page = watched_page()
+    page.goto(f"{base}/article/{ids['park']}")
+    press_and_wait(page, "s")
+    assert skips_of(store, "ann") == [ids["park"]] and event_count(store) == 0
+    assert f"/article/{ids['care']}" in page.url and page.errors == []

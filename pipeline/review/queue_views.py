@@ -12,7 +12,7 @@ from pipeline import export
 from pipeline.review import queries
 from pipeline.review.context import MAX_ROW_ID
 from pipeline.review.events import Label, record_decision
-from pipeline.review.views import bp, ctx, current_analyst
+from pipeline.review.views import bp, ctx, current_analyst, is_local_path
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,9 @@ def skip():
         flash(f"Skipped #{cluster_id} for now: find it under the status filter \"skipped for now\".", "saved")
     else:
         flash(f"#{cluster_id} was skipped already.", "info")
-    return _back_to_queue()
+    # From the article page the analyst goes on to the next article, as after a decision.
+    target = request.form.get("next", "")
+    return redirect(target) if target and is_local_path(target) else _back_to_queue()
 
 
 @bp.post("/unskip")

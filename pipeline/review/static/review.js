@@ -52,6 +52,7 @@
       case "b": var box = document.getElementById("borderline"); if (box) { box.checked = !box.checked; } return true;
       case "e": var note = document.getElementById("note"); if (note) { note.focus(); } return true;
       case "h": go("history-link"); return true;
+      case "s": var skip = document.getElementById("skip-article"); if (skip) { skip.requestSubmit(); } return true;
     }
     return false;
   }
