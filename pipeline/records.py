@@ -216,6 +216,8 @@ class ReviewEvent(RowAccess):
     model_version: str | None
     codebook_version: str
     created_at: str
+    lesson: str = ""  # "Wat we ervan leren", shown with the example in the public collection
+    private: int = 0  # 1: never published, whatever the label
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,8 @@ class FinalLabel(RowAccess):
     model_version = property(lambda self: self.event.model_version)
     codebook_version = property(lambda self: self.event.codebook_version)
     previous = property(lambda self: self.event.previous)
+    lesson = property(lambda self: self.event.lesson)
+    private = property(lambda self: bool(self.event.private))
 
     def keys(self) -> list[str]:
         """Return the field names and the label's names, so {**final} holds the label too."""
@@ -248,7 +252,7 @@ class FinalLabel(RowAccess):
 
 
 DELEGATED_LABEL_FIELDS = ("cocreation", "sector", "type", "borderline", "note", "action", "analyst", "created_at",
-                          "model_version", "codebook_version", "previous")
+                          "model_version", "codebook_version", "previous", "lesson", "private")
 
 
 @dataclass
@@ -269,6 +273,7 @@ class Cluster:
 
 
 QUEUE_STATUSES = ("todo", "mine", "disputed", "all")
+QUEUE_ORIGINS = ("submission",)  # "": every queued cluster; "submission": only those a reader submitted
 QUEUE_ORDERS = ("score", "uncertain", "newest")
 
 
@@ -283,6 +288,7 @@ class QueueFilters:
     date_to: str = ""
     status: str = "todo"
     order: str = "score"
+    origin: str = ""
 
     @classmethod
     def from_args(cls, args) -> QueueFilters:
@@ -292,7 +298,8 @@ class QueueFilters:
         return cls(sector=args.get("sector", ""), type=args.get("type", ""), outlet=args.get("outlet", ""),
                    date_from=args.get("date_from", ""), date_to=args.get("date_to", ""),
                    status=status if status in QUEUE_STATUSES else "todo",
-                   order=order if order in QUEUE_ORDERS else "score")
+                   order=order if order in QUEUE_ORDERS else "score",
+                   origin=args.get("origin", "") if args.get("origin", "") in QUEUE_ORIGINS else "")
 
     def as_args(self) -> dict[str, str]:
         """Return the non-default filters as URL arguments."""
@@ -342,3 +349,21 @@ class ScoreRecord:
                 "sector": self.sector if self.sector_confident else None, "sector_scores": self.sector_scores,
                 "type": self.type if self.type_confident else None, "type_scores": self.type_scores,
                 "evidence": self.evidence}
+
+
+@dataclass(frozen=True)
+class Submission(RowAccess):
+    """One example a reader sent through the public form, as stored; name and e-mail are never published."""
+
+    id: int
+    url: str
+    note: str
+    name: str
+    email: str
+    ip_hash: str
+    created_at: str
+    status: str
+    reason: str
+    attempts: int
+    article_id: int | None
+    processed_at: str | None

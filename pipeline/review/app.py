@@ -17,6 +17,7 @@ from pipeline.review.context import MAX_ROW_ID, ReviewContext, RowIdConverter  #
 from pipeline.dates import nl_date
 from pipeline.review.highlight import safe_href
 from pipeline.review.queries import flag_threshold
+from pipeline.review.readers import install_reader_views
 from pipeline.review.security import SECURITY_HEADERS, check_binding, install_security
 from pipeline.settings import Settings
 from pipeline.review.views import bp
@@ -45,6 +46,7 @@ def create_app(settings: Settings, store: Store, *, analyst: str = "", host: str
     app.jinja_env.filters["nl_date"] = nl_date
     app.extensions["radar"] = ReviewContext(store, load_codebook(), analyst or settings.analyst,
                                             flag_threshold(settings.model_dir))
+    install_reader_views(app)
     CSRFProtect(app)
     install_security(app)
     _register_errors(app)
