@@ -524,5 +524,32 @@ def config_cmd(ctx: typer.Context, config: ConfigOption = None) -> None:
         typer.echo(f"{key} = {json.dumps(value, ensure_ascii=False)}")
 
 
+# -- the public collection and readers' submissions (issue 12) -------------------------------------------------
+@app.command("publish")
+def publish_cmd(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    output: Path = typer.Option(..., "--output", "-o", help="Folder to write the static site to."),
+) -> None:
+    """Write the public collection (Dutch pages and Atom feeds) as a static site; only changed files are rewritten."""
+    from pipeline.codebook import load_codebook
+    from pipeline.publish import publish_site
+
+    settings = _settings(ctx, config)
+    try:
+        store = _open_store(settings)
+        try:
+            counts = publish_site(store, load_codebook(), output, form_url=settings.public_form_url,
+                                  base_url=settings.public_base_url)
+        finally:
+            store.close()
+    except RadarError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(RadarError(f"cannot write the site to {output}: {exc}; choose a folder you may write in"))
+    typer.echo(f"Published {counts['examples']} examples to {output}: {counts['written']} files written, "
+               f"{counts['unchanged']} unchanged, {counts['removed']} removed.")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     public_behind_proxy: bool = Field(
         False, description="trust one X-Forwarded-For hop for the reader's address (only behind your own proxy)"
     )
+    public_base_url: str = Field("", description="address the published site is served at (absolute links in feeds)")
     public_form_url: str = Field("", description="address of the submission form, linked from a static site")
     public_rate_per_ip: int = Field(5, ge=1, description="submissions one address may make per hour")
     public_rate_global: int = Field(100, ge=1, description="submissions everyone together may make per hour")
