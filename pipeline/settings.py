@@ -78,8 +78,8 @@ class Settings(BaseSettings):
                                      description="their labels, in the same order")
     public_host: str = Field("127.0.0.1", description="address `radar public` binds (put a reverse proxy in front)")
     public_port: int = Field(0, ge=0, le=65535, description="port of `radar public`; 0 picks a free one")
-    public_behind_proxy: bool = Field(
-        False, description="trust one X-Forwarded-For hop for the reader's address (only behind your own proxy)"
+    public_trusted_proxy: str = Field(
+        "", description="address of your reverse proxy: its X-Forwarded-For gives the reader's address"
     )
     public_base_url: str = Field("", description="address the published site is served at (absolute links in feeds)")
     public_form_url: str = Field("", description="address of the submission form, linked from a static site")

@@ -816,6 +816,13 @@ class Store:
                     result.setdefault(row["cluster_id"], []).append(as_record(Submission, row))
         return result
 
+    def collection_version(self) -> tuple[int, int, int, int]:
+        """Return the newest review, prediction, article and duplicate ids: the public pages change only with these."""
+        with self.engine.connect() as conn:
+            return tuple(conn.execute(select(func.max(t.c.id)) if t is not duplicates else
+                                      select(func.count()).select_from(t)).scalar() or 0
+                         for t in (reviews, predictions, articles, duplicates))
+
     def is_submitted_cluster(self, cluster_id: int) -> bool:
         """Tell whether a reader submitted an article of this cluster."""
         query = select(clusters.c.submitted).where(clusters.c.cluster_id == cluster_id)

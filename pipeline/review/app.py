@@ -86,11 +86,14 @@ class SecureChannel(HTTPChannel):
     error_task_class = SecureErrorTask
 
 
-def make_server(app: Flask, host: str, port: int):
-    """Create a waitress server bound to host:port (0 picks a free port); call .run() to serve."""
+def make_server(app: Flask, host: str, port: int, **options):
+    """Create a waitress server bound to host:port (0 picks a free port); call .run() to serve.
+
+    `options` are further waitress settings (the public app's trusted proxy).
+    """
     from waitress import create_server
 
-    server = create_server(app, host=host, port=port, threads=4, ident="radar-review")
+    server = create_server(app, host=host, port=port, threads=4, ident="radar-review", **options)
     # waitress answers malformed requests itself, before any WSGI code runs, and has no setting for
     # those responses' headers; its channel_class and error_task_class attributes are the only hook.
     # tests/test_review_app.py checks over a raw socket that this still works after an upgrade.
