@@ -488,10 +488,12 @@ def digest_cmd(
     format: str = typer.Option("md", "--format", "-f", help="md, html, text, or eml: an e-mail with the HTML "
                                                             "and a plain-text alternative."),
     output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
+    readers: bool = typer.Option(True, "--readers/--no-readers",
+                                 help="Put the examples readers submitted in a section 'Ingezonden door lezers'."),
 ) -> None:
     """Write the accepted co-creation examples in Dutch, grouped by sector, ready for a newsletter."""
     from pipeline.codebook import load_codebook
-    from pipeline.digest import FORMATS, digest_groups, parse_window, render_digest
+    from pipeline.digest import FORMATS, digest_groups, parse_window, render_digest, split_readers
 
     settings = _settings(ctx, config)
     try:
@@ -501,9 +503,10 @@ def digest_cmd(
         store = _open_store(settings)
         try:
             groups = digest_groups(store, codebook, window)
+            groups, submitted = split_readers(store, groups) if readers else (groups, [])
         finally:
             store.close()
-        text = render_digest(groups, format, codebook, window)
+        text = render_digest(groups, format, codebook, window, submitted)
     except RadarError as exc:
         _fail(exc)
     if output:

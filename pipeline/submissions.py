@@ -223,10 +223,9 @@ def record_submission(store: Store, index: NearDuplicateIndex, submission: Submi
 def _submission_failed(store: Store, submission: Submission, exc: BaseException) -> str:
     # What fetching again would change (time-outs, 5xx, a deadline) is retried next run; the rest is final.
     if isinstance(exc, FetchError):
-        status = "failed" if exc.retryable else "refused"
-        reason = f"{exc.reason}: {exc}"
+        status, reason = ("failed" if exc.retryable else "refused"), str(exc)  # the message starts with its code
     elif isinstance(exc, ExtractError):
-        status, reason = "refused", f"{exc.reason}: {exc}"
+        status, reason = "refused", str(exc)
     else:
         log.error("submission %d: unexpected error %r", submission.id, exc)
         status, reason = "failed", f"internal_error: {exc!r}"
