@@ -816,6 +816,20 @@ class Store:
                     result.setdefault(row["cluster_id"], []).append(as_record(Submission, row))
         return result
 
+    def submission_item(self, url: str, canonical_url: str, title: str) -> int:
+        """Return the item a fetched submission's raw page is kept under, making one (done, no feed) if needed.
+
+        Through the item a feed that later lists the same link sees it as known, and the page can be
+        re-extracted from its raw bytes like any feed article.
+        """
+        with self.engine.begin() as conn:
+            found = conn.execute(select(items.c.id).where(items.c.canonical_url == canonical_url)).scalar()
+            if found is not None:
+                return found
+            return conn.execute(insert(items).values(
+                canonical_url=canonical_url, url=url, feed_id=None, title=title, summary="", published=None,
+                author="", categories="[]", status="done", updated_at=now_iso())).inserted_primary_key[0]
+
     def collection_version(self) -> tuple[int, int, int, int]:
         """Return the newest review, prediction, article and duplicate ids: the public pages change only with these."""
         with self.engine.connect() as conn:

@@ -212,7 +212,8 @@ def record_submission(store: Store, index: NearDuplicateIndex, submission: Submi
         host = urlsplit(article.url).hostname or ""
         article = replace(article, origin="submission", provenance=str(submission.id), source="submission",
                           outlet=article.sitename or host.removeprefix("www."))
-        save_deduplicated(store, index, article, run_id=run_id)
+        item_id = store.submission_item(response.final_url, article.canonical_url, article.title)
+        save_deduplicated(store, index, article, run_id=run_id, item_id=item_id, response=response)
         existing = store.find_article(canonical_url=article.canonical_url)
         store.finish_submission(submission.id, "stored", "", existing)
         return "stored"

@@ -90,6 +90,7 @@ def test_reader_submits_analyst_accepts_and_it_is_published(article, store_and_s
         (done,) = store.list_submissions()
         stored = store.article(done.article_id)
         assert (stored.origin, stored.provenance, stored.title) == ("submission", str(done.id), title)
+        assert b"<article>" in store.raw_page(stored.item_id)  # raw bytes kept, as for a feed's article
 
         with serving(make_server(create_app(settings, store, host="127.0.0.1"), "127.0.0.1", 0)) as review:
             page.goto(f"{review}/?origin=submission")
