@@ -21,8 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from pipeline.codebook import Codebook
 from pipeline.digest import clean_quote, dutch_date
 from pipeline.errors import ConfigError
-from pipeline.export import export_rows
-from pipeline.review.highlight import safe_href
+from pipeline.review.highlight import best_quote, safe_href
 from pipeline.store import Store
 
 log = logging.getLogger(__name__)
@@ -57,9 +56,22 @@ class Example:
 
 
 def collect_examples(store: Store, codebook: Codebook) -> list[Example]:
-    """Return the publishable examples, newest first: final yes labels of cluster heads not marked private."""
-    rows = [r for r in export_rows(store, "reviewed")
-            if r["is_canonical"] and r["cocreation"] and not r["private"]]
+    """Return the publishable examples, newest first: final yes labels of cluster heads not marked private.
+
+    Read from the final labels, then only those articles: the whole article table is never loaded.
+    """
+    chosen = [label for label in store.final_labels().values() if label.cocreation and not label.private]
+    predictions = store.newest_predictions(label.article_id for label in chosen)
+    rows = []
+    for label in chosen:
+        art = store.article(label.article_id)
+        if art is None or art.canonical_id is not None:  # a decision is recorded on the cluster's head
+            continue
+        pred = predictions.get(art.id)
+        rows.append({"article_id": art.id, "url": art.url, "title": art.title, "outlet": art.outlet,
+                     "published": art.published, "sector": label.sector, "type": label.type, "lesson": label.lesson,
+                     "reviewed_at": label.reviewed_at,
+                     "evidence_quote": best_quote(art.text, pred.evidence) if pred else ""})
     rows.sort(key=lambda r: ((r["published"] or "")[:10], r["article_id"]), reverse=True)
     return [_example(r, codebook) for r in rows]
 
