@@ -58,8 +58,17 @@ def serving(server):
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        server.close()
-        thread.join(timeout=5)
+        stop_server(server, thread)
+
+
+def stop_server(server, thread: threading.Thread) -> None:
+    """Close every socket of a waitress server from its own loop thread, so its select never sees a closed one."""
+    def close_all():
+        for dispatcher in list(server._map.values()):
+            dispatcher.close()
+    server.trigger.pull_trigger(close_all)
+    thread.join(timeout=5)
+    server.task_dispatcher.shutdown()
 
 
 def config_file(settings, tmp_path: Path) -> Path:
