@@ -45,6 +45,7 @@ demo-reset:
 # The browser tests drive Debian's chromium (never a browser downloaded by a test tool).
 test: install
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	command -v java >/dev/null || (apt-get update && apt-get install -y default-jre-headless)  # the Nu HTML checker
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -52,15 +52,19 @@ def _articles_frame(store) -> pd.DataFrame:
     if predictions.empty:
         predictions = pd.DataFrame(columns=["article_id"])
     predictions = predictions.rename(columns={"sector": "predicted_sector", "type": "predicted_type"})
+    from pipeline.export import submission_notes  # lazy, like the store: export imports the review app's helpers
+
     final = pd.DataFrame([{"cluster_id": k, "final_cocreation": v.cocreation, "final_sector": v.sector,
                            "final_type": v.type, "borderline": v.borderline, "reviewed_by": v.analyst,
-                           "reviewed_at": v.created_at} for k, v in store.final_labels().items()],
+                           "reviewed_at": v.created_at, "lesson": v.lesson} for k, v in store.final_labels().items()],
                          columns=["cluster_id", "final_cocreation", "final_sector", "final_type", "borderline",
-                                  "reviewed_by", "reviewed_at"])
+                                  "reviewed_by", "reviewed_at", "lesson"])
+    notes = pd.DataFrame(list(submission_notes(store).items()), columns=["cluster_id", "submission_note"])
     # A near-duplicate cluster is reviewed once, on its canonical article: its members carry that label
     # (labels.label_for_member), as in `radar export`.
     merged = articles.merge(predictions.drop(columns=["id", "created_at", "run_id"], errors="ignore"),
                             on="article_id", how="left").merge(final, on="cluster_id", how="left")
+    merged = merged.merge(notes, on="cluster_id", how="left")
     return merged.reindex(columns=COLUMNS)
 
 
@@ -68,7 +72,7 @@ COLUMNS = ["article_id", "title", "outlet", "url", "published", "text", "source"
            "cluster_id", "duplicate_kind", "model_version", "codebook_version", "cocreation_score", "rule_score",
            "flagged", "predicted_sector", "sector_scores", "predicted_type", "type_scores", "evidence",
            "final_cocreation", "final_sector", "final_type", "borderline", "reviewed_by", "reviewed_at", "created_at",
-           "origin", "provenance"]
+           "origin", "provenance", "submission_note", "lesson"]
 
 
 def _with_dtypes(frame: pd.DataFrame) -> pd.DataFrame:

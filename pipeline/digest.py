@@ -89,6 +89,19 @@ def digest_groups(store: Store, codebook: Codebook, window: Window = Window()) -
     return {sector: items for sector, items in groups.items() if items}
 
 
+READERS = "Ingezonden door lezers"
+
+
+def split_readers(store: Store, groups: dict[str, list[dict]]) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Move the examples readers submitted out of their sector into a list of their own (the readers' section)."""
+    readers: list[dict] = []
+    rest: dict[str, list[dict]] = {}
+    for sector, items in groups.items():
+        for item in items:
+            (readers if store.is_submitted_cluster(item["article_id"]) else rest.setdefault(sector, [])).append(item)
+    return rest, readers
+
+
 def _item(row: dict, also_in: list[str], codebook: Codebook) -> dict:
     return {"article_id": row["article_id"], "title": " ".join((row["title"] or "").split()) or "(zonder titel)",
             "href": safe_href(row["url"]), "outlet": row["outlet"] or "", "date": dutch_date(row["published"]),
@@ -96,14 +109,20 @@ def _item(row: dict, also_in: list[str], codebook: Codebook) -> dict:
             "quote": clean_quote(row["evidence_quote"]), "also_in": also_in}
 
 
-def render_digest(groups: dict[str, list[dict]], fmt: str, codebook: Codebook, window: Window = Window()) -> str:
-    """Render the digest as Markdown, plain text, e-mail-safe HTML or an e-mail (HTML with a text alternative)."""
+def render_digest(groups: dict[str, list[dict]], fmt: str, codebook: Codebook, window: Window = Window(),
+                  readers: list[dict] | None = None) -> str:
+    """Render the digest as Markdown, plain text, e-mail-safe HTML or an e-mail (HTML with a text alternative).
+
+    `readers` (from split_readers) become the last section, "Ingezonden door lezers".
+    """
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
-    view = {"title": TITLE, "intro": _intro(groups, window), "window": window.describe(),
-            "sections": [(codebook.label_of(sector), items) for sector, items in groups.items()]}
+    counted = {**groups, READERS: readers} if readers else groups
+    view = {"title": TITLE, "intro": _intro(counted, window), "window": window.describe(),
+            "sections": [(codebook.label_of(sector), items) for sector, items in groups.items()]
+            + ([(READERS, readers)] if readers else [])}
     if fmt == "eml":
-        return _email(view, groups)
+        return _email(view, counted)
     return {"md": _markdown, "text": _plain_text, "html": _html}[fmt](view)
 
 

@@ -49,3 +49,12 @@ class ModelError(RadarError):
 
 class ModelMissing(ModelError):
     """No trained model is there yet: scoring is skipped until `radar train` has run."""
+
+
+class SubmissionRefused(RadarError):
+    """A reader's submission breaks a rule of the public form; the message is Dutch, for the reader."""
+
+    def __init__(self, reason: str, message: str, *, status: int = 400):
+        super().__init__(message)
+        self.reason = reason
+        self.status = status

@@ -33,6 +33,7 @@ COLUMNS: dict[str, str] = {
     "evidence_quote": "str", "label_source": "str", "analysts": "str", "settled_by": "str",
     "reviewed_at": "str", "review_model_version": "str", "codebook_version": "str",
     "origin": "str", "provenance": "str",
+    "submission_note": "str", "lesson": "str", "private": "bool",
 }
 
 
@@ -73,6 +74,7 @@ def iter_export_rows(store: Store, status: str = "reviewed", since: str | None =
         raise ConfigError(f"--status must be one of {', '.join(STATUSES)}")
     final = final_provenance(store)
     flagged_clusters = store.flagged_cluster_ids()
+    notes = submission_notes(store)
     count = 0
     for art, pred in store.iter_articles_with_predictions(cluster_ids):
         label, from_cluster = labels.label_for_member(final, art.id, art.canonical_id)
@@ -80,8 +82,15 @@ def iter_export_rows(store: Store, status: str = "reviewed", since: str | None =
             continue
         quote_text = best_quote(art.text, pred.evidence) if pred else ""
         count += 1
-        yield _row(art, pred, label, from_cluster, quote_text)
+        yield {**_row(art, pred, label, from_cluster, quote_text), "submission_note": notes.get(art.cluster_id),
+               "lesson": label.lesson if label else None, "private": label.private if label else None}
     log.info("export: %d rows (status %s, since %s)", count, status, since or "any date")
+
+
+def submission_notes(store: Store) -> dict[int, str]:
+    """Return per cluster the readers' notes of its submissions, oldest first, one paragraph each."""
+    return {cluster_id: "\n\n".join(s.note for s in subs if s.note) or ""
+            for cluster_id, subs in store.submissions_of_clusters(None).items()}
 
 
 def _selected(status: str, label: FinalLabel | None, flagged: bool) -> bool:

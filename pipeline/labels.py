@@ -65,7 +65,9 @@ def final_label(article_id: int, decisions: Decisions, settle: ReviewEvent | Non
     names = {e.analyst for e in rows} | ({settle.analyst} if settled else set())
     return FinalLabel(article_id=article_id, event=event, label_source="settled" if settled else "agreed",
                       analysts=", ".join(sorted(names)), settled_by=settle.analyst if settled else "",
-                      reviewed_at=max([e.created_at for e in rows] + [event.created_at]))
+                      reviewed_at=max([e.created_at for e in rows] + [event.created_at]),
+                      # Publishing what one analyst asked to keep private cannot be undone: any one mark counts.
+                      marked_private=any(bool(e.private) for e in [*rows, event]))
 
 
 def final_labels(current: Iterable[ReviewEvent], settles: Iterable[ReviewEvent]) -> dict[int, FinalLabel]:

@@ -57,6 +57,7 @@ class RunReport:
     scoring: dict = field(default_factory=dict)
     failed_first_try: int = 0  # failures of items never tried before; retries of old failures do not fail a run
     articles_deferred: int = 0  # items left for the next run because the article stage reached its deadline
+    submissions: dict[str, int] = field(default_factory=dict)  # readers' submissions by outcome (stored, joined...)
     durations: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -126,6 +127,7 @@ def run_stages(store: Store, report: RunReport, settings: Settings) -> None:
         _timed(report, "2_articles", lambda: fetch_articles(store, client, report, settings, private_feeds))
     finally:
         client.close()
+    _timed(report, "2b_submissions", lambda: fetch_submissions(store, report, settings))
     _timed(report, "3_scoring", lambda: score_new_articles(store, report, settings))
 
 
@@ -305,6 +307,13 @@ def _count(bucket: dict[str, int], reason: str) -> None:
     bucket[reason] = bucket.get(reason, 0) + 1
 
 
+def fetch_submissions(store: Store, report: RunReport, settings: Settings) -> None:
+    """Fetch the readers' submissions with the same fetch, extraction, language check and dedupe (submissions.py)."""
+    from pipeline.submissions import process_submissions
+
+    report.submissions = process_submissions(store, settings, report.run_id)
+
+
 # -- stage 3: scoring ---------------------------------------------------------
 def score_new_articles(store: Store, report: RunReport, settings: Settings) -> None:
     """Score and flag every article the current model has not scored; without a model, say so.
@@ -355,6 +364,8 @@ def summarise(report: RunReport) -> str:
     for label, bucket in (("skipped", report.skipped), ("failed", report.failed)):
         for reason, n in sorted(bucket.items()):
             lines.append(f"  {label} {reason}: {n}")
+    if report.submissions:
+        lines.append("Submissions: " + ", ".join(f"{n} {k}" for k, n in sorted(report.submissions.items())))
     if report.scoring.get("failed"):
         lines.append(f"Scoring: FAILED ({report.scoring['failed']})")
     elif report.scoring.get("skipped"):

@@ -219,6 +219,8 @@ class ReviewEvent(RowAccess):
     model_version: str | None
     codebook_version: str
     created_at: str
+    lesson: str = ""  # "Wat we ervan leren", shown with the example in the public collection
+    private: int = 0  # 1: never published, whatever the label
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,7 @@ class FinalLabel(RowAccess):
     analysts: str  # everyone who decided or settled it, comma-separated, sorted
     settled_by: str
     reviewed_at: str
+    marked_private: bool = False  # an analyst who took part marked it private: one is enough to keep it unpublished
 
     # The label itself is the deciding event's; these keep `final["cocreation"]` working as before.
     cocreation = property(lambda self: self.event.cocreation)
@@ -244,6 +247,8 @@ class FinalLabel(RowAccess):
     model_version = property(lambda self: self.event.model_version)
     codebook_version = property(lambda self: self.event.codebook_version)
     previous = property(lambda self: self.event.previous)
+    lesson = property(lambda self: self.event.lesson)
+    private = property(lambda self: self.marked_private or bool(self.event.private))
 
     def keys(self) -> list[str]:
         """Return the field names and the label's names, so {**final} holds the label too."""
@@ -251,7 +256,7 @@ class FinalLabel(RowAccess):
 
 
 DELEGATED_LABEL_FIELDS = ("cocreation", "sector", "type", "borderline", "note", "action", "analyst", "created_at",
-                          "model_version", "codebook_version", "previous")
+                          "model_version", "codebook_version", "previous", "lesson", "private")
 
 
 @dataclass
@@ -272,6 +277,7 @@ class Cluster:
 
 
 QUEUE_STATUSES = ("todo", "mine", "skipped", "disputed", "all")
+QUEUE_ORIGINS = ("submission",)  # "": every queued cluster; "submission": only those a reader submitted
 QUEUE_ORDERS = ("score", "uncertain", "newest")
 MAX_SEARCH_CHARS = 200  # a search longer than this is cut: nobody types more, and it bounds the query
 
@@ -288,6 +294,7 @@ class QueueFilters:
     status: str = "todo"
     order: str = "score"
     search: str = ""  # words that the title or text must contain (the store's full-text index)
+    origin: str = ""
 
     @classmethod
     def from_args(cls, args) -> QueueFilters:
@@ -298,7 +305,8 @@ class QueueFilters:
                    date_from=_iso_or_empty(args.get("date_from", "")), date_to=_iso_or_empty(args.get("date_to", "")),
                    status=status if status in QUEUE_STATUSES else "todo",
                    order=order if order in QUEUE_ORDERS else "score",
-                   search=" ".join(args.get("search", "").split())[:MAX_SEARCH_CHARS])
+                   search=" ".join(args.get("search", "").split())[:MAX_SEARCH_CHARS],
+                   origin=args.get("origin", "") if args.get("origin", "") in QUEUE_ORIGINS else "")
 
     def as_args(self) -> dict[str, str]:
         """Return the non-default filters as URL arguments."""
@@ -366,3 +374,21 @@ class ScoreRecord:
                 "sector": self.sector if self.sector_confident else None, "sector_scores": self.sector_scores,
                 "type": self.type if self.type_confident else None, "type_scores": self.type_scores,
                 "evidence": self.evidence}
+
+
+@dataclass(frozen=True)
+class Submission(RowAccess):
+    """One example a reader sent through the public form, as stored; name and e-mail are never published."""
+
+    id: int
+    url: str
+    note: str
+    name: str
+    email: str
+    ip_hash: str
+    created_at: str
+    status: str
+    reason: str
+    attempts: int
+    article_id: int | None
+    processed_at: str | None

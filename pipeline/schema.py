@@ -164,6 +164,9 @@ reviews = Table(
     Column("model_version", String(40)),
     Column("codebook_version", String(20), nullable=False),
     Column("created_at", String(40), nullable=False),
+    # For the public collection (schema of _migrate_to_10): what readers learn from it, and "never publish".
+    Column("lesson", Text, nullable=False, default=""),
+    Column("private", Integer, nullable=False, default=0),
 )
 
 # Analysts with their own access token, for an app served to others. Only a hash of the token is kept;
@@ -207,6 +210,7 @@ clusters = Table(
     # How many of its articles (head and copies) have a flagged newest prediction (schema version 9): the
     # queue counts stories and articles as the run report does.
     Column("flagged_articles", Integer, nullable=False, default=0),
+    Column("submitted", Integer, nullable=False, default=0),  # a reader submitted a copy: queued whatever its score
 )
 
 # Articles an analyst parked with "skip for now" (schema version 9): out of their "to do" queue, not a
@@ -218,6 +222,25 @@ skips = Table(
     Column("analyst", String(100), nullable=False),
     Column("created_at", String(40), nullable=False),
     UniqueConstraint("analyst", "cluster_id", name="uq_skips_analyst_cluster"),
+)
+
+# What readers sent through `radar public` (_migrate_to_10). Name, e-mail and the address hash are personal data:
+# never published, removed by `radar submissions purge`; the row itself goes with `radar submissions delete`.
+submissions = Table(
+    "submissions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("name", Text, nullable=False, default=""),
+    Column("email", Text, nullable=False, default=""),
+    Column("ip_hash", String(64), nullable=False, default=""),  # keyed hash of the address, for the rate limit
+    Column("created_at", String(40), nullable=False),
+    # queued -> stored (a new article) | joined (an article already stored) | refused (final) | failed (retried)
+    Column("status", String(20), nullable=False, default="queued"),
+    Column("reason", Text, nullable=False, default=""),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("article_id", Integer, ForeignKey("articles.id")),
+    Column("processed_at", String(40)),
 )
 
 # Indexes of the review queue, article page and decision (schema version 7).
@@ -232,6 +255,14 @@ QUEUE_INDEXES = [
     Index("ix_reviews_action_article", reviews.c.action, reviews.c.article_id),
     Index("ix_predictions_article_id_id", predictions.c.article_id, predictions.c.id),
     Index("ix_articles_outlet", articles.c.outlet, articles.c.id),
+]
+
+SUBMISSION_INDEXES = [
+    Index("ix_submissions_ip_created", submissions.c.ip_hash, submissions.c.created_at),
+    Index("ix_submissions_created", submissions.c.created_at),
+    Index("ix_submissions_status", submissions.c.status, submissions.c.id),
+    Index("ix_submissions_article", submissions.c.article_id),
+    Index("ix_clusters_submitted_score", clusters.c.submitted, clusters.c.score, clusters.c.cluster_id),
 ]
 
 ORIGIN_INDEX = Index("ix_articles_origin", articles.c.origin, articles.c.id)  # load_dataset(origin=...), backfill
@@ -323,10 +354,49 @@ def _migrate_to_9(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+def _migrate_to_10(conn: Connection) -> None:
+    # Review events gain the public collection's lesson and private mark, clusters the reader's mark, and the
+    # submissions table arrives. Tables created by this code have the columns already: add only missing ones.
+    add_review_columns(conn)
+    _add_missing(conn, "clusters", {"submitted": "INTEGER NOT NULL DEFAULT 0"})
+    metadata.create_all(conn, tables=[submissions])
+    for index in SUBMISSION_INDEXES:
+        index.create(conn, checkfirst=True)
+
+
+# Columns that migrations after 7 add to the tables the store's cluster code reads and writes.
+LATER_COLUMNS = {
+    "reviews": {"lesson": "TEXT NOT NULL DEFAULT ''", "private": "INTEGER NOT NULL DEFAULT 0"},  # schema 10
+    "clusters": {"flagged_articles": "INTEGER NOT NULL DEFAULT 0", "submitted": "INTEGER NOT NULL DEFAULT 0"},  # 9, 10
+}
+
+
+def add_review_columns(conn: Connection) -> None:
+    """Add the lesson and private columns of review events where they are missing (schema 10)."""
+    _add_missing(conn, "reviews", LATER_COLUMNS["reviews"])
+
+
+def add_later_columns(conn: Connection) -> None:
+    """Add every column a later migration adds to reviews and clusters, where missing.
+
+    The store's data steps during a migration (filling or recounting cluster rows) read and write these tables
+    as this code defines them, whatever version the migration is at; the later migration then finds the column.
+    """
+    for table, columns in LATER_COLUMNS.items():
+        _add_missing(conn, table, columns)
+
+
+def _add_missing(conn: Connection, table: str, columns: dict[str, str]) -> None:
+    existing = {c["name"] for c in inspect(conn).get_columns(table)}
+    for name, ddl in columns.items():
+        if name not in existing:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
+
+
 # Forward migrations in order; entry i brings the schema from version i to i + 1.
 MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4, _migrate_to_5,
-                                                  _migrate_to_6, _migrate_to_7, _migrate_to_8,
-                                                  _migrate_to_9]
+                                                  _migrate_to_6, _migrate_to_7, _migrate_to_8, _migrate_to_9,
+                                                  _migrate_to_10]
 SCHEMA_VERSION = len(MIGRATIONS)
 CLUSTERS_SINCE = MIGRATIONS.index(_migrate_to_7) + 1  # the version whose migration adds the cluster table
 FLAGGED_ARTICLES_SINCE = MIGRATIONS.index(_migrate_to_9) + 1  # the version that counts flagged articles per cluster

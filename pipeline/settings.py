@@ -84,6 +84,19 @@ class Settings(BaseSettings):
                                        description="labelled texts, one file per part")
     train_labels: list[Path] = Field([CORPUS / "labels" / "dev.jsonl", CORPUS / "labels" / "dev2.jsonl"],
                                      description="their labels, in the same order")
+    public_host: str = Field("127.0.0.1", description="address `radar public` binds (put a reverse proxy in front)")
+    public_port: int = Field(0, ge=0, le=65535, description="port of `radar public`; 0 picks a free one")
+    public_trusted_proxy: str = Field(
+        "", description="address of your reverse proxy: its X-Forwarded-For gives the reader's address"
+    )
+    public_base_url: str = Field("", description="address the published site is served at (absolute links in feeds)")
+    public_form_url: str = Field("", description="address of the submission form, linked from a static site")
+    public_rate_per_ip: int = Field(5, ge=1, description="submissions one address may make per hour")
+    public_rate_global: int = Field(100, ge=1, description="submissions everyone together may make per hour")
+    public_min_seconds: float = Field(3.0, ge=0, description="least time between loading the form and posting it")
+    submission_allow_loopback: bool = Field(
+        False, description="tests only: let a submission fetch a page on 127.0.0.1; never set in production"
+    )
     retrain_after: int = Field(0, ge=0, description="retrain in the nightly run once this many new final labels "
                                                     "exist (0: never)")
 

@@ -21,13 +21,13 @@ from pipeline import labels
 from pipeline.errors import StoreError
 from pipeline.records import (
     MAX_TEXT_CHARS, Article, ArticleMeta, Cluster, FeedConfig, FeedEntry, FeedItem, FinalLabel, Prediction,
-    QueueFilters, QueuePlace, Response, ReviewEvent, StoredArticle,
+    QueueFilters, QueuePlace, Response, ReviewEvent, StoredArticle, Submission,
 )
 # The tables are re-exported here: callers use `from pipeline.store import Store, reviews`.
 from pipeline.schema import (  # noqa: F401
-    CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, SCHEMA_VERSION, SEARCH_TABLE, SEARCH_VECTOR, analysts,
-    articles, clusters, duplicates, feeds, fetches, items, metadata, pages, predictions, reviews, runs, schema_info,
-    scoring_failures, signatures, skips,
+    CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, SCHEMA_VERSION, SEARCH_TABLE, SEARCH_VECTOR,
+    add_later_columns, analysts, articles, clusters, duplicates, feeds, fetches, items, metadata, pages, predictions,
+    reviews, runs, schema_info, scoring_failures, signatures, skips, submissions,
 )
 
 if TYPE_CHECKING:
@@ -159,6 +159,8 @@ class Store:
         for version in range(current, SCHEMA_VERSION):
             with self.engine.begin() as conn:
                 MIGRATIONS[version](conn)
+                if version + 1 in (CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE):
+                    add_later_columns(conn)  # the data steps read and write the tables as this code defines them
                 if version + 1 == CLUSTERS_SINCE:
                     self._fill_clusters(conn)  # a database made before the cluster table: derive its rows
                 if version + 1 == FLAGGED_ARTICLES_SINCE:  # only flagged clusters have flagged articles to count
@@ -731,7 +733,9 @@ class Store:
         """
         with self.engine.begin() as conn:
             conn.execute(delete(clusters))
-            return self._fill_clusters(conn)
+            count = self._fill_clusters(conn)
+            _mark_submitted(conn, _submitted_clusters(conn))
+            return count
 
     def _fill_clusters(self, conn: Connection) -> int:
         heads = (select(articles.c.id).join(duplicates, duplicates.c.article_id == articles.c.id, isouter=True)
@@ -756,9 +760,12 @@ class Store:
     def _refresh_clusters(self, conn: Connection, cluster_ids: Iterable[int]) -> None:
         for chunk in _chunks(cluster_ids):
             rows = _cluster_rows(conn, chunk)
+            # The reader's mark is not derived from articles and predictions: it survives the rebuild of the row.
+            kept = set(conn.execute(select(clusters.c.cluster_id).where(clusters.c.cluster_id.in_(chunk),
+                                                                         clusters.c.submitted == 1)).scalars())
             conn.execute(delete(clusters).where(clusters.c.cluster_id.in_(chunk)))
             if rows:
-                conn.execute(insert(clusters), rows)
+                conn.execute(insert(clusters), [{**row, "submitted": int(row["cluster_id"] in kept)} for row in rows])
 
     # -- analysts (own access tokens for a served review app) --------------
     def add_analyst(self, name: str, token_hash: str, *, is_lead: bool = False) -> None:
@@ -836,6 +843,133 @@ class Store:
         return [{"analyst": name, "flagged": flagged, "decided": decided, "decided_today": int(today_n or 0),
                  "disputed": int(disputed or 0)} for name, (decided, today_n, disputed) in rows.items()]
 
+    # -- submissions and the public collection (issue 12) --
+    def add_submission(self, url: str, note: str, name: str = "", email: str = "", ip_hash: str = "") -> int:
+        """Queue a reader's submission for the next run; return its id."""
+        with self.engine.begin() as conn:
+            return conn.execute(insert(submissions).values(
+                url=url, note=note, name=name, email=email, ip_hash=ip_hash, created_at=now_iso(), status="queued",
+                reason="", attempts=0)).inserted_primary_key[0]
+
+    def count_submissions_since(self, since: str, ip_hash: str | None = None) -> int:
+        """Count the submissions made at or after `since` (ISO time), from one address hash when given."""
+        query = select(func.count()).select_from(submissions).where(submissions.c.created_at >= since)
+        if ip_hash is not None:
+            query = query.where(submissions.c.ip_hash == ip_hash)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def due_submissions(self, max_attempts: int) -> list[Submission]:
+        """Return the submissions still to fetch: queued, or failed fewer than max_attempts times; oldest first."""
+        s = submissions.c
+        query = select(submissions).where(or_(s.status == "queued", and_(s.status == "failed",
+                                                                         s.attempts < max_attempts)))
+        with self.engine.connect() as conn:
+            return [as_record(Submission, row) for row in conn.execute(query.order_by(s.id)).mappings()]
+
+    def finish_submission(self, submission_id: int, status: str, reason: str = "",
+                          article_id: int | None = None) -> None:
+        """Record a submission's outcome; one with an article marks that article's cluster as submitted."""
+        with self.engine.begin() as conn:
+            conn.execute(update(submissions).where(submissions.c.id == submission_id).values(
+                status=status, reason=reason[:2000], article_id=article_id, attempts=submissions.c.attempts + 1,
+                processed_at=now_iso()))
+            if article_id is not None:
+                _mark_submitted(conn, {_canonical_of(conn, article_id)})
+
+    def submission(self, submission_id: int) -> Submission | None:
+        """Return one submission, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(submissions).where(submissions.c.id == submission_id)).mappings().first()
+        return as_record(Submission, row) if row else None
+
+    def list_submissions(self, status: str | None = None) -> list[Submission]:
+        """Return every submission (of one status when given), newest first."""
+        query = select(submissions).order_by(submissions.c.id.desc())
+        if status is not None:
+            query = query.where(submissions.c.status == status)
+        with self.engine.connect() as conn:
+            return [as_record(Submission, row) for row in conn.execute(query).mappings()]
+
+    def delete_submission(self, submission_id: int) -> bool:
+        """Delete a submission (a request to be forgotten); its cluster keeps the mark only if others remain."""
+        with self.engine.begin() as conn:
+            article_id = conn.execute(select(submissions.c.article_id)
+                                      .where(submissions.c.id == submission_id)).first()
+            if article_id is None:
+                return False
+            conn.execute(delete(submissions).where(submissions.c.id == submission_id))
+            if article_id[0] is not None:
+                cluster_id = _canonical_of(conn, article_id[0])
+                conn.execute(update(clusters).where(clusters.c.cluster_id == cluster_id)
+                             .values(submitted=int(cluster_id in _submitted_clusters(conn, [cluster_id]))))
+        return True
+
+    def purge_submission_personal(self, before: str) -> int:
+        """Blank name, e-mail and address hash of submissions made before `before` (ISO time); return how many."""
+        s = submissions.c
+        personal = or_(s.name != "", s.email != "", s.ip_hash != "")
+        with self.engine.begin() as conn:
+            result = conn.execute(update(submissions).where(s.created_at < before, personal)
+                                  .values(name="", email="", ip_hash=""))
+        return result.rowcount
+
+    def submissions_of_clusters(self, cluster_ids: Iterable[int] | None) -> dict[int, list[Submission]]:
+        """Return the submissions that joined or made an article of each given cluster (of all: None), oldest first."""
+        head = func.coalesce(duplicates.c.canonical_id, submissions.c.article_id).label("cluster_id")
+        result: dict[int, list[Submission]] = {}
+        with self.engine.connect() as conn:
+            for chunk in [None] if cluster_ids is None else _chunks(cluster_ids):
+                query = (select(submissions, head)
+                         .join(duplicates, duplicates.c.article_id == submissions.c.article_id, isouter=True)
+                         .where(head.is_not(None) if chunk is None else head.in_(chunk)).order_by(submissions.c.id))
+                for row in conn.execute(query).mappings():
+                    result.setdefault(row["cluster_id"], []).append(as_record(Submission, row))
+        return result
+
+    def submission_item(self, url: str, canonical_url: str, title: str) -> int:
+        """Return the item a fetched submission's raw page is kept under, making one (done, no feed) if needed.
+
+        Through the item a feed that later lists the same link sees it as known, and the page can be
+        re-extracted from its raw bytes like any feed article.
+        """
+        with self.engine.begin() as conn:
+            found = conn.execute(select(items.c.id).where(items.c.canonical_url == canonical_url)).scalar()
+            if found is not None:
+                return found
+            return conn.execute(insert(items).values(
+                canonical_url=canonical_url, url=url, feed_id=None, title=title, summary="", published=None,
+                author="", categories="[]", status="done", updated_at=now_iso())).inserted_primary_key[0]
+
+    def collection_version(self) -> tuple[int, int, int, int]:
+        """Return the newest review, prediction, article and duplicate ids: the public pages change only with these."""
+        with self.engine.connect() as conn:
+            return tuple(conn.execute(select(func.max(t.c.id)) if t is not duplicates else
+                                      select(func.count()).select_from(t)).scalar() or 0
+                         for t in (reviews, predictions, articles, duplicates))
+
+    def is_submitted_cluster(self, cluster_id: int) -> bool:
+        """Tell whether a reader submitted an article of this cluster."""
+        query = select(clusters.c.submitted).where(clusters.c.cluster_id == cluster_id)
+        with self.engine.connect() as conn:
+            return bool(conn.execute(query).scalar())
+
+
+def _submitted_clusters(conn: Connection, cluster_ids: list[int] | None = None) -> set[int]:
+    # The clusters that hold an article a submission made or joined (of the given clusters, when given).
+    head = func.coalesce(duplicates.c.canonical_id, submissions.c.article_id)
+    query = (select(head).select_from(submissions)
+             .join(duplicates, duplicates.c.article_id == submissions.c.article_id, isouter=True)
+             .where(submissions.c.article_id.is_not(None)))
+    if cluster_ids is not None:
+        query = query.where(head.in_(cluster_ids))
+    return set(conn.execute(query.distinct()).scalars())
+
+
+def _mark_submitted(conn: Connection, cluster_ids: set[int]) -> None:
+    for chunk in _chunks(cluster_ids):
+        conn.execute(update(clusters).where(clusters.c.cluster_id.in_(chunk)).values(submitted=1))
+
 
 def _article_row(article: Article, item_id: int | None, run_id: int | None) -> dict:
     return dict(
@@ -894,7 +1028,7 @@ def _current_reviews(conn: Connection, article_ids: Iterable[int] | None = None)
     return [as_record(ReviewEvent, row) for chunk in chunks for row in conn.execute(query(chunk)).mappings()]
 
 
-STATE_FIELDS = ("cocreation", "sector", "type", "borderline", "note")
+STATE_FIELDS = ("cocreation", "sector", "type", "borderline", "note", "lesson", "private")
 
 
 def _analyst_state(conn: Connection, article_id: int, analyst: str) -> dict:
@@ -932,6 +1066,7 @@ def _append_undo(conn: Connection, analyst: str, target: ReviewEvent, codebook_v
         conn, article_id=target.article_id, analyst=analyst, action="undo",
         cocreation=restored.get("cocreation"), sector=restored.get("sector"), type=restored.get("type"),
         borderline=int(restored.get("borderline") or 0), note=restored.get("note") or "",
+        lesson=restored.get("lesson") or "", private=int(restored.get("private") or 0),
         previous=_analyst_state(conn, target.article_id, analyst), undoes_id=target.id,
         model_version=target.model_version, codebook_version=codebook_version)
     _refresh_dispute(conn, target.article_id)
@@ -1050,7 +1185,9 @@ def _search_matches(dialect: str, words: list[str]):
 
 def _queue_where(analyst: str, f: QueueFilters, dialect: str = "sqlite") -> list:
     c = clusters.c
-    where = [c.flagged == 1]
+    where = [or_(c.flagged == 1, c.submitted == 1)]  # a reader's submission is queued whatever its score
+    if f.origin == "submission":
+        where.append(c.submitted == 1)
     if f.search:
         words = search_words(f.search)
         where.append(c.cluster_id.in_(_search_matches(dialect, words)) if words else false())

@@ -118,3 +118,12 @@ def test_disagreements_list_unsettled_first():
 ])
 def test_kappa(first, second, expected):
     assert labels.kappa(first, second) == expected
+
+
+def test_one_analysts_private_mark_keeps_an_agreed_label_private():
+    from dataclasses import replace
+
+    marked = replace(ev(1, "ann", "decide", YES_ZORG), private=1)
+    label = final_of([marked, ev(2, "bea", "decide", YES_ZORG)])  # bea's newer decision is the deciding event
+    assert label.event.analyst == "bea" and label.private is True
+    assert final_of([ev(1, "ann", "decide", YES_ZORG), ev(2, "bea", "decide", YES_ZORG)]).private is False

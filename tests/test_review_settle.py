@@ -125,6 +125,16 @@ def test_a_settle_takes_borderline_and_a_note_then_goes_to_the_next_dispute_by_i
     assert settle(ann, ids["care"], **NO).headers["Location"].endswith("/agreement")
 
 
+def test_the_settle_screen_takes_the_public_lesson_and_the_private_mark(review_store, ann):
+    _settings, store, ids = review_store
+    disagree(store, ids["park"])
+    assert 'name="lesson"' in ann.get(f"/article/{ids['park']}/settle").get_data(as_text=True)
+    settle(ann, ids["park"], cocreation="1", sector="wonen", type="zelfbouw", lesson="Bewoners bouwen het zelf.",
+           private="1")
+    final = store.final_labels()[ids["park"]]
+    assert final.label_source == "settled" and final.lesson == "Bewoners bouwen het zelf." and final.private
+
+
 def test_a_settle_without_a_sector_says_so_on_the_same_screen_and_saves_nothing(review_store, ann):
     _settings, store, ids = review_store
     disagree(store, ids["care"])

@@ -94,6 +94,9 @@ def test_a_database_of_the_previous_release_upgrades_and_keeps_its_data(tmp_path
     # Schema 8 appends origin and provenance to articles; an old release's articles came from ingest or feeds.
     assert {row[-2:] for row in after["articles"]} == {("ingest", "")}
     after["articles"] = [row[:-2] for row in after["articles"]]
+    # Schema 10 appends lesson and private to review events: none yet, nothing private.
+    assert {row[-2:] for row in after["reviews"]} == {("", 0)}
+    after["reviews"] = [row[:-2] for row in after["reviews"]]
     assert after == before
     final = {k: (v.action, v.analyst, v.cocreation, v.sector, v.type) for k, v in store.final_labels().items()}
     assert final == RELEASE_FINAL
@@ -106,6 +109,26 @@ def test_a_database_of_the_previous_release_upgrades_and_keeps_its_data(tmp_path
     # Cluster 3 was settled by lea: settled, it is no longer disputed (issue 11); 5 is disputed and unsettled.
     assert rows == {1: (1, 0.9, "overheid", 0), 3: (0, 0.3, "zorg", 0), 4: (0, 0.1, "overheid", 0),
                     5: (1, 0.8, "welzijn", 1)}
+
+
+def test_a_schema_8_database_upgrades_although_later_columns_are_missing(tmp_path, monkeypatch):
+    import pipeline.store as store_module
+
+    store = release_store(tmp_path)
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 8)
+    assert store.migrate() == 8
+    monkeypatch.undo()
+    with store.engine.begin() as conn:  # the tables as the schema-8 release made them
+        for index in ("ix_clusters_flagged_articles", "ix_clusters_submitted_score"):
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
+        for table, column in (("clusters", "flagged_articles"), ("clusters", "submitted"), ("reviews", "lesson"),
+                              ("reviews", "private")):
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+    # Schema 9 recounts flagged articles per cluster, reading reviews and clusters before schema 10's columns exist.
+    assert store.migrate() == SCHEMA_VERSION
+    assert store.review_progress("ann", "2000-01-01")["flagged_articles"] == 2
+    final = {k: (v.action, v.analyst, v.cocreation, v.sector, v.type) for k, v in store.final_labels().items()}
+    assert final == RELEASE_FINAL
 
 
 def test_the_queue_of_an_upgraded_database_filters_in_sql(tmp_path):

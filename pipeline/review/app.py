@@ -17,6 +17,7 @@ from pipeline.review.context import MAX_ROW_ID, ReviewContext, RowIdConverter  #
 from pipeline.dates import nl_date
 from pipeline.review.highlight import safe_href
 from pipeline.review.queries import flag_threshold
+from pipeline.review.readers import install_reader_views
 from pipeline.review.security import SECURITY_HEADERS, check_binding, install_security
 from pipeline.settings import Settings
 from pipeline.review.views import bp
@@ -45,6 +46,7 @@ def create_app(settings: Settings, store: Store, *, analyst: str = "", host: str
     app.jinja_env.filters["nl_date"] = nl_date
     app.extensions["radar"] = ReviewContext(store, load_codebook(), analyst or settings.analyst,
                                             flag_threshold(settings.model_dir))
+    install_reader_views(app)
     CSRFProtect(app)
     install_security(app)
     _register_errors(app)
@@ -84,11 +86,14 @@ class SecureChannel(HTTPChannel):
     error_task_class = SecureErrorTask
 
 
-def make_server(app: Flask, host: str, port: int):
-    """Create a waitress server bound to host:port (0 picks a free port); call .run() to serve."""
+def make_server(app: Flask, host: str, port: int, **options):
+    """Create a waitress server bound to host:port (0 picks a free port); call .run() to serve.
+
+    `options` are further waitress settings (the public app's trusted proxy).
+    """
     from waitress import create_server
 
-    server = create_server(app, host=host, port=port, threads=4, ident="radar-review")
+    server = create_server(app, host=host, port=port, threads=4, ident="radar-review", **options)
     # waitress answers malformed requests itself, before any WSGI code runs, and has no setting for
     # those responses' headers; its channel_class and error_task_class attributes are the only hook.
     # tests/test_review_app.py checks over a raw socket that this still works after an upgrade.

@@ -20,12 +20,14 @@ class Label:
     type: str | None = None
     borderline: bool = False
     note: str = ""
+    lesson: str = ""  # for the public collection: what readers can learn from the example
+    private: bool = False  # never published
 
     def row(self) -> dict:
         """Return the label as review-table values; a no carries no sector or type (codebook rule)."""
         return {"cocreation": int(self.cocreation), "sector": self.sector if self.cocreation else None,
                 "type": self.type if self.cocreation else None, "borderline": int(self.borderline),
-                "note": self.note}
+                "note": self.note, "lesson": self.lesson, "private": int(self.private)}
 
 
 def record_decision(store: Store, article_id: int, analyst: str, label: Label, *,

@@ -152,7 +152,8 @@ def _form_defaults(mine: dict | None, prediction: dict | None) -> dict:
     # suggestion prechecks nothing and cannot anchor the analyst.
     if mine:
         return {"cocreation": mine["cocreation"], "sector": mine["sector"], "type": mine["type"],
-                "borderline": bool(mine["borderline"]), "note": mine["note"]}
+                "borderline": bool(mine["borderline"]), "note": mine["note"], "lesson": mine["lesson"],
+                "private": bool(mine["private"])}
     pred = prediction or {}
     return {"cocreation": None, "sector": pred.get("sector"), "type": pred.get("type"), "borderline": False, "note": ""}
 
@@ -197,7 +198,8 @@ def _posted_form() -> dict:
     f = request.form
     return {"cocreation": {"1": 1, "0": 0}.get(f.get("cocreation", "")), "sector": f.get("sector") or None,
             "type": f.get("type") or None, "borderline": f.get("borderline") == "1",
-            "note": _clean_note(f.get("note", ""))}
+            "note": _clean_note(f.get("note", "")), "lesson": _clean_note(f.get("lesson", ""))[:1000],
+            "private": f.get("private") == "1"}
 
 
 def _clean_note(note: str) -> str:
@@ -213,7 +215,8 @@ def _label_from(form: dict) -> tuple[Label | None, str]:
         return None, "A yes needs a sector: press 1-9."
     if form["cocreation"] and form["type"] not in book.types:
         return None, "A yes needs a type: press Shift+1-5."
-    return Label(bool(form["cocreation"]), form["sector"], form["type"], form["borderline"], form["note"]), ""
+    return Label(bool(form["cocreation"]), form["sector"], form["type"], form["borderline"], form["note"],
+                 form.get("lesson", ""), form.get("private", False)), ""
 
 
 def _describe(label: Label) -> str:

@@ -1,0 +1,1 @@
+"""The public side of the radar: the published collection's templates and the submission app (`radar public`)."""
