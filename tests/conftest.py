@@ -207,8 +207,17 @@ def live_app(review_store):
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}", store, ids
-    server.close()
+    stop_server(server, thread)
+
+
+def stop_server(server, thread: threading.Thread) -> None:
+    """Close every socket of a waitress server from its own loop thread, so its select never sees a closed one."""
+    def close_all():
+        for dispatcher in list(server._map.values()):
+            dispatcher.close()
+    server.trigger.pull_trigger(close_all)
     thread.join(timeout=5)
+    server.task_dispatcher.shutdown()
 
 
 @pytest.fixture

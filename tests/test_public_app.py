@@ -15,6 +15,7 @@ from pipeline.publish import publish_site
 from pipeline.review.events import Label, record_decision
 from pipeline.store import Store
 from pipeline.submissions import MAX_NOTE_CHARS
+from tests.conftest import stop_server
 
 PRIVACY = "naam, e-mailadres en code wissen we na 90 dagen"
 ARTICLE = "https://www.example.nl/nieuws/bewoners-ontwerpen-park"
@@ -30,16 +31,6 @@ def serving(settings, store):
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
         stop_server(server, thread)
-
-
-def stop_server(server, thread: threading.Thread) -> None:
-    """Close every socket of a waitress server from its own loop thread, so its select never sees a closed one."""
-    def close_all():
-        for dispatcher in list(server._map.values()):
-            dispatcher.close()
-    server.trigger.pull_trigger(close_all)
-    thread.join(timeout=5)
-    server.task_dispatcher.shutdown()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from pipeline.review.analysts import add_analyst
 from pipeline.review.app import create_app, make_server
 from pipeline.store import Store, reviews
-from tests.conftest import CHROMIUM  # the browser, live_app and watched_page fixtures live in conftest.py
+from tests.conftest import CHROMIUM, stop_server  # the browser, live_app and watched_page fixtures live in conftest.py
 from tests.test_review_app import fill_store
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "review-screen.png"
@@ -169,6 +169,5 @@ def test_served_to_others_the_token_names_the_analyst_and_only_a_neutral_lead_se
         assert (final["action"], final["analyst"], final["sector"]) == ("settle", "lea", "zorg")
         assert not any(p.errors for p in (*pages.values(), lead))
     finally:
-        server.close()
-        thread.join(timeout=5)
+        stop_server(server, thread)
         store.close()

@@ -22,7 +22,7 @@ from pipeline.review.app import create_app, make_server
 from pipeline.review.events import Label, record_decision
 from pipeline.store import Store, submissions
 from tests.cli_helpers import radar
-from tests.conftest import CHROMIUM, ROOT, article_html, corpus_articles, rss
+from tests.conftest import CHROMIUM, ROOT, article_html, corpus_articles, rss, stop_server
 from tests.httpserver import Reply
 
 SCREENSHOT = ROOT / "docs" / "public-index.png"
@@ -60,15 +60,6 @@ def serving(server):
     finally:
         stop_server(server, thread)
 
-
-def stop_server(server, thread: threading.Thread) -> None:
-    """Close every socket of a waitress server from its own loop thread, so its select never sees a closed one."""
-    def close_all():
-        for dispatcher in list(server._map.values()):
-            dispatcher.close()
-    server.trigger.pull_trigger(close_all)
-    thread.join(timeout=5)
-    server.task_dispatcher.shutdown()
 
 
 def config_file(settings, tmp_path: Path) -> Path:
