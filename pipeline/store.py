@@ -163,9 +163,12 @@ class Store:
                     add_later_columns(conn)  # the data steps read and write the tables as this code defines them
                 if version + 1 == CLUSTERS_SINCE:
                     self._fill_clusters(conn)  # a database made before the cluster table: derive its rows
-                if version + 1 == FLAGGED_ARTICLES_SINCE:  # only flagged clusters have flagged articles to count
-                    self._refresh_clusters(conn, conn.execute(
-                        select(clusters.c.cluster_id).where(clusters.c.flagged == 1)).scalars().all())
+                if version + 1 == FLAGGED_ARTICLES_SINCE:
+                    # Flagged clusters get their flagged articles counted; settled ones lose the disputed mark
+                    # that releases before schema 9 kept on them.
+                    settled = select(reviews.c.article_id).where(reviews.c.action == "settle")
+                    self._refresh_clusters(conn, conn.execute(select(clusters.c.cluster_id).where(
+                        or_(clusters.c.flagged == 1, clusters.c.cluster_id.in_(settled)))).scalars().all())
                 conn.execute(insert(schema_info).values(version=version + 1))
             log.info("migrated database to schema version %d", version + 1)
         return SCHEMA_VERSION

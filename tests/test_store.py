@@ -12,7 +12,7 @@ from pipeline.extract import cap_text
 from pipeline.records import (
     MAX_TEXT_CHARS, Article, FinalLabel, Prediction, QueueFilters, ReviewEvent, StoredArticle,
 )
-from pipeline.schema import CLUSTERS_SINCE, MIGRATIONS, QUEUE_INDEXES, SCHEMA_VERSION, _migrate_to_4, clusters, schema_info
+from pipeline.schema import CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, QUEUE_INDEXES, SCHEMA_VERSION, _migrate_to_4, clusters, schema_info
 from pipeline.store import Store
 from tests.cli_helpers import radar
 from tests.conftest import corpus_articles
@@ -129,6 +129,21 @@ def test_a_schema_8_database_upgrades_although_later_columns_are_missing(tmp_pat
     assert store.review_progress("ann", "2000-01-01")["flagged_articles"] == 2
     final = {k: (v.action, v.analyst, v.cocreation, v.sector, v.type) for k, v in store.final_labels().items()}
     assert final == RELEASE_FINAL
+
+
+def test_a_settled_cluster_that_an_older_release_kept_disputed_is_undisputed_after_the_upgrade(tmp_path, monkeypatch):
+    import pipeline.store as store_module
+
+    store = release_store(tmp_path)
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", FLAGGED_ARTICLES_SINCE - 1)
+    store.migrate()
+    monkeypatch.undo()
+    with store.engine.begin() as conn:  # as the release before issue 11 left it: settled, still marked disputed
+        conn.execute(clusters.update().where(clusters.c.cluster_id == 3).values(disputed=1))
+    store.migrate()
+    assert store.queue_size("cem", QueueFilters(status="disputed")) == 1  # only 5, unsettled
+    with store.engine.connect() as conn:
+        assert conn.execute(select(clusters.c.disputed).where(clusters.c.cluster_id == 3)).scalar() == 0
 
 
 def test_the_queue_of_an_upgraded_database_filters_in_sql(tmp_path):
