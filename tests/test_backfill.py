@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,11 +23,12 @@ from pipeline.dedupe import NearDuplicateIndex, decide_duplicate
 from pipeline.errors import ExtractError
 from pipeline.extract import reads_as_dutch
 from pipeline.nightly import page_to_article
-from pipeline.store import Store
+from pipeline.store import SCHEMA_VERSION, Store
 from pipeline.warc import RecordFilter, iter_records, record_ranges
 from tests.conftest import CORPUS, ROOT
-from tests.test_store_postgres import postgres_url  # noqa: F401 - the throw-away PostgreSQL cluster fixture
+from tests import test_store_postgres
 
+postgres_url = test_store_postgres.postgres_url  # the throw-away PostgreSQL cluster fixture, reused
 DEMO = "https://demo.radar.test"
 EXPECTED = json.loads((ROOT / "data" / "demo" / "expected.json").read_text(encoding="utf-8"))
 ENGLISH = ("<!doctype html><html lang=\"en\"><head><title>City council opens new park</title></head><body>"
@@ -202,3 +209,152 @@ def test_backfill_on_sqlite_with_one_worker_then_rerun_adds_nothing(make_setting
     again = run_backfill(settings, [str(warcs[0].parent / "crawl-*")], options)
     assert again.partitions_run == 0 and again.stored == 0 and again.records == 0
     assert stored_result(settings.effective_database_url)["counts"] == result["counts"]
+
+
+# -- PostgreSQL, two worker processes ------------------------------------------------------------------------
+def fresh_database(server_url: str, name: str) -> str:
+    """Create an empty database in the throw-away cluster; return its URL."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine.dispose()
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.mark.slow
+def test_backfill_on_postgres_with_two_workers_then_rerun_adds_nothing(postgres_url, make_settings, warcs, expected):
+    url = fresh_database(postgres_url, "backfill_two")
+    settings = _settings(make_settings, url)
+    options = BackfillOptions(workers=2, all_hosts=True, partition_bytes=40_000, batch_records=5)
+    first = run_backfill(settings, [str(p) for p in warcs], options)
+    result = stored_result(url)
+    _check_expected(result, expected)
+    assert first.status == "ok" and first.partitions > 2 and first.skipped == expected["skipped"]
+    store = Store(url)
+    workers = {p["worker"].rsplit(":", 1)[1] for p in store.backfill_partitions([str(p) for p in warcs])}
+    store.close()
+    assert len(workers) == 2  # both worker processes wrote partitions
+    assert result["counts"]["predictions"] == len(expected["urls"])
+
+    again = run_backfill(settings, [str(p) for p in warcs], options)
+    assert again.partitions_run == 0 and again.stored == 0
+    assert stored_result(url)["counts"] == result["counts"]
+
+
+def _wait_for(condition, what: str, timeout: float = 120.0):
+    # Polls a condition on real state (the store, a process); fails with what it waited for.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.02)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _mid_partition_worker(url: str, files: list[str]) -> int | None:
+    # The pid of a worker that has committed a batch of a partition it has not finished.
+    store = Store(url)
+    try:
+        rows = store.backfill_partitions(files) if store.schema_version() == SCHEMA_VERSION else []
+    finally:
+        store.close()
+    busy = [p for p in rows if p["status"] == "pending" and p["records"] > 0]
+    return int(busy[0]["worker"].rsplit(":", 1)[1]) if busy else None
+
+
+@pytest.mark.slow
+def test_killing_a_worker_mid_run_then_rerun_gives_the_same_result(postgres_url, make_settings, warcs, expected):
+    url = fresh_database(postgres_url, "backfill_kill")
+    settings = _settings(make_settings, url)
+    files = [str(p) for p in warcs]
+    command = [str(Path(sys.executable).parent / "radar"), "backfill", *files, "--workers", "2", "--all-hosts",
+               "--database-url", url, "--partition-bytes", "200000", "--batch", "2"]
+    env = {**os.environ, "RADAR_DATA_DIR": str(settings.data_dir), "RADAR_PROGRESS": "false"}
+    run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        victim = _wait_for(lambda: _mid_partition_worker(url, files), "a worker in the middle of a partition")
+        os.kill(victim, signal.SIGKILL)
+        run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    crashed = stored_result(url)  # whatever the killed run ended with: no article and no record twice
+    assert len(set(crashed["urls"])) == len(crashed["urls"]) and set(crashed["urls"]) <= set(expected["urls"])
+    assert len(set(crashed["provenance"])) == len(crashed["provenance"])
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    result = stored_result(url)
+    _check_expected(result, expected)
+    store = Store(url)
+    assert all(p["status"] == "done" for p in store.backfill_partitions(files))
+    skipped = _totals(store.backfill_partitions(files))
+    store.close()
+    assert skipped == expected["skipped"]  # every record counted once, the killed batch included
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "0 articles stored" in again.stdout
+    assert stored_result(url)["counts"] == result["counts"]
+
+
+def _totals(partitions: list[dict]) -> dict:
+    from pipeline.backfill import totals
+
+    return totals(partitions)["skipped"]
+
+
+# -- two writers meeting the same wire story at once ----------------------------------------------------------
+def wire_pairs(count: int) -> list[tuple[tuple[str, bytes], tuple[str, bytes]]]:
+    """Return `count` real stories, each as two near copies (another intro line) at two outlets."""
+    from tests.conftest import article_html, corpus_articles
+
+    stories = corpus_articles(min_chars=1500)[:count]
+    pairs = []
+    for i, story in enumerate(stories):
+        text = story["text"]
+        copy = "DEN HAAG (ANP) - Een bericht van het persbureau.\n" + text.rsplit(". ", 1)[0] + "."
+        pairs.append(((f"https://krant-a.example/nieuws/{i}.html", article_html(story["title"], text).encode()),
+                      (f"https://krant-b.example/artikel/{i}.html", article_html(story["title"], copy).encode())))
+    return pairs
+
+
+def write_stories(url: str, side: int, count: int, barrier) -> None:
+    """In a process of its own: store one copy of every wire story as one batch, starting with the other writer."""
+    from pipeline.backfill import Batch, BackfillJob, duplicate_decider, prepare_page
+    from pipeline.warc import WarcPage
+
+    store = Store(url)
+    job = BackfillJob(database_url=url, model_dir="", min_text_chars=400, max_text_chars=200_000, near_threshold=0.5,
+                      keep=RecordFilter(), outlets={}, batch_records=count, run_id=None)
+    pages = [prepare_page(job, WarcPage(f"<urn:uuid:race-{side}-{i}>", pair[side][0], "2026-03-20T10:00:00Z",
+                                        "text/html", pair[side][1])) for i, pair in enumerate(wire_pairs(count))]
+    part = store.backfill_partitions([f"race-{side}"])[0]
+    batch = Batch(part["id"], 0, to_offset=1, done=True, worker=f"race:{os.getpid()}", records=count, pages=pages)
+    barrier.wait()
+    store.save_backfill_batch(batch, duplicate_decider(0.5))
+    store.close()
+
+
+@pytest.mark.slow
+def test_two_writers_meeting_the_same_wire_stories_at_once_end_with_one_cluster_each(postgres_url):
+    url = fresh_database(postgres_url, "backfill_race")
+    store = Store(url)
+    store.migrate()
+    for side in (0, 1):
+        store.plan_partitions(f"race-{side}", [(0, None)])
+    store.close()
+    count = 25
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    writers = [context.Process(target=write_stories, args=(url, side, count, barrier)) for side in (0, 1)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=300)
+    assert [w.exitcode for w in writers] == [0, 0]
+    result = stored_result(url)
+    assert len(result["urls"]) == 2 * count
+    assert len(result["clusters"]) == count  # each story once, its two copies together
+    assert all({u.split("/")[2] for u in c} == {"krant-a.example", "krant-b.example"} for c in result["clusters"])
