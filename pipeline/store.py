@@ -837,7 +837,7 @@ class Store:
         """Store the LSH band keys of cluster heads (article id -> keys), under the writers' lock."""
         with self.engine.connect() as conn:
             self._lock_writers(conn)
-            known = set(conn.execute(select(signature_bands.c.article_id.distinct())
+            known = set(conn.execute(select(signature_bands.c.article_id).distinct()
                                      .where(signature_bands.c.article_id.in_(list(bands)))).scalars())
             rows = [{"band_key": k, "article_id": a} for a, keys in bands.items() if a not in known
                     for k in sorted(set(keys))]

@@ -11,13 +11,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from pipeline.backfill import BackfillOptions, run_backfill
+from pipeline.backfill import BackfillOptions, fill_missing_bands, run_backfill
 from pipeline.demo_site import DEFAULT_ROOT, render_file, resolve_file
 from pipeline.dedupe import NearDuplicateIndex, decide_duplicate
 from pipeline.errors import ExtractError
@@ -358,3 +359,47 @@ def test_two_writers_meeting_the_same_wire_stories_at_once_end_with_one_cluster_
     assert len(result["urls"]) == 2 * count
     assert len(result["clusters"]) == count  # each story once, its two copies together
     assert all({u.split("/")[2] for u in c} == {"krant-a.example", "krant-b.example"} for c in result["clusters"])
+
+
+# -- filters, and dedupe against what the nightly run stored ---------------------------------------------------
+def test_hosts_default_to_the_feed_lists_and_a_hosts_file_or_dates_narrow_the_records(make_settings, warcs, tmp_path):
+    from pipeline.backfill import make_job
+
+    settings = make_settings(None, feeds_file=ROOT / "data" / "feeds.toml")
+    default = make_job(settings, BackfillOptions(), None)
+    assert {"nos.nl", "nu.nl"} <= default.keep.hosts and "demo.radar.test" not in default.keep.hosts
+    assert make_job(settings, BackfillOptions(all_hosts=True), None).keep.hosts is None
+    (tmp_path / "hosts.txt").write_text("# outlets\nwww.nu.nl\n\n", encoding="utf-8")
+    listed = make_job(settings, BackfillOptions(hosts_file=tmp_path / "hosts.txt"), None).keep
+    kept = [p.url for _, p in iter_records(str(warcs[1]), 0, None, listed) if not isinstance(p, str)]
+    assert kept and all("nu.nl/" in u for u in kept)
+    reasons = [p for _, p in iter_records(str(warcs[1]), 0, None, listed) if isinstance(p, str)]
+    assert "host_not_listed" in reasons and "not_html" in reasons  # headers decide before the host
+    later = RecordFilter(since=date(2026, 3, 21), until=date(2026, 3, 21))
+    kept = [p.url for _, p in iter_records(str(warcs[1]), 0, None, later) if not isinstance(p, str)]
+    assert kept == [DEMO + EXPECTED["articles"][0]["path"]]  # only the record crawled again on the 21st
+
+
+def test_a_backfilled_copy_joins_the_cluster_of_a_story_the_nightly_run_stored(make_settings, tmp_path):
+    from pipeline.backfill import make_job, run_partition
+    from pipeline.dedupe import save_deduplicated
+
+    first, second = (DEMO + p for p in EXPECTED["duplicates"][0])
+    pages = dict(demo_pages())
+    settings = make_settings(None, model_dir=tmp_path / "no-model")
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    nightly = page_to_article(pages[first], first, min_chars=400, max_chars=200_000)
+    assert save_deduplicated(store, NearDuplicateIndex(0.5), nightly, run_id=None)  # the nightly run's way
+    head_id = store.find_article(canonical_url=nightly.canonical_url)
+    path = tmp_path / "copy.warc.gz"
+    with path.open("wb") as stream:
+        _response(WARCWriter(stream, gzip=True), second, pages[second])
+    store.plan_partitions(str(path), [(0, None)])
+    job = make_job(settings, BackfillOptions(all_hosts=True), None)
+    fill_missing_bands(store, 0.5)  # what run_backfill does first: the nightly heads get their band keys
+    result = run_partition(job, store.backfill_partitions([str(path)])[0]["id"])
+    copies = [a for a in store.articles() if a.origin == "backfill"]
+    store.close()
+    assert result["status"] == "done" and not result["scored"]
+    assert len(copies) == 1 and copies[0].canonical_id == head_id and copies[0].duplicate_kind == "near"
