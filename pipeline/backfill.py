@@ -26,10 +26,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import courlan
-from datasketch import MinHashLSH
 from tqdm import tqdm
 
-from pipeline.dedupe import NUM_PERM, NearDuplicateIndex, decide_duplicate, minhash_of, signature_bytes
+from pipeline.dedupe import NearDuplicateIndex, decide_duplicate, lsh_params, minhash_of, signature_bytes
 from pipeline.errors import ConfigError, ExtractError, ModelMissing, RadarError
 from pipeline.extract import reads_as_dutch
 from pipeline.feeds import load_feed_list
@@ -122,16 +121,9 @@ class BackfillReport:
 
 
 # -- dedupe across workers: LSH bands in the store ----------------------------------------------------
-@lru_cache(maxsize=4)
-def lsh_shape(threshold: float) -> tuple[int, int]:
-    """Return (bands, rows per band) that NearDuplicateIndex's MinHashLSH uses for this threshold."""
-    lsh = MinHashLSH(threshold=max(0.05, threshold - 0.1), num_perm=NUM_PERM)
-    return lsh.b, lsh.r
-
-
 def band_keys(sig, threshold: float) -> list[int]:
     """Return one signed 64-bit key per LSH band of a signature (band number included), for the store's index."""
-    bands, rows = lsh_shape(threshold)
+    bands, rows = lsh_params(threshold)  # the bands NearDuplicateIndex's MinHashLSH uses
     keys = []
     for band in range(bands):
         chunk = sig.hashvalues[band * rows:(band + 1) * rows].astype("<u8").tobytes()
@@ -161,13 +153,15 @@ def fill_missing_bands(store: Store, threshold: float) -> int:
 
 # -- the worker side -----------------------------------------------------------------------------------
 @lru_cache(maxsize=2)
-def _worker_store(url: str, max_text_chars: int) -> Store:
+def worker_store(url: str, max_text_chars: int) -> Store:
+    """Return this worker process's store of a database (opened once)."""
     # One engine (connection pool) per worker process and database, reused by every partition it runs.
     return Store(url, max_text_chars=max_text_chars)
 
 
 @lru_cache(maxsize=2)
-def _worker_scorer(model_dir: str):
+def worker_scorer(model_dir: str):
+    """Return this worker process's Scorer (loaded once), or None when there is no model yet."""
     # Loaded once per worker process; None (and articles left unscored) when there is no model yet.
     from pipeline.score import Scorer
 
@@ -185,8 +179,8 @@ def worker_name() -> str:
 
 def run_partition(job: BackfillJob, partition_id: int) -> dict:
     """Run one partition from its checkpoint to its end (a Dask task); return its counts and whether it scored."""
-    store = _worker_store(job.database_url, job.max_text_chars)
-    scorer = _worker_scorer(job.model_dir)
+    store = worker_store(job.database_url, job.max_text_chars)
+    scorer = worker_scorer(job.model_dir)
     part = store.backfill_partition(partition_id)
     result = {"partition": partition_id, "records": 0, "scored": scorer is not None, "status": part["status"]}
     if part["status"] == "done":
