@@ -371,9 +371,12 @@ def _run(store: Store, settings: Settings, files: list[str], options: BackfillOp
     report.records, report.stored, report.duplicates = (after[k] - before[k] for k in ("records", "stored", "duplicates"))
     report.skipped = {r: n - before["skipped"].get(r, 0) for r, n in after["skipped"].items()
                       if n - before["skipped"].get(r, 0)}
-    report.scoring = "scored" if scored else ("skipped: no model in " + job.model_dir if pending else "")
+    if pending and not report.failed:
+        report.scoring = "scored" if scored else f"skipped: no model in {job.model_dir}; `radar run` scores them"
     report.seconds = round(time.monotonic() - started, 3)
     report.status = "failed" if report.failed else "ok"
+    log.info("backfill: %d partitions run, %d records in, %d stored (%d duplicates), skipped %s, %d failed",
+             report.partitions_run, report.records, report.stored, report.duplicates, report.skipped, len(report.failed))
 
 
 def run_on_dask(job: BackfillJob, partition_ids: list[int], options: BackfillOptions, report: BackfillReport,

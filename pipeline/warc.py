@@ -7,6 +7,7 @@ range of record offsets, so a large file is shared by several workers and a reru
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -73,11 +74,14 @@ def iter_records(path: str, start: int, end: int | None,
 
 
 def _guarded(iterator: ArchiveIterator, path: str) -> Iterator:
-    # A truncated or foreign file is the operator's to fix; say which file, in the package's own error.
+    # A truncated, damaged or foreign file is the operator's to fix; say which file, in the package's own
+    # error. warcio raises assorted errors on malformed records (a response without a target URI gives an
+    # AttributeError), so each of them means "not a readable WARC file" here.
     try:
         yield from iterator
-    except ArchiveLoadFailed as exc:
-        raise ConfigError(f"{path} is not a readable WARC file ({exc}); check the file, or leave it out") from exc
+    except (ArchiveLoadFailed, AttributeError, ValueError, EOFError, zlib.error, OSError) as exc:
+        raise ConfigError(f"{path} is not a readable WARC file ({type(exc).__name__}: {exc}); "
+                          "check the file, or leave it out") from exc
 
 
 def read_record(record, keep: RecordFilter) -> WarcPage | str:
@@ -88,6 +92,8 @@ def read_record(record, keep: RecordFilter) -> WarcPage | str:
     body = record.content_stream().read(keep.max_bytes + 1)  # bounded: the rest is skipped, never held
     if len(body) > keep.max_bytes:
         return "too_large"
+    if getattr(record.raw_stream, "limit", 0) > 0:  # the file ended inside the record: a cut download
+        return "truncated"
     headers = record.rec_headers
     return WarcPage(record_id=headers.get_header("WARC-Record-ID") or "", url=headers.get_header("WARC-Target-URI"),
                     warc_date=headers.get_header("WARC-Date") or "",

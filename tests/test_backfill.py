@@ -403,3 +403,28 @@ def test_a_backfilled_copy_joins_the_cluster_of_a_story_the_nightly_run_stored(m
     store.close()
     assert result["status"] == "done" and not result["scored"]
     assert len(copies) == 1 and copies[0].canonical_id == head_id and copies[0].duplicate_kind == "near"
+
+
+# -- hostile input and usage errors ------------------------------------------------------------------------
+def test_a_file_that_is_not_a_warc_is_a_clear_error_and_a_cut_record_a_skip(tmp_path, warcs):
+    from pipeline.errors import ConfigError
+
+    (tmp_path / "garbage.warc").write_bytes(b"GET / HTTP/1.1\r\n\r\n" * 50)
+    with pytest.raises(ConfigError, match="garbage.warc is not a readable WARC file"):
+        list(iter_records(str(tmp_path / "garbage.warc"), 0, None, RecordFilter()))
+    for warc in warcs:  # a download cut in the middle of a record, plain and gzip
+        cut = tmp_path / f"cut-{warc.name}"
+        cut.write_bytes(warc.read_bytes()[:50_000])
+        outcomes = [page for _, page in iter_records(str(cut), 0, None, RecordFilter())]
+        assert outcomes[-1] == "truncated" and "truncated" not in outcomes[:-1]
+
+
+def test_cli_refuses_paths_that_match_nothing_and_bad_dates(tmp_path):
+    from tests.cli_helpers import radar
+
+    env = {"RADAR_DATA_DIR": str(tmp_path / "local")}
+    missing = radar("backfill", str(tmp_path / "nothing-*.warc.gz"), env=env)
+    assert missing.returncode == 2 and "no WARC file matches" in missing.stderr
+    bad_date = radar("backfill", str(tmp_path / "x.warc"), "--since", "2024-13-01", env=env)
+    assert bad_date.returncode == 2 and "ISO date" in bad_date.stderr
+    assert "backfill" in radar("--help").stdout
