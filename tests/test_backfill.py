@@ -172,6 +172,20 @@ def _check_expected(result: dict, expected: dict) -> None:
     assert len(set(result["provenance"])) == len(result["provenance"])
 
 
+def _check_readers(url: str, expected: dict) -> None:
+    # The review queue's cluster rows and load_dataset read backfilled articles like any other.
+    from pipeline.dataset import load_dataset
+
+    data = load_dataset(url, origin="backfill")
+    assert len(data) == len(expected["urls"]) and set(data["origin"]) == {"backfill"}
+    store = Store(url)
+    flagged = store.flagged_cluster_ids()
+    heads = {a.id for a in store.articles() if a.canonical_id is None}
+    store.close()
+    assert flagged and flagged <= heads  # the demo's co-creation stories reach the queue
+    assert set(load_dataset(url, status="flagged")["cluster_id"]) == flagged
+
+
 # -- the reference itself: what the WARC files hold ------------------------------------------------------
 def test_reference_holds_the_demo_stories_their_copies_and_every_skip(expected):
     demo_urls = {DEMO + a["path"] for a in EXPECTED["articles"] if a["status"] == 200}
@@ -206,6 +220,7 @@ def test_backfill_on_sqlite_with_one_worker_then_rerun_adds_nothing(make_setting
     assert first.status == "ok" and first.partitions > 2 and first.stored == len(expected["urls"])
     assert first.skipped == expected["skipped"]
     assert result["counts"]["predictions"] == len(expected["urls"])  # scored by the workers, one each
+    _check_readers(settings.effective_database_url, expected)
 
     again = run_backfill(settings, [str(warcs[0].parent / "crawl-*")], options)
     assert again.partitions_run == 0 and again.stored == 0 and again.records == 0
