@@ -58,13 +58,24 @@ def signature_from_bytes(blob: bytes) -> MinHash:
     return MinHash(num_perm=NUM_PERM, hashvalues=np.frombuffer(blob, dtype="<u8").astype(np.uint64))
 
 
+@lru_cache(maxsize=8)
+def lsh_params(threshold: float) -> tuple[int, int]:
+    """Return MinHashLSH's (bands, rows per band) for the index of this threshold, worked out once.
+
+    LSH finds candidates a little below the threshold; the exact estimate decides. Working the
+    parameters out is a numerical optimisation that costs more than a query: the backfill builds
+    one small index per article.
+    """
+    lsh = MinHashLSH(threshold=max(0.05, threshold - 0.1), num_perm=NUM_PERM)
+    return lsh.b, lsh.r
+
+
 class NearDuplicateIndex:
     """An LSH index of cluster heads; a query returns the most similar head above the threshold."""
 
     def __init__(self, threshold: float):
         self.threshold = threshold
-        # LSH finds candidates a little below the threshold; the exact estimate decides.
-        self.lsh = MinHashLSH(threshold=max(0.05, threshold - 0.1), num_perm=NUM_PERM)
+        self.lsh = MinHashLSH(num_perm=NUM_PERM, params=lsh_params(threshold))
         self.signatures: dict[int, MinHash] = {}
 
     def add(self, article_id: int, sig: MinHash) -> None:

@@ -222,15 +222,13 @@ def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings
     def work(item: FeedItem) -> tuple[Response, Article]:
         allow = _feed_is_private(item.feed_url, private_feed_hosts)
         response = client.get(item.url, accept=HTML_TYPES, allow_private=allow, check_robots=True)
-        article = build_article(
+        article = page_to_article(
             response.body, response.final_url, content_type=response.headers.get("content-type", ""),
             fallback_title=item.title, fallback_text=item.summary, fallback_date=item.published,
-            outlet=item.outlet or "", min_chars=settings.min_text_chars,
+            outlet=item.outlet or "", min_chars=settings.min_text_chars, max_chars=settings.max_text_chars,
+            summary_truncated_from=item.summary_truncated_from,
         )
-        if article.method == "feed_summary" and item.summary_truncated_from:
-            article.truncated_from = item.summary_truncated_from  # the text is a summary the store cut
-        # Capped here as well as in the store, so dedupe never shingles a text the store would cut.
-        return response, cap_article(article, settings.max_text_chars)
+        return response, article
 
     show = settings.progress and sys.stderr.isatty()
     until = time.monotonic() + settings.article_stage_deadline
@@ -249,6 +247,20 @@ def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings
     log.info("articles: %d due, %d new, %d duplicate, %d skipped, %d failed, %d deferred", len(due),
              report.articles_new, report.articles_duplicate, sum(report.skipped.values()), report.articles_failed,
              report.articles_deferred)
+
+
+def page_to_article(body: bytes, url: str, *, min_chars: int, max_chars: int, summary_truncated_from: int | None = None,
+                    **build: object) -> Article:
+    """Turn page bytes into the Article the store gets, as the nightly run and the backfill both do.
+
+    `build` goes to extract.build_article (content_type, fallbacks, outlet, known_date); a feed summary
+    used as the text keeps the length the store cut it from.
+    """
+    article = build_article(body, url, min_chars=min_chars, **build)
+    if article.method == "feed_summary" and summary_truncated_from:
+        article.truncated_from = summary_truncated_from  # the text is a summary the store cut
+    # Capped here as well as in the store, so dedupe never shingles a text the store would cut.
+    return cap_article(article, max_chars)
 
 
 def _feed_is_private(feed_url: str | None, cache: dict[str, bool]) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import (
-    Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint, inspect,
+    BigInteger, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint, inspect,
 )
 from sqlalchemy.engine import Connection
 
@@ -267,6 +267,40 @@ SUBMISSION_INDEXES = [
 
 ORIGIN_INDEX = Index("ix_articles_origin", articles.c.origin, articles.c.id)  # load_dataset(origin=...), backfill
 
+# -- backfill (issue 13): per-partition checkpoints and the LSH band keys of cluster heads --------------------
+# One row per partition of a WARC file: the records whose offsets lie in [start_offset, end_offset) (end NULL:
+# to the end of the file). next_offset moves forward in the same transaction as each stored batch, so a rerun
+# or a restarted worker resumes exactly where the last committed batch ended.
+backfill_partitions = Table(
+    "backfill_partitions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("file", Text, nullable=False),
+    Column("start_offset", BigInteger, nullable=False),
+    Column("end_offset", BigInteger),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False, default="pending"),  # pending | done
+    Column("records", Integer, nullable=False, default=0),
+    Column("stored", Integer, nullable=False, default=0),  # new articles (heads and copies)
+    Column("duplicates", Integer, nullable=False, default=0),  # of which copies of a stored story
+    Column("skipped", Text, nullable=False, default="{}"),  # JSON: reason -> count
+    Column("worker", Text, nullable=False, default=""),  # host:pid of the process that wrote last
+    Column("updated_at", String(40)),
+    UniqueConstraint("file", "start_offset", name="uq_backfill_partitions_file_start"),
+)
+
+# The MinHash LSH bands of every cluster head (one row per band), so a worker finds its near-duplicate
+# candidates with an indexed read instead of holding every head's signature in memory.
+signature_bands = Table(
+    "signature_bands", metadata,
+    Column("band_key", BigInteger, primary_key=True),
+    Column("article_id", Integer, ForeignKey("articles.id"), primary_key=True),
+)
+
+# A WARC record is stored at most once, whatever a crashed or repeated partition does.
+BACKFILL_PROVENANCE_INDEX = Index("uq_articles_backfill_provenance", articles.c.provenance, unique=True,
+                                  sqlite_where=articles.c.origin == "backfill",
+                                  postgresql_where=articles.c.origin == "backfill")
+
 VERSION_1_TABLES = [schema_info, feeds, runs, fetches, items, pages, articles, duplicates, signatures]
 
 
@@ -393,10 +427,16 @@ def _add_missing(conn: Connection, table: str, columns: dict[str, str]) -> None:
             conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
 
 
+def _migrate_to_11(conn: Connection) -> None:
+    # Backfill checkpoints and band keys; the store fills the bands of heads stored before (Store.fill_bands).
+    metadata.create_all(conn, tables=[backfill_partitions, signature_bands])
+    BACKFILL_PROVENANCE_INDEX.create(conn, checkfirst=True)
+
+
 # Forward migrations in order; entry i brings the schema from version i to i + 1.
 MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4, _migrate_to_5,
                                                   _migrate_to_6, _migrate_to_7, _migrate_to_8, _migrate_to_9,
-                                                  _migrate_to_10]
+                                                  _migrate_to_10, _migrate_to_11]
 SCHEMA_VERSION = len(MIGRATIONS)
 CLUSTERS_SINCE = MIGRATIONS.index(_migrate_to_7) + 1  # the version whose migration adds the cluster table
 FLAGGED_ARTICLES_SINCE = MIGRATIONS.index(_migrate_to_9) + 1  # the version that counts flagged articles per cluster

@@ -8,7 +8,7 @@ import re
 import zlib
 from datetime import datetime, UTC
 from pathlib import Path
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
@@ -26,8 +26,8 @@ from pipeline.records import (
 # The tables are re-exported here: callers use `from pipeline.store import Store, reviews`.
 from pipeline.schema import (  # noqa: F401
     CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, SCHEMA_VERSION, SEARCH_TABLE, SEARCH_VECTOR,
-    add_later_columns, analysts, articles, clusters, duplicates, feeds, fetches, items, metadata, pages, predictions,
-    reviews, runs, schema_info, scoring_failures, signatures, skips, submissions,
+    add_later_columns, analysts, articles, backfill_partitions, clusters, duplicates, feeds, fetches, items, metadata,
+    pages, predictions, reviews, runs, schema_info, scoring_failures, signature_bands, signatures, skips, submissions,
 )
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ R = TypeVar("R")
 # Columns stored as JSON text, decoded here and nowhere else; lists become tuples where the record says so.
 JSON_COLUMNS = {"categories": tuple, "tags": list, "sector_scores": dict, "type_scores": dict, "evidence": list,
                 "previous": dict, "report": dict}
+BACKFILL_LOCK_KEY = 0x7261646172  # "radar": the advisory lock every backfill writer takes on PostgreSQL
 BATCH = 2000  # ids per IN (...) list and rows per streamed batch: well under every driver's parameter limit
 
 log = logging.getLogger(__name__)
@@ -324,17 +325,7 @@ class Store:
                     content_type=response.content_type, body_zlib=zlib.compress(response.body, 6),
                     fetched_at=now_iso(),
                 ))
-            row = _article_row(article, item_id, run_id)
-            article_id = conn.execute(insert(articles).values(**row)).inserted_primary_key[0]
-            if duplicate is not None:
-                canonical_id, kind, similarity = duplicate
-                conn.execute(insert(duplicates).values(
-                    article_id=article_id, canonical_id=canonical_id, kind=kind, similarity=similarity))
-            else:  # a new cluster head: its queue row, unflagged until a prediction says otherwise
-                conn.execute(insert(clusters).values(cluster_id=article_id, flagged=0, score=0.0,
-                                                     date=row["published"] or row["created_at"], disputed=0))
-            if minhash is not None:
-                conn.execute(insert(signatures).values(article_id=article_id, minhash=minhash))
+            article_id = _insert_article(conn, article, item_id, run_id, duplicate, minhash)
             if item_id is not None:
                 conn.execute(update(items).where(items.c.id == item_id).values(
                     status="done", last_error=None, attempts=items.c.attempts + 1, updated_at=now_iso()))
@@ -453,12 +444,8 @@ class Store:
         """Store a batch of predictions in one transaction."""
         if not rows:
             return
-        now = now_iso()
         with self.engine.begin() as conn:
-            conn.execute(insert(predictions), [
-                {**row, "run_id": run_id, "created_at": now, "flagged": int(row["flagged"]),
-                 "sector_scores": json.dumps(row["sector_scores"]), "type_scores": json.dumps(row["type_scores"]),
-                 "evidence": json.dumps(row["evidence"], ensure_ascii=False)} for row in rows])
+            conn.execute(insert(predictions), _prediction_rows(rows, run_id))
             touched = {row["article_id"] for row in rows}
             self._refresh_clusters(conn, self._clusters_of(conn, touched))
 
@@ -974,6 +961,142 @@ def _mark_submitted(conn: Connection, cluster_ids: set[int]) -> None:
         conn.execute(update(clusters).where(clusters.c.cluster_id.in_(chunk)).values(submitted=1))
 
 
+    # -- backfill (issue 13) --
+    def plan_partitions(self, file: str, ranges: Iterable[tuple[int, int | None]]) -> int:
+        """Record the partitions of a WARC file that are not recorded yet; return how many were added."""
+        added = 0
+        with self.engine.begin() as conn:
+            known = set(conn.execute(select(backfill_partitions.c.start_offset)
+                                     .where(backfill_partitions.c.file == file)).scalars())
+            for start, end in ranges:
+                if start not in known:
+                    conn.execute(insert(backfill_partitions).values(
+                        file=file, start_offset=start, end_offset=end, next_offset=start, status="pending",
+                        records=0, stored=0, duplicates=0, skipped="{}", worker="", updated_at=now_iso()))
+                    added += 1
+        return added
+
+    def planned_files(self, files: Iterable[str]) -> set[str]:
+        """Return which of these files have partitions recorded already (a rerun does not index them again)."""
+        found: set[str] = set()
+        for chunk in _chunks(files):
+            found |= set(self._scalars(
+                select(backfill_partitions.c.file).where(backfill_partitions.c.file.in_(chunk)).distinct()))
+        return found
+
+    def partitions_of(self, files: Iterable[str]) -> list[dict]:
+        """Return the partitions of these files (all statuses), in file and offset order."""
+        rows: list[dict] = []
+        for chunk in _chunks(files):
+            query = (select(backfill_partitions).where(backfill_partitions.c.file.in_(chunk))
+                     .order_by(backfill_partitions.c.file, backfill_partitions.c.start_offset))
+            with self.engine.connect() as conn:
+                rows += [_partition_row(r) for r in conn.execute(query).mappings()]
+        return rows
+
+    def backfill_partition(self, partition_id: int) -> dict:
+        """Return one partition's checkpoint row; StoreError when there is none."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(backfill_partitions).where(backfill_partitions.c.id == partition_id)).mappings().first()
+        if row is None:
+            raise StoreError(f"backfill partition {partition_id} is not in {self.url}; run `radar backfill` again")
+        return _partition_row(row)
+
+    def save_backfill_batch(self, batch: Any, decide: Callable, run_id: int | None = None) -> dict[str, int] | None:
+        """Store one batch of a partition and move its checkpoint, in one transaction under the writers' lock.
+
+        `batch` has partition_id, from_offset, to_offset, done, worker, records, skipped (reason -> count) and
+        pages (article, minhash, band_keys, prediction). `decide(article, exact_cluster, candidates)` returns
+        the duplicate link or None. Returns the batch's counts, or None when the checkpoint had moved on
+        (another attempt at this partition stored the batch first): nothing is written then.
+        """
+        with self.engine.connect() as conn:
+            self._lock_writers(conn)
+            row = conn.execute(select(backfill_partitions).where(backfill_partitions.c.id == batch.partition_id)
+                               ).mappings().first()
+            if row is None or row["status"] == "done" or row["next_offset"] != batch.from_offset:
+                conn.rollback()
+                return None
+            counts, touched = dict(batch.skipped), []
+            for page in batch.pages:
+                outcome, article_id = self._store_backfill_page(conn, page, decide, run_id)
+                counts[outcome] = counts.get(outcome, 0) + 1
+                touched += [article_id] if article_id else []
+            self._refresh_clusters(conn, self._clusters_of(conn, touched))
+            self._move_checkpoint(conn, row, batch, counts)
+            conn.commit()
+        return counts
+
+    def _lock_writers(self, conn: Connection) -> None:
+        # Dedupe reads the heads, then writes: two writers doing that at once would both see no head and both
+        # start a cluster. Near-duplicates are a similarity, which no unique constraint can express, so the
+        # decide-and-write step is serialised by the database itself: a transaction-scoped advisory lock on
+        # PostgreSQL (released at commit or when a killed worker's connection drops), the write lock on SQLite.
+        if self.engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": BACKFILL_LOCK_KEY})
+        elif self.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def _store_backfill_page(self, conn: Connection, page: Any, decide: Callable,
+                             run_id: int | None) -> tuple[str, int | None]:
+        # One page of a batch: skipped when its URL or WARC record is stored already, else stored in its cluster.
+        article = page.article
+        if conn.execute(select(articles.c.id).where(articles.c.canonical_url == article.canonical_url)).first():
+            return "duplicate_url", None
+        if conn.execute(select(articles.c.id).where(articles.c.origin == "backfill",
+                                                    articles.c.provenance == article.provenance)).first():
+            return "already_stored", None
+        same = conn.execute(select(articles.c.id).where(articles.c.content_hash == article.content_hash)
+                            .order_by(articles.c.id).limit(1)).scalar()
+        exact = _canonical_of(conn, same) if same is not None else None
+        candidates = _band_candidates(conn, page.band_keys) if exact is None and page.band_keys else []
+        duplicate = decide(article, exact, candidates)
+        article_id = _insert_article(conn, article, None, run_id, duplicate, page.minhash)
+        if duplicate is None and page.band_keys:
+            conn.execute(insert(signature_bands), [{"band_key": k, "article_id": article_id}
+                                                   for k in sorted(set(page.band_keys))])
+        if page.prediction is not None:
+            conn.execute(insert(predictions), _prediction_rows([{**page.prediction, "article_id": article_id}], run_id))
+        return ("new" if duplicate is None else "duplicate"), article_id
+
+    def _move_checkpoint(self, conn: Connection, row: Mapping, batch: Any, counts: dict[str, int]) -> None:
+        stored = counts.get("new", 0) + counts.get("duplicate", 0)
+        skipped = decoded_json(row["skipped"])
+        for reason, n in counts.items():
+            if reason not in ("new", "duplicate"):
+                skipped[reason] = skipped.get(reason, 0) + n
+        conn.execute(update(backfill_partitions).where(backfill_partitions.c.id == row["id"]).values(
+            next_offset=batch.to_offset, status="done" if batch.done else "pending",
+            records=row["records"] + batch.records, stored=row["stored"] + stored,
+            duplicates=row["duplicates"] + counts.get("duplicate", 0), skipped=json.dumps(skipped, sort_keys=True),
+            worker=batch.worker, updated_at=now_iso()))
+
+    def heads_without_bands(self, limit: int = BATCH) -> list[tuple[int, bytes]]:
+        """Return (id, signature) of cluster heads whose LSH bands are not stored yet (stored by another path)."""
+        banded = select(signature_bands.c.article_id)
+        query = (select(signatures.c.article_id, signatures.c.minhash)
+                 .where(signatures.c.article_id.not_in(select(duplicates.c.article_id)),
+                        signatures.c.article_id.not_in(banded)).order_by(signatures.c.article_id).limit(limit))
+        with self.engine.connect() as conn:
+            return [(r.article_id, r.minhash) for r in conn.execute(query)]
+
+    def save_bands(self, bands: dict[int, list[int]]) -> None:
+        """Store the LSH band keys of cluster heads (article id -> keys), under the writers' lock."""
+        with self.engine.connect() as conn:
+            self._lock_writers(conn)
+            known = set(conn.execute(select(signature_bands.c.article_id).distinct()
+                                     .where(signature_bands.c.article_id.in_(list(bands)))).scalars())
+            rows = [{"band_key": k, "article_id": a} for a, keys in bands.items() if a not in known
+                    for k in sorted(set(keys))]
+            if rows:
+                conn.execute(insert(signature_bands), rows)
+            conn.commit()
+
+    def _scalars(self, query) -> list:
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+
 def _article_row(article: Article, item_id: int | None, run_id: int | None) -> dict:
     return dict(
         item_id=item_id, source=article.source, external_id=article.external_id, url=article.url or None,
@@ -984,6 +1107,48 @@ def _article_row(article: Article, item_id: int | None, run_id: int | None) -> d
         method=article.method, run_id=run_id, created_at=now_iso(),
         origin=article.origin or ("feed" if article.source == "feed" else "ingest"), provenance=article.provenance,
     )
+
+
+def _insert_article(conn: Connection, article: Article, item_id: int | None, run_id: int | None,
+                    duplicate: tuple[int, str, float] | None, minhash: bytes | None) -> int:
+    # The rows of one stored article: itself, its duplicate link or its cluster row, its signature.
+    row = _article_row(article, item_id, run_id)
+    article_id = conn.execute(insert(articles).values(**row)).inserted_primary_key[0]
+    if duplicate is not None:
+        canonical_id, kind, similarity = duplicate
+        conn.execute(insert(duplicates).values(
+            article_id=article_id, canonical_id=canonical_id, kind=kind, similarity=similarity))
+    else:  # a new cluster head: its queue row, unflagged until a prediction says otherwise
+        conn.execute(insert(clusters).values(cluster_id=article_id, flagged=0, score=0.0,
+                                             date=row["published"] or row["created_at"], disputed=0))
+    if minhash is not None:
+        conn.execute(insert(signatures).values(article_id=article_id, minhash=minhash))
+    return article_id
+
+
+def _prediction_rows(rows: list[dict], run_id: int | None) -> list[dict]:
+    now = now_iso()
+    return [{**row, "run_id": run_id, "created_at": now, "flagged": int(row["flagged"]),
+             "sector_scores": json.dumps(row["sector_scores"]), "type_scores": json.dumps(row["type_scores"]),
+             "evidence": json.dumps(row["evidence"], ensure_ascii=False)} for row in rows]
+
+
+def decoded_json(value: str | None) -> dict:
+    """Return a JSON object column as a dict (empty when unset)."""
+    return json.loads(value) if value else {}
+
+
+def _partition_row(row: Mapping) -> dict:
+    return {**row, "skipped": decoded_json(row["skipped"])}
+
+
+def _band_candidates(conn: Connection, keys: list[int]) -> list[tuple[int, bytes]]:
+    # The heads sharing at least one LSH band with a new article, with their signatures: the same
+    # candidates MinHashLSH.query gives, read from an index instead of a worker's memory.
+    ids = select(signature_bands.c.article_id).where(signature_bands.c.band_key.in_(sorted(set(keys))))
+    query = (select(signatures.c.article_id, signatures.c.minhash).where(signatures.c.article_id.in_(ids))
+             .order_by(signatures.c.article_id))
+    return [(r.article_id, r.minhash) for r in conn.execute(query)]
 
 
 def _chunks(ids: Iterable[int], size: int = BATCH) -> Iterator[list[int]]:

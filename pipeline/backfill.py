@@ -1,0 +1,434 @@
+"""Archive backfill: WARC files through the nightly run's stages on a Dask cluster, into the shared store.
+
+The driver (`run_backfill`) cuts the files into partitions (a file, or a range of record offsets of a
+large file), records them in the store as checkpoints and hands them to Dask workers: a LocalCluster
+by default, or a real cluster by scheduler address. A worker (`run_partition`) streams its records,
+keeps HTTP 200 HTML responses of the listed hosts, runs the nightly stage functions (extraction and
+cap, Dutch check, MinHash dedupe, NLP and classification) and writes a batch at a time: the batch's
+articles, predictions and the partition's next offset in one transaction, so a killed worker or a
+rerun resumes at the last committed batch and never stores a record twice.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+
+import courlan
+from tqdm import tqdm
+
+from pipeline.dedupe import NearDuplicateIndex, decide_duplicate, lsh_params, minhash_of, signature_bytes
+from pipeline.errors import ConfigError, ExtractError, ModelMissing, RadarError
+from pipeline.extract import reads_as_dutch
+from pipeline.feeds import load_feed_list
+from pipeline.nightly import page_to_article
+from pipeline.records import Article
+from pipeline.settings import Settings
+from pipeline.store import Store, open_store
+from pipeline.warc import RecordFilter, WarcPage, iter_records, record_ranges
+
+log = logging.getLogger(__name__)
+
+PARTITION_BYTES = 64 * 1024 * 1024  # a larger file is cut into record ranges of about this size
+BATCH_RECORDS = 50  # records per stored batch (one transaction, one checkpoint)
+
+
+@dataclass(frozen=True)
+class BackfillOptions:
+    """What `radar backfill` was asked to do, beyond the settings."""
+
+    scheduler: str = ""  # tcp://HOST:PORT of a running Dask scheduler; empty: a LocalCluster
+    workers: int = 2  # LocalCluster worker processes
+    since: date | None = None
+    until: date | None = None
+    hosts_file: Path | None = None
+    all_hosts: bool = False
+    partition_bytes: int = PARTITION_BYTES
+    batch_records: int = BATCH_RECORDS
+
+
+@dataclass(frozen=True)
+class BackfillJob:
+    """Everything a worker needs, sent with each partition (workers do not read the driver's config)."""
+
+    database_url: str
+    model_dir: str
+    min_text_chars: int
+    max_text_chars: int
+    near_threshold: float
+    keep: RecordFilter
+    outlets: dict[str, str]
+    batch_records: int
+    run_id: int | None
+
+
+@dataclass
+class PageToStore:
+    """One extracted Dutch article of a batch, with its signature, band keys and prediction."""
+
+    article: Article
+    minhash: bytes | None
+    band_keys: list[int]
+    prediction: dict | None = None
+
+
+@dataclass
+class Batch:
+    """The records of a partition between two checkpoints and what they gave."""
+
+    partition_id: int
+    from_offset: int
+    to_offset: int = 0
+    done: bool = False
+    worker: str = ""
+    records: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    pages: list[PageToStore] = field(default_factory=list)
+
+
+@dataclass
+class BackfillReport:
+    """What a backfill run did (this run) and where the files stand (all runs)."""
+
+    run_id: int
+    files: int = 0
+    partitions: int = 0
+    partitions_run: int = 0
+    failed: list[str] = field(default_factory=list)
+    records: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    scoring: str = ""
+    seconds: float = 0.0
+    status: str = "running"
+
+    @property
+    def records_per_second(self) -> float:
+        """Return this run's records read per second."""
+        return round(self.records / self.seconds, 1) if self.seconds else 0.0
+
+
+# -- dedupe across workers: LSH bands in the store ----------------------------------------------------
+def band_keys(sig, threshold: float) -> list[int]:
+    """Return one signed 64-bit key per LSH band of a signature (band number included), for the store's index."""
+    bands, rows = lsh_params(threshold)  # the bands NearDuplicateIndex's MinHashLSH uses
+    keys = []
+    for band in range(bands):
+        chunk = sig.hashvalues[band * rows:(band + 1) * rows].astype("<u8").tobytes()
+        digest = hashlib.blake2b(band.to_bytes(2, "little") + chunk, digest_size=8).digest()
+        keys.append(int.from_bytes(digest, "little", signed=True))
+    return keys
+
+
+def duplicate_decider(threshold: float) -> Callable:
+    """Return decide(article, exact cluster, candidate heads) -> duplicate link or None, by dedupe.decide_duplicate."""
+    def decide(article: Article, exact: int | None, candidates: list[tuple[int, bytes]]):
+        index = NearDuplicateIndex.from_signatures(candidates, threshold)
+        return decide_duplicate(article, exact, index).duplicate
+    return decide
+
+
+def fill_missing_bands(store: Store, threshold: float) -> int:
+    """Store the band keys of cluster heads stored without them (by the nightly run); return how many."""
+    from pipeline.dedupe import signature_from_bytes
+
+    done = 0
+    while rows := store.heads_without_bands():
+        store.save_bands({article_id: band_keys(signature_from_bytes(blob), threshold) for article_id, blob in rows})
+        done += len(rows)
+    return done
+
+
+# -- the worker side -----------------------------------------------------------------------------------
+@lru_cache(maxsize=2)
+def worker_store(url: str, max_text_chars: int) -> Store:
+    """Return this worker process's store of a database (opened once)."""
+    # One engine (connection pool) per worker process and database, reused by every partition it runs.
+    return Store(url, max_text_chars=max_text_chars)
+
+
+@lru_cache(maxsize=2)
+def worker_scorer(model_dir: str):
+    """Return this worker process's Scorer (loaded once), or None when there is no model yet."""
+    # Loaded once per worker process; None (and articles left unscored) when there is no model yet.
+    from pipeline.score import Scorer
+
+    try:
+        return Scorer.load(Path(model_dir))
+    except ModelMissing as exc:
+        log.warning("backfill worker: scoring skipped: %s", exc)
+        return None
+
+
+def worker_name() -> str:
+    """Return host:pid of this process, as the checkpoints record it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_partition(job: BackfillJob, partition_id: int) -> dict:
+    """Run one partition from its checkpoint to its end (a Dask task); return its counts and whether it scored."""
+    store = worker_store(job.database_url, job.max_text_chars)
+    scorer = worker_scorer(job.model_dir)
+    part = store.backfill_partition(partition_id)
+    result = {"partition": partition_id, "records": 0, "scored": scorer is not None, "status": part["status"]}
+    if part["status"] == "done":
+        return result
+    decide = duplicate_decider(job.near_threshold)
+    for batch in partition_batches(job, part):
+        score_batch(scorer, batch)
+        if store.save_backfill_batch(batch, decide, job.run_id) is None:
+            result["status"] = "taken"  # another attempt at this partition stored this batch first
+            return result
+        result["records"] += batch.records
+    result["status"] = "done"
+    return result
+
+
+def partition_batches(job: BackfillJob, part: dict) -> Iterator[Batch]:
+    """Yield the partition's batches from its checkpoint; the last one is marked done."""
+    end = part["end_offset"]
+    batch = Batch(part["id"], part["next_offset"], worker=worker_name())
+    for offset, page in iter_records(part["file"], part["next_offset"], end, job.keep):
+        if batch.records >= job.batch_records:  # this record starts the next batch: its offset is the checkpoint
+            batch.to_offset = offset
+            yield batch
+            batch = Batch(part["id"], offset, worker=batch.worker)
+        batch.records += 1
+        outcome = prepare_page(job, page)
+        if isinstance(outcome, str):
+            batch.skipped[outcome] = batch.skipped.get(outcome, 0) + 1
+        else:
+            batch.pages.append(outcome)
+    batch.to_offset, batch.done = end if end is not None else os.path.getsize(part["file"]), True
+    yield batch
+
+
+def prepare_page(job: BackfillJob, page: WarcPage | str) -> PageToStore | str:
+    """Extract, cap, check the language of and sign one kept page; return it, or the reason it is skipped."""
+    if isinstance(page, str):
+        return page
+    try:
+        article = page_to_article(page.body, page.url, content_type=page.content_type,
+                                  outlet=outlet_of(page.url, job.outlets), min_chars=job.min_text_chars,
+                                  max_chars=job.max_text_chars)
+    except ExtractError as exc:
+        return exc.reason
+    if not reads_as_dutch(article):
+        return "not_dutch"
+    article = replace(article, source="backfill", origin="backfill", provenance=page.record_id,
+                      outlet=article.outlet or article.sitename or courlan.extract_domain(page.url) or "")
+    sig = minhash_of(article.text)
+    keys = band_keys(sig, job.near_threshold) if sig is not None else []
+    return PageToStore(article, signature_bytes(sig) if sig is not None else None, keys)
+
+
+def outlet_of(url: str, outlets: dict[str, str]) -> str:
+    """Return the configured outlet of a URL's domain ('' when the feed list does not name it)."""
+    return outlets.get(courlan.extract_domain(url) or "", "")
+
+
+def score_batch(scorer, batch: Batch) -> None:
+    """Give each page of the batch its prediction row (Scorer.score_records, as the nightly scoring stage)."""
+    if scorer is None or not batch.pages:
+        return
+    records = [{"id": i, "title": p.article.title, "text": p.article.text} for i, p in enumerate(batch.pages)]
+    try:
+        results = scorer.score_records(records)
+    except Exception as exc:  # noqa: BLE001 - as score_stored_articles: then one by one, so a bad text fails alone
+        log.warning("backfill: a batch of %d failed to score (%r); scoring one by one", len(records), exc)
+        results = [_score_one(scorer, record) for record in records]
+    for page, result in zip(batch.pages, results, strict=True):
+        if result is not None:
+            page.prediction = {k: v for k, v in result.prediction_row().items() if k != "article_id"}
+
+
+def _score_one(scorer, record: dict):
+    # An article that cannot be scored stays unscored; the nightly scoring stage records its failure.
+    try:
+        return scorer.score_records([record])[0]
+    except Exception as exc:  # noqa: BLE001
+        log.error("backfill: an article failed to score and is left for the nightly scoring stage: %r", exc)
+        return None
+
+
+# -- the driver side -----------------------------------------------------------------------------------
+def expand_paths(patterns: list[str]) -> list[str]:
+    """Return the absolute paths of the WARC files the arguments name (paths or globs), sorted, each once."""
+    found: set[str] = set()
+    for pattern in patterns:
+        matches = glob.glob(os.path.expanduser(pattern), recursive=True) or []
+        files = [m for m in matches if os.path.isfile(m)]
+        if not files:
+            raise ConfigError(f"no WARC file matches {pattern!r}; give paths or a quoted glob such as 'crawl/*.warc.gz'")
+        found |= {os.path.abspath(m) for m in files}
+    return sorted(found)
+
+
+def read_hosts_file(path: Path) -> frozenset[str]:
+    """Read one host or domain per line (# starts a comment); www. is ignored."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the hosts file {path} ({exc}); give a UTF-8 file with one host a line") from exc
+    hosts = {line.split("#")[0].strip().lower().removeprefix("www.") for line in lines}
+    return frozenset(h for h in hosts if h)
+
+
+def feed_outlets(settings: Settings) -> dict[str, str]:
+    """Return domain -> outlet of the feeds in the feed list."""
+    outlets: dict[str, str] = {}
+    for cfg in load_feed_list(settings.feeds_file):
+        domain = courlan.extract_domain(cfg.url)
+        if domain:
+            outlets.setdefault(domain, cfg.outlet)
+    return outlets
+
+
+def make_job(settings: Settings, options: BackfillOptions, run_id: int | None) -> BackfillJob:
+    """Build the workers' job from the settings and options (hosts: a file, the feed list's, or all)."""
+    outlets = feed_outlets(settings) if settings.feeds_file.exists() else {}
+    if options.all_hosts:
+        hosts = None
+    elif options.hosts_file is not None:
+        hosts = read_hosts_file(options.hosts_file)
+    else:
+        hosts = frozenset(outlets)
+    keep = RecordFilter(hosts=hosts, since=options.since, until=options.until, max_bytes=settings.max_bytes)
+    return BackfillJob(database_url=settings.effective_database_url, model_dir=str(settings.model_dir),
+                       min_text_chars=settings.min_text_chars, max_text_chars=settings.max_text_chars,
+                       near_threshold=settings.near_duplicate_threshold, keep=keep, outlets=outlets,
+                       batch_records=options.batch_records, run_id=run_id)
+
+
+def plan_files(store: Store, files: list[str], partition_bytes: int) -> None:
+    """Record the partitions of every file not planned before (a rerun keeps the first plan and its checkpoints)."""
+    planned = store.planned_files(files)
+    for path in files:
+        if path not in planned:
+            store.plan_partitions(path, record_ranges(path, partition_bytes))
+
+
+@contextmanager
+def dask_client(options: BackfillOptions):
+    """Yield a Dask client: of the scheduler at options.scheduler, else of a LocalCluster of worker processes."""
+    from dask.distributed import Client, LocalCluster
+
+    if options.scheduler:
+        try:
+            client = Client(options.scheduler, timeout="30s")
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(f"cannot reach the Dask scheduler {options.scheduler} ({exc}); start it with "
+                              "`dask scheduler`, or leave --scheduler out for a local cluster") from exc
+        with client:
+            yield client
+        return
+    with LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        yield client
+
+
+def run_backfill(settings: Settings, patterns: list[str], options: BackfillOptions) -> BackfillReport:
+    """Backfill the WARC files: plan, run every unfinished partition on Dask, and report."""
+    files = expand_paths(patterns)
+    if settings.effective_database_url.startswith("sqlite") and (options.scheduler or options.workers > 1):
+        log.info("backfill on SQLite: workers take turns writing (one writer at a time)")
+    store = open_store(settings)
+    try:
+        fill_missing_bands(store, settings.near_duplicate_threshold)
+        report = BackfillReport(run_id=store.start_run("backfill"), files=len(files))
+        try:
+            _run(store, settings, files, options, report)
+        except RadarError:
+            store.finish_run(report.run_id, "failed", report_dict(report))
+            raise
+        store.finish_run(report.run_id, report.status, report_dict(report))
+        return report
+    finally:
+        store.close()
+
+
+def _run(store: Store, settings: Settings, files: list[str], options: BackfillOptions, report: BackfillReport) -> None:
+    started = time.monotonic()
+    plan_files(store, files, options.partition_bytes)
+    before = totals(store.partitions_of(files))
+    pending = [p["id"] for p in store.partitions_of(files) if p["status"] != "done"]
+    report.partitions, report.partitions_run = len(store.partitions_of(files)), len(pending)
+    job = make_job(settings, options, report.run_id)
+    scored = run_on_dask(job, pending, options, report, show=settings.progress and sys.stderr.isatty())
+    after = totals(store.partitions_of(files))
+    report.records, report.stored, report.duplicates = (after[k] - before[k] for k in ("records", "stored", "duplicates"))
+    report.skipped = {r: n - before["skipped"].get(r, 0) for r, n in after["skipped"].items()
+                      if n - before["skipped"].get(r, 0)}
+    if pending and not report.failed:
+        report.scoring = "scored" if scored else f"skipped: no model in {job.model_dir}; `radar run` scores them"
+    report.seconds = round(time.monotonic() - started, 3)
+    report.status = "failed" if report.failed else "ok"
+    log.info("backfill: %d partitions run, %d records in, %d stored (%d duplicates), skipped %s, %d failed",
+             report.partitions_run, report.records, report.stored, report.duplicates, report.skipped, len(report.failed))
+
+
+def run_on_dask(job: BackfillJob, partition_ids: list[int], options: BackfillOptions, report: BackfillReport,
+                show: bool = False) -> bool:
+    """Run the partitions on Dask with a records/s progress bar; return whether the workers scored."""
+    from dask.distributed import as_completed
+
+    if not partition_ids:
+        return False
+    scored = False
+    with dask_client(options) as client, tqdm(desc="backfill", unit="rec", disable=not show) as bar:
+        futures = client.map(run_partition, [job] * len(partition_ids), partition_ids, pure=False)
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - a partition's failure is reported; a rerun resumes it
+                log.error("backfill partition failed: %r", exc)
+                report.failed.append(f"{type(exc).__name__}: {exc}")
+                continue
+            scored = scored or result["scored"]
+            bar.update(result["records"])
+    return scored
+
+
+def totals(partitions: list[dict]) -> dict:
+    """Sum the checkpoint counts of partitions: records, stored, duplicates and skipped by reason."""
+    skipped: dict[str, int] = {}
+    for part in partitions:
+        for reason, n in part["skipped"].items():
+            skipped[reason] = skipped.get(reason, 0) + n
+    return {"records": sum(p["records"] for p in partitions), "stored": sum(p["stored"] for p in partitions),
+            "duplicates": sum(p["duplicates"] for p in partitions), "skipped": skipped,
+            "done": sum(p["status"] == "done" for p in partitions)}
+
+
+def report_dict(report: BackfillReport) -> dict:
+    """Return the report as JSON-ready data (stored in the runs table)."""
+    from dataclasses import asdict
+
+    return {**asdict(report), "records_per_second": report.records_per_second}
+
+
+def summarise(report: BackfillReport) -> str:
+    """Return a short human summary of a backfill run."""
+    lines = [f"Backfill run {report.run_id}: {report.status.upper()}",
+             f"Files: {report.files}, partitions: {report.partitions} ({report.partitions_run} run now)",
+             f"Records: {report.records} read ({report.records_per_second}/s), {report.stored} articles stored "
+             f"({report.stored - report.duplicates} new clusters, {report.duplicates} duplicates)"]
+    lines += [f"  skipped {reason}: {n}" for reason, n in sorted(report.skipped.items())]
+    lines += [f"  FAILED partition: {reason}" for reason in report.failed]
+    if report.failed:
+        lines.append("  run `radar backfill` again with the same files: it resumes at the last checkpoint")
+    if report.scoring:
+        lines.append(f"Scoring: {report.scoring}")
+    return "\n".join(lines)

@@ -1,0 +1,445 @@
+"""radar backfill: WARC files built with warcio's writer, run on a Dask LocalCluster against real PostgreSQL
+(2 worker processes) and SQLite (1 worker); reruns, a killed worker, and two writers meeting one wire story."""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from pipeline.backfill import BackfillOptions, fill_missing_bands, run_backfill
+from pipeline.demo_site import DEFAULT_ROOT, render_file, resolve_file
+from pipeline.dedupe import NearDuplicateIndex, decide_duplicate
+from pipeline.errors import ExtractError
+from pipeline.extract import reads_as_dutch
+from pipeline.nightly import page_to_article
+from pipeline.store import SCHEMA_VERSION, Store
+from pipeline.warc import RecordFilter, iter_records, record_ranges
+from tests.conftest import CORPUS, ROOT
+from tests import test_store_postgres
+
+postgres_url = test_store_postgres.postgres_url  # the throw-away PostgreSQL cluster fixture, reused
+DEMO = "https://demo.radar.test"
+EXPECTED = json.loads((ROOT / "data" / "demo" / "expected.json").read_text(encoding="utf-8"))
+ENGLISH = ("<!doctype html><html lang=\"en\"><head><title>City council opens new park</title></head><body>"
+           "<article><h1>City council opens new park</h1>" + "".join(
+               f"<p>The city council opened the new park on Monday after {i} years of planning, and residents "
+               f"said they were happy with the playground, the trees and the new paths along the river.</p>"
+               for i in range(12)) + "</article></body></html>")
+
+
+# -- building WARC files -----------------------------------------------------------------------------------
+def _response(writer: WARCWriter, url: str, body: bytes, status: str = "200 OK",
+              content_type: str = "text/html; charset=utf-8", warc_date: str = "2026-03-20T10:00:00Z") -> None:
+    headers = StatusAndHeaders(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))],
+                               protocol="HTTP/1.1")
+    record = writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=headers,
+                                       warc_headers_dict={"WARC-Date": warc_date})
+    writer.write_record(record)
+
+
+def _request(writer: WARCWriter, url: str) -> None:
+    headers = StatusAndHeaders(f"GET {url} HTTP/1.1", [("User-Agent", "test")], is_http_request=True)
+    writer.write_record(writer.create_warc_record(url, "request", payload=io.BytesIO(b""), http_headers=headers))
+
+
+def demo_pages() -> list[tuple[str, bytes]]:
+    """Return (url, page bytes) of every demo article that answers 200, rendered for the WARC's host."""
+    pages = []
+    for art in EXPECTED["articles"]:
+        if art["status"] == 200:
+            pages.append((DEMO + art["path"], render_file(resolve_file(DEFAULT_ROOT, art["path"]), DEMO)))
+    return pages
+
+
+def real_pages() -> list[tuple[str, bytes]]:
+    """Return (url, bytes) of the real pages in ../shared/corpus/pages (read there, never copied)."""
+    folder = CORPUS / "pages"
+    if not folder.is_dir():
+        pytest.skip(f"the shared corpus pages are missing at {folder}")
+    urls = {g["file"]: g.get("url") for g in json.loads((folder / "gold.json").read_text(encoding="utf-8"))}
+    # Pages without a known address get one from their file name (www_nos_nl_... -> https://www.nos.nl/...).
+    return [(urls.get(p.name) or "https://" + p.name.replace("_", ".", 2).split("_")[0] + "/" + p.name, p.read_bytes())
+            for p in sorted(folder.iterdir()) if p.name != "gold.json"]
+
+
+def write_warcs(folder: Path) -> list[Path]:
+    """Write two WARC files (one gzip, one plain) with the demo and real pages and every kind of record to skip.
+
+    Besides the articles: a request record, a 500 page, a 404, a JSON body, an image, an English article,
+    the same URL crawled twice and an exact copy of a demo article under another URL.
+    """
+    demo, real = demo_pages(), real_pages()
+    first, second = folder / "crawl-1.warc.gz", folder / "crawl-2.warc"
+    with first.open("wb") as stream:
+        writer = WARCWriter(stream, gzip=True)
+        for url, body in demo:
+            _request(writer, url)
+            _response(writer, url, body)
+        failing = EXPECTED["failing_pages"][0]
+        _response(writer, DEMO + failing, b"<html><body>500</body></html>", status="500 Internal Server Error")
+        _response(writer, DEMO + "/gone.html", b"<html><body>weg</body></html>", status="404 Not Found")
+    with second.open("wb") as stream:
+        writer = WARCWriter(stream, gzip=False)
+        for url, body in real:
+            _response(writer, url, body)
+        _response(writer, DEMO + "/api/articles.json", b'{"articles": []}', content_type="application/json")
+        _response(writer, DEMO + "/logo.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 200, content_type="image/png")
+        _response(writer, "https://english.example/park.html", ENGLISH.encode())
+        _response(writer, demo[0][0], demo[0][1], warc_date="2026-03-21T10:00:00Z")  # crawled again
+        _response(writer, DEMO + "/mirror/copy.html", demo[1][1])  # the same text at another address
+    return [first, second]
+
+
+def expected_result(warcs: list[Path]) -> dict:
+    """The reference: each kept record through the nightly stage functions in one process, in file order."""
+    keep = RecordFilter(max_bytes=5_000_000)
+    urls, clusters, index, by_hash, skipped, heads = [], {}, NearDuplicateIndex(0.5), {}, {}, 0
+    for path in warcs:
+        for _offset, page in iter_records(str(path), 0, None, keep):
+            reason = page if isinstance(page, str) else None
+            if reason is None:
+                try:
+                    article = page_to_article(page.body, page.url, content_type=page.content_type,
+                                              min_chars=400, max_chars=200_000)
+                    reason = None if reads_as_dutch(article) else "not_dutch"
+                except ExtractError as exc:
+                    reason = exc.reason
+            if reason is None and article.canonical_url in urls:
+                reason = "duplicate_url"
+            if reason:
+                skipped[reason] = skipped.get(reason, 0) + 1
+                continue
+            decision = decide_duplicate(article, by_hash.get(article.content_hash), index)
+            head = decision.duplicate[0] if decision.duplicate else len(urls)
+            if decision.heads_new_cluster:
+                heads += 1
+                if decision.signature is not None:
+                    index.add(len(urls), decision.signature)
+            by_hash.setdefault(article.content_hash, head)
+            clusters.setdefault(head, set()).add(article.canonical_url)
+            urls.append(article.canonical_url)
+    return {"urls": sorted(urls), "clusters": {frozenset(c) for c in clusters.values()}, "skipped": skipped}
+
+
+def stored_result(url: str) -> dict:
+    """What the store holds: backfilled URLs, clusters as URL sets, and the counts that must not grow."""
+    store = Store(url)
+    rows = store.articles()
+    counts = {k: v for k, v in store.counts().items() if k != "runs"}  # a rerun is recorded, and adds nothing else
+    store.close()
+    by_id = {a.id: a.canonical_url for a in rows}
+    clusters: dict[int, set[str]] = {}
+    for art in rows:
+        clusters.setdefault(art.canonical_id or art.id, set()).add(by_id[art.id])
+    return {"urls": sorted(by_id.values()), "clusters": {frozenset(c) for c in clusters.values()},
+            "origins": {a.origin for a in rows}, "provenance": [a.provenance for a in rows], "counts": counts}
+
+
+@pytest.fixture(scope="module")
+def warcs(tmp_path_factory) -> list[Path]:
+    """The two test WARC files, written once per module."""
+    return write_warcs(tmp_path_factory.mktemp("warc"))
+
+
+@pytest.fixture(scope="module")
+def expected(warcs) -> dict:
+    """The reference result of the test WARC files."""
+    return expected_result(warcs)
+
+
+def _settings(make_settings, database_url: str = "", **overrides):
+    return make_settings(None, database_url=database_url, **overrides) if database_url else make_settings(None, **overrides)
+
+
+def _check_expected(result: dict, expected: dict) -> None:
+    assert result["urls"] == expected["urls"]
+    assert len(set(result["urls"])) == len(result["urls"])  # no article twice
+    assert result["clusters"] == expected["clusters"]
+    assert result["origins"] == {"backfill"}
+    assert all(p.startswith("<urn:uuid:") for p in result["provenance"])
+    assert len(set(result["provenance"])) == len(result["provenance"])
+
+
+def _check_readers(url: str, expected: dict) -> None:
+    # The review queue's cluster rows and load_dataset read backfilled articles like any other.
+    from pipeline.dataset import load_dataset
+
+    data = load_dataset(url, origin="backfill")
+    assert len(data) == len(expected["urls"]) and set(data["origin"]) == {"backfill"}
+    store = Store(url)
+    flagged = store.flagged_cluster_ids()
+    heads = {a.id for a in store.articles() if a.canonical_id is None}
+    store.close()
+    assert flagged and flagged <= heads  # the demo's co-creation stories reach the queue
+    assert set(load_dataset(url, status="flagged")["cluster_id"]) == flagged
+
+
+# -- the reference itself: what the WARC files hold ------------------------------------------------------
+def test_reference_holds_the_demo_stories_their_copies_and_every_skip(expected):
+    demo_urls = {DEMO + a["path"] for a in EXPECTED["articles"] if a["status"] == 200}
+    assert demo_urls <= set(expected["urls"])
+    wire = [frozenset(DEMO + p for p in pair) for pair in EXPECTED["duplicates"]]
+    assert all(any(pair <= c for c in expected["clusters"]) for pair in wire)  # near copies: one cluster
+    assert any({DEMO + "/mirror/copy.html"} < c for c in expected["clusters"])  # the exact copy joins its story
+    assert expected["skipped"] == {"not_response": 30, "not_200": 2, "not_html": 2, "not_dutch": 1,
+                                   "duplicate_url": 1, **{k: v for k, v in expected["skipped"].items()
+                                                          if k not in ("not_response", "not_200", "not_html",
+                                                                       "not_dutch", "duplicate_url")}}
+
+
+def test_record_ranges_cut_a_large_file_at_record_offsets(warcs):
+    path = str(warcs[1])
+    ranges = record_ranges(path, 20_000)
+    assert len(ranges) > 2 and ranges[0][0] == 0 and ranges[-1][1] is None
+    keep = RecordFilter()
+    whole = [offset for offset, _ in iter_records(path, 0, None, keep)]
+    parts = [offset for start, end in ranges for offset, _ in iter_records(path, start, end, keep)]
+    assert parts == whole  # every record in exactly one range
+
+
+# -- SQLite, one worker ----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_backfill_on_sqlite_with_one_worker_then_rerun_adds_nothing(make_settings, warcs, expected):
+    settings = _settings(make_settings)
+    options = BackfillOptions(workers=1, all_hosts=True, partition_bytes=40_000, batch_records=7)
+    first = run_backfill(settings, [str(p) for p in warcs], options)
+    result = stored_result(settings.effective_database_url)
+    _check_expected(result, expected)
+    assert first.status == "ok" and first.partitions > 2 and first.stored == len(expected["urls"])
+    assert first.skipped == expected["skipped"]
+    assert result["counts"]["predictions"] == len(expected["urls"])  # scored by the workers, one each
+    _check_readers(settings.effective_database_url, expected)
+
+    again = run_backfill(settings, [str(warcs[0].parent / "crawl-*")], options)
+    assert again.partitions_run == 0 and again.stored == 0 and again.records == 0
+    assert stored_result(settings.effective_database_url)["counts"] == result["counts"]
+
+
+# -- PostgreSQL, two worker processes ------------------------------------------------------------------------
+def fresh_database(server_url: str, name: str) -> str:
+    """Create an empty database in the throw-away cluster; return its URL."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine.dispose()
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.mark.slow
+def test_backfill_on_postgres_with_two_workers_then_rerun_adds_nothing(postgres_url, make_settings, warcs, expected):
+    url = fresh_database(postgres_url, "backfill_two")
+    settings = _settings(make_settings, url)
+    options = BackfillOptions(workers=2, all_hosts=True, partition_bytes=40_000, batch_records=5)
+    first = run_backfill(settings, [str(p) for p in warcs], options)
+    result = stored_result(url)
+    _check_expected(result, expected)
+    assert first.status == "ok" and first.partitions > 2 and first.skipped == expected["skipped"]
+    store = Store(url)
+    workers = {p["worker"].rsplit(":", 1)[1] for p in store.partitions_of([str(p) for p in warcs])}
+    store.close()
+    assert len(workers) == 2  # both worker processes wrote partitions
+    assert result["counts"]["predictions"] == len(expected["urls"])
+
+    again = run_backfill(settings, [str(p) for p in warcs], options)
+    assert again.partitions_run == 0 and again.stored == 0
+    assert stored_result(url)["counts"] == result["counts"]
+
+
+def _wait_for(condition, what: str, timeout: float = 120.0):
+    # Polls a condition on real state (the store, a process); fails with what it waited for.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.02)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _mid_partition_worker(url: str, files: list[str]) -> int | None:
+    # The pid of a worker that has committed a batch of a partition it has not finished.
+    store = Store(url)
+    try:
+        rows = store.partitions_of(files) if store.schema_version() == SCHEMA_VERSION else []
+    finally:
+        store.close()
+    busy = [p for p in rows if p["status"] == "pending" and p["records"] > 0]
+    return int(busy[0]["worker"].rsplit(":", 1)[1]) if busy else None
+
+
+@pytest.mark.slow
+def test_killing_a_worker_mid_run_then_rerun_gives_the_same_result(postgres_url, make_settings, warcs, expected):
+    url = fresh_database(postgres_url, "backfill_kill")
+    settings = _settings(make_settings, url)
+    files = [str(p) for p in warcs]
+    command = [str(Path(sys.executable).parent / "radar"), "backfill", *files, "--workers", "2", "--all-hosts",
+               "--database-url", url, "--partition-bytes", "200000", "--batch", "2"]
+    env = {**os.environ, "RADAR_DATA_DIR": str(settings.data_dir), "RADAR_PROGRESS": "false"}
+    run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        victim = _wait_for(lambda: _mid_partition_worker(url, files), "a worker in the middle of a partition")
+        os.kill(victim, signal.SIGKILL)
+        run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    crashed = stored_result(url)  # whatever the killed run ended with: no article and no record twice
+    assert len(set(crashed["urls"])) == len(crashed["urls"]) and set(crashed["urls"]) <= set(expected["urls"])
+    assert len(set(crashed["provenance"])) == len(crashed["provenance"])
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    result = stored_result(url)
+    _check_expected(result, expected)
+    store = Store(url)
+    assert all(p["status"] == "done" for p in store.partitions_of(files))
+    skipped = _totals(store.partitions_of(files))
+    store.close()
+    assert skipped == expected["skipped"]  # every record counted once, the killed batch included
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "0 articles stored" in again.stdout
+    assert stored_result(url)["counts"] == result["counts"]
+
+
+def _totals(partitions: list[dict]) -> dict:
+    from pipeline.backfill import totals
+
+    return totals(partitions)["skipped"]
+
+
+# -- two writers meeting the same wire story at once ----------------------------------------------------------
+def wire_pairs(count: int) -> list[tuple[tuple[str, bytes], tuple[str, bytes]]]:
+    """Return `count` real stories, each as two near copies (another intro line) at two outlets."""
+    from tests.conftest import article_html, corpus_articles
+
+    stories = corpus_articles(min_chars=1500)[:count]
+    pairs = []
+    for i, story in enumerate(stories):
+        text = story["text"]
+        copy = "DEN HAAG (ANP) - Een bericht van het persbureau.\n" + text.rsplit(". ", 1)[0] + "."
+        pairs.append(((f"https://krant-a.example/nieuws/{i}.html", article_html(story["title"], text).encode()),
+                      (f"https://krant-b.example/artikel/{i}.html", article_html(story["title"], copy).encode())))
+    return pairs
+
+
+def write_stories(url: str, side: int, count: int, barrier) -> None:
+    """In a process of its own: store one copy of every wire story as one batch, starting with the other writer."""
+    from pipeline.backfill import Batch, BackfillJob, duplicate_decider, prepare_page
+    from pipeline.warc import WarcPage
+
+    store = Store(url)
+    job = BackfillJob(database_url=url, model_dir="", min_text_chars=400, max_text_chars=200_000, near_threshold=0.5,
+                      keep=RecordFilter(), outlets={}, batch_records=count, run_id=None)
+    pages = [prepare_page(job, WarcPage(f"<urn:uuid:race-{side}-{i}>", pair[side][0], "2026-03-20T10:00:00Z",
+                                        "text/html", pair[side][1])) for i, pair in enumerate(wire_pairs(count))]
+    part = store.partitions_of([f"race-{side}"])[0]
+    batch = Batch(part["id"], 0, to_offset=1, done=True, worker=f"race:{os.getpid()}", records=count, pages=pages)
+    barrier.wait()
+    store.save_backfill_batch(batch, duplicate_decider(0.5))
+    store.close()
+
+
+@pytest.mark.slow
+def test_two_writers_meeting_the_same_wire_stories_at_once_end_with_one_cluster_each(postgres_url):
+    url = fresh_database(postgres_url, "backfill_race")
+    store = Store(url)
+    store.migrate()
+    for side in (0, 1):
+        store.plan_partitions(f"race-{side}", [(0, None)])
+    store.close()
+    count = 25
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    writers = [context.Process(target=write_stories, args=(url, side, count, barrier)) for side in (0, 1)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=300)
+    assert [w.exitcode for w in writers] == [0, 0]
+    result = stored_result(url)
+    assert len(result["urls"]) == 2 * count
+    assert len(result["clusters"]) == count  # each story once, its two copies together
+    assert all({u.split("/")[2] for u in c} == {"krant-a.example", "krant-b.example"} for c in result["clusters"])
+
+
+# -- filters, and dedupe against what the nightly run stored ---------------------------------------------------
+def test_hosts_default_to_the_feed_lists_and_a_hosts_file_or_dates_narrow_the_records(make_settings, warcs, tmp_path):
+    from pipeline.backfill import make_job
+
+    settings = make_settings(None, feeds_file=ROOT / "data" / "feeds.toml")
+    default = make_job(settings, BackfillOptions(), None)
+    assert {"nos.nl", "nu.nl"} <= default.keep.hosts and "demo.radar.test" not in default.keep.hosts
+    assert make_job(settings, BackfillOptions(all_hosts=True), None).keep.hosts is None
+    (tmp_path / "hosts.txt").write_text("# outlets\nwww.nu.nl\n\n", encoding="utf-8")
+    listed = make_job(settings, BackfillOptions(hosts_file=tmp_path / "hosts.txt"), None).keep
+    kept = [p.url for _, p in iter_records(str(warcs[1]), 0, None, listed) if not isinstance(p, str)]
+    assert kept and all("nu.nl/" in u for u in kept)
+    reasons = [p for _, p in iter_records(str(warcs[1]), 0, None, listed) if isinstance(p, str)]
+    assert "host_not_listed" in reasons and "not_html" in reasons  # headers decide before the host
+    later = RecordFilter(since=date(2026, 3, 21), until=date(2026, 3, 21))
+    kept = [p.url for _, p in iter_records(str(warcs[1]), 0, None, later) if not isinstance(p, str)]
+    assert kept == [DEMO + EXPECTED["articles"][0]["path"]]  # only the record crawled again on the 21st
+
+
+def test_a_backfilled_copy_joins_the_cluster_of_a_story_the_nightly_run_stored(make_settings, tmp_path):
+    from pipeline.backfill import make_job, run_partition
+    from pipeline.dedupe import save_deduplicated
+
+    first, second = (DEMO + p for p in EXPECTED["duplicates"][0])
+    pages = dict(demo_pages())
+    settings = make_settings(None, model_dir=tmp_path / "no-model")
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    nightly = page_to_article(pages[first], first, min_chars=400, max_chars=200_000)
+    assert save_deduplicated(store, NearDuplicateIndex(0.5), nightly, run_id=None)  # the nightly run's way
+    head_id = store.find_article(canonical_url=nightly.canonical_url)
+    path = tmp_path / "copy.warc.gz"
+    with path.open("wb") as stream:
+        _response(WARCWriter(stream, gzip=True), second, pages[second])
+    store.plan_partitions(str(path), [(0, None)])
+    job = make_job(settings, BackfillOptions(all_hosts=True), None)
+    fill_missing_bands(store, 0.5)  # what run_backfill does first: the nightly heads get their band keys
+    result = run_partition(job, store.partitions_of([str(path)])[0]["id"])
+    copies = [a for a in store.articles() if a.origin == "backfill"]
+    store.close()
+    assert result["status"] == "done" and not result["scored"]
+    assert len(copies) == 1 and copies[0].canonical_id == head_id and copies[0].duplicate_kind == "near"
+
+
+# -- hostile input and usage errors ------------------------------------------------------------------------
+def test_a_file_that_is_not_a_warc_is_a_clear_error_and_a_cut_record_a_skip(tmp_path, warcs):
+    from pipeline.errors import ConfigError
+
+    (tmp_path / "garbage.warc").write_bytes(b"GET / HTTP/1.1\r\n\r\n" * 50)
+    with pytest.raises(ConfigError, match="garbage.warc is not a readable WARC file"):
+        list(iter_records(str(tmp_path / "garbage.warc"), 0, None, RecordFilter()))
+    for warc in warcs:  # a download cut in the middle of a record, plain and gzip
+        cut = tmp_path / f"cut-{warc.name}"
+        cut.write_bytes(warc.read_bytes()[:50_000])
+        outcomes = [page for _, page in iter_records(str(cut), 0, None, RecordFilter())]
+        assert outcomes[-1] == "truncated" and "truncated" not in outcomes[:-1]
+
+
+def test_cli_refuses_paths_that_match_nothing_and_bad_dates(tmp_path):
+    from tests.cli_helpers import radar
+
+    env = {"RADAR_DATA_DIR": str(tmp_path / "local")}
+    missing = radar("backfill", str(tmp_path / "nothing-*.warc.gz"), env=env)
+    assert missing.returncode == 2 and "no WARC file matches" in missing.stderr
+    bad_date = radar("backfill", str(tmp_path / "x.warc"), "--since", "2024-13-01", env=env)
+    assert bad_date.returncode == 2 and "ISO date" in bad_date.stderr
+    assert "backfill" in radar("--help").stdout
