@@ -118,14 +118,6 @@ def run_cmd(
 
     settings = _settings(ctx, config)
     missing = _database_missing(settings)
-    shipped = Settings.model_fields["feeds_file"].default
-    if not (config or ctx.obj["config"]) and settings.feeds_file == shipped:  # plain `radar run` on a first try
-        typer.echo(f"radar: note: no --config given: reading the real feeds of {settings.feeds_file} into "
-                   f"{_shown_url(settings.effective_database_url)} (the demo: --config data/demo/radar-demo.toml)",
-                   err=True)
-    if not has_contact(settings.user_agent):  # said once here, not per request
-        typer.echo(f"radar: warning: user_agent {settings.user_agent!r} gives no contact address; sites ask "
-                   "crawlers for one: set user_agent = \"CocreatieRadar/0.1 (+mailto:you@example.org)\"", err=True)
     try:
         report = run_nightly(settings)
     except RunLocked as exc:
@@ -138,6 +130,15 @@ def run_cmd(
         _fail(_data_dir_error(settings, exc))
     if missing:  # said once the run has made it, so a database that cannot be made stays a one-line error
         typer.echo(_database_note(settings, "did not exist; this run created it", hint=False), err=True)
+    # Said after the run, like the note above, so an unusable database stays a one-line error.
+    shipped = Settings.model_fields["feeds_file"].default
+    if not (config or ctx.obj["config"]) and settings.feeds_file == shipped:  # plain `radar run` on a first try
+        typer.echo(f"radar: note: no --config given: reading the real feeds of {settings.feeds_file} into "
+                   f"{_shown_url(settings.effective_database_url)} (the demo: --config data/demo/radar-demo.toml)",
+                   err=True)
+    if not has_contact(settings.user_agent):  # said once here, not per request
+        typer.echo(f"radar: warning: user_agent {settings.user_agent!r} gives no contact address; sites ask "
+                   "crawlers for one: set user_agent = \"CocreatieRadar/0.1 (+mailto:you@example.org)\"", err=True)
     typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) if as_json else summarise(report))
     raise typer.Exit(EXIT_OK if report.status == "ok" else EXIT_RUN_FAILED)
 

@@ -944,23 +944,6 @@ class Store:
         with self.engine.connect() as conn:
             return bool(conn.execute(query).scalar())
 
-
-def _submitted_clusters(conn: Connection, cluster_ids: list[int] | None = None) -> set[int]:
-    # The clusters that hold an article a submission made or joined (of the given clusters, when given).
-    head = func.coalesce(duplicates.c.canonical_id, submissions.c.article_id)
-    query = (select(head).select_from(submissions)
-             .join(duplicates, duplicates.c.article_id == submissions.c.article_id, isouter=True)
-             .where(submissions.c.article_id.is_not(None)))
-    if cluster_ids is not None:
-        query = query.where(head.in_(cluster_ids))
-    return set(conn.execute(query.distinct()).scalars())
-
-
-def _mark_submitted(conn: Connection, cluster_ids: set[int]) -> None:
-    for chunk in _chunks(cluster_ids):
-        conn.execute(update(clusters).where(clusters.c.cluster_id.in_(chunk)).values(submitted=1))
-
-
     # -- backfill (issue 13) --
     def plan_partitions(self, file: str, ranges: Iterable[tuple[int, int | None]]) -> int:
         """Record the partitions of a WARC file that are not recorded yet; return how many were added."""
@@ -1095,6 +1078,22 @@ def _mark_submitted(conn: Connection, cluster_ids: set[int]) -> None:
     def _scalars(self, query) -> list:
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
+
+
+def _submitted_clusters(conn: Connection, cluster_ids: list[int] | None = None) -> set[int]:
+    # The clusters that hold an article a submission made or joined (of the given clusters, when given).
+    head = func.coalesce(duplicates.c.canonical_id, submissions.c.article_id)
+    query = (select(head).select_from(submissions)
+             .join(duplicates, duplicates.c.article_id == submissions.c.article_id, isouter=True)
+             .where(submissions.c.article_id.is_not(None)))
+    if cluster_ids is not None:
+        query = query.where(head.in_(cluster_ids))
+    return set(conn.execute(query.distinct()).scalars())
+
+
+def _mark_submitted(conn: Connection, cluster_ids: set[int]) -> None:
+    for chunk in _chunks(cluster_ids):
+        conn.execute(update(clusters).where(clusters.c.cluster_id.in_(chunk)).values(submitted=1))
 
 
 def _article_row(article: Article, item_id: int | None, run_id: int | None) -> dict:

@@ -108,7 +108,10 @@ def _readme_demo_commands() -> list[str]:
 
 def test_make_demo_explains_itself_and_the_readme_commands_read_its_database(demo_checkout):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RADAR_", "MAKE"))}
-    done = subprocess.run(["make", "--no-print-directory", "demo", f"DEMO_PORT={_free_port()}"], cwd=demo_checkout,
+    # -o: the checkout's own venv is installed already; a pyproject.toml newer than its stamp must not make
+    # this folder of links reinstall the package from here (which would point the venv at a temporary folder).
+    done = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "demo", f"DEMO_PORT={_free_port()}"],
+                          cwd=demo_checkout,
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
