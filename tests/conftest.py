@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import threading
+import time
 from email.utils import format_datetime
 from datetime import datetime, UTC
 from html import escape
@@ -236,3 +237,18 @@ def watched_page(browser):
     yield factory
     for context in contexts:
         context.close()
+
+
+def press_and_wait(page, key: str) -> float:
+    """Press a key that navigates or submits a form; return the seconds until the next page has loaded."""
+    started = time.perf_counter()
+    with page.expect_navigation():
+        page.keyboard.press(key)
+    page.wait_for_load_state("load")
+    return time.perf_counter() - started
+
+
+def type_analyst_name(page, name: str) -> None:
+    """Type a name into the analyst page's field once its autofocus has landed (keys before it would be lost)."""
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'analyst-name'")
+    page.keyboard.type(name)

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.review.analysts import add_analyst
 from pipeline.review.app import create_app
-from tests.conftest import CHROMIUM
+from tests.conftest import CHROMIUM, type_analyst_name
 from tests.test_review_app import csrf_of, decide
 
 ANN_NOTE = "ann-vindt-dit-overheidsbeleid"
@@ -111,7 +111,7 @@ def test_blind_review_in_the_browser(live_app, watched_page):
 
     bob = watched_page()
     bob.goto(base + "/analyst")
-    bob.keyboard.type("bob")
+    type_analyst_name(bob, "bob")
     with bob.expect_navigation():
         bob.keyboard.press("Enter")
     assert "bob" in bob.inner_text(".who")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from sqlalchemy import select
 from pipeline.review.analysts import add_analyst
 from pipeline.review.app import create_app, make_server
 from pipeline.store import Store, reviews
-from tests.conftest import CHROMIUM, stop_server  # the browser, live_app and watched_page fixtures live in conftest.py
+from tests.conftest import CHROMIUM, press_and_wait, stop_server, type_analyst_name  # the browser, live_app and watched_page fixtures live in conftest.py
 from tests.test_review_app import fill_store
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "review-screen.png"
@@ -26,13 +25,6 @@ def current(store: Store, article_id: int, analyst: str) -> dict | None:
     return next((r for r in store.current_reviews() if r["article_id"] == article_id and r["analyst"] == analyst), None)
 
 
-def press_and_wait(page, key: str) -> float:
-    """Press a key that navigates; return the seconds until the next page has loaded."""
-    started = time.perf_counter()
-    with page.expect_navigation():
-        page.keyboard.press(key)
-    page.wait_for_load_state("load")
-    return time.perf_counter() - started
 
 
 def test_keyboard_review_flow_with_two_analysts(live_app, watched_page):
@@ -85,7 +77,7 @@ def test_keyboard_review_flow_with_two_analysts(live_app, watched_page):
     # bea, in her own browser, accepts the suggestions for park and care and says no to xss.
     second = watched_page()
     second.goto(base + "/analyst")
-    second.keyboard.type("bea")
+    type_analyst_name(second, "bea")
     press_and_wait(second, "Enter")
     assert "bea" in second.inner_text(".who") and second.locator("tr.queue-row").count() == 3
     press_and_wait(second, "Enter")

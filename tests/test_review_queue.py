@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import re
-import time
 
 import pytest
 from sqlalchemy import func, select
@@ -20,7 +19,7 @@ from pipeline.review.app import create_app
 from pipeline.settings import load_settings
 from pipeline.store import Store, reviews, skips
 from tests.cli_helpers import radar
-from tests.conftest import CHROMIUM, ROOT
+from tests.conftest import CHROMIUM, ROOT, press_and_wait
 from tests.review_scenario import MODEL
 
 ROW = re.compile(r'<tr class="queue-row[^"]*" data-id="(\d+)"')
@@ -247,13 +246,6 @@ def test_export_of_the_to_do_filter_leaves_out_what_the_analyst_did(client, revi
 
 
 # -- the keyboard flow in a real Chromium ----------------------------------------------------------------------------
-def press_and_wait(page, key: str) -> float:
-    """Press a key that submits a form; return the seconds until the next page has loaded."""
-    started = time.perf_counter()
-    with page.expect_navigation():
-        page.keyboard.press(key)
-    page.wait_for_load_state("load")
-    return time.perf_counter() - started
 
 
 def skips_of(store: Store, analyst: str) -> list[int]:

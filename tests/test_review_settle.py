@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import statistics
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -16,7 +15,7 @@ from pipeline.review.analysts import add_analyst
 from pipeline.records import QueueFilters
 from pipeline.review.app import create_app
 from pipeline.store import Store, clusters
-from tests.conftest import CHROMIUM
+from tests.conftest import CHROMIUM, press_and_wait
 from tests.review_scenario import MODEL, PARK_TEXT, add_article, fill_store, prediction
 from tests.test_store_postgres import postgres_url  # noqa: F401  (the throw-away PostgreSQL cluster fixture)
 from tests.test_review_app import csrf_of, decide, events
@@ -223,13 +222,6 @@ def test_an_unsure_suggestion_prechecks_nothing_and_stays_visible(review_store, 
 
 
 # -- the keyboard in a real browser, and the note's figure ------------------------------------------------------
-def press_and_wait(page, key: str) -> float:
-    """Press a key that navigates; return the seconds until the next page has loaded."""
-    started = time.perf_counter()
-    with page.expect_navigation():
-        page.keyboard.press(key)
-    page.wait_for_load_state("load")
-    return time.perf_counter() - started
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
