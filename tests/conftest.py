@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from email.utils import format_datetime
 from datetime import datetime, UTC
 from html import escape
@@ -204,20 +205,30 @@ def live_app(review_store):
     from pipeline.review.app import create_app, make_server
 
     settings, store, ids = review_store
-    server = make_server(create_app(settings, store, host="127.0.0.1"), "127.0.0.1", 0)
+    with serving(make_server(create_app(settings, store, host="127.0.0.1"), "127.0.0.1", 0)) as base:
+        yield base, store, ids
+
+
+@contextmanager
+def serving(server):
+    """Run a waitress server (review or public app) in a thread; yield its base URL; stop it on leaving."""
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}", store, ids
-    stop_server(server, thread)
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        stop_server(server, thread)
 
 
 def stop_server(server, thread: threading.Thread) -> None:
     """Close every socket of a waitress server from its own loop thread, so its select never sees a closed one."""
-    def close_all():
-        for dispatcher in list(server._map.values()):
-            dispatcher.close()
-    server.trigger.pull_trigger(close_all)
-    thread.join(timeout=5)
+    from waitress import wasyncore
+
+    try:
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    except OSError:  # the wake-up pipe is already closed: the loop cannot be asked, so close from here
+        wasyncore.close_all(server._map)
+    thread.join(timeout=10)
     server.task_dispatcher.shutdown()
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
-from contextlib import contextmanager
 
 import pytest
 import requests
@@ -15,22 +13,10 @@ from pipeline.publish import publish_site
 from pipeline.review.events import Label, record_decision
 from pipeline.store import Store
 from pipeline.submissions import MAX_NOTE_CHARS
-from tests.conftest import stop_server
+from tests.conftest import serving
 
 PRIVACY = "naam, e-mailadres en code wissen we na 90 dagen"
 ARTICLE = "https://www.example.nl/nieuws/bewoners-ontwerpen-park"
-
-
-@contextmanager
-def serving(settings, store):
-    """Serve the public app with waitress on a free loopback port; yield its base URL."""
-    server = make_public_server(settings, store, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        stop_server(server, thread)
 
 
 @pytest.fixture
@@ -42,7 +28,7 @@ def public(make_settings):
         settings = make_settings(**{"public_min_seconds": 0, **overrides})
         store = Store(settings.effective_database_url)
         store.migrate()
-        context = serving(settings, store)
+        context = serving(make_public_server(settings, store, "127.0.0.1", 0))
         stack.append((context, store))
         return context.__enter__(), store
     yield factory

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import re
 import socket
-import threading
 from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import select
-from waitress import wasyncore
 
 from pipeline.errors import ConfigError
 from pipeline.review.agreement import kappa, pair_agreement
@@ -18,6 +16,7 @@ from pipeline.review.app import create_app, make_server, safe_href
 from pipeline.review.security import check_binding, is_loopback
 from pipeline.store import Store, reviews
 from tests.cli_helpers import radar
+from tests.conftest import serving
 
 from tests.review_scenario import (  # noqa: F401  (other test modules import the scenario from here too)
     CARE_TEXT, LONG_TOKEN, MODEL, PARK_TEXT, PLAIN_TEXT, XSS_TEXT, XSS_TITLE, add_article, evidence, fill_store,
@@ -324,15 +323,8 @@ def test_undo_with_a_malformed_article_id_is_400_and_undoes_nothing(client, revi
 def served(settings, store):
     """Serve the review app with the real waitress server on a free loopback port; yield the server."""
     server = make_server(create_app(settings, store, host="127.0.0.1"), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        # Close every socket from the server's own loop thread, so its select() never sees a closed one.
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        thread.join(timeout=10)
-        server.task_dispatcher.shutdown()
 
 
 def raw_exchange(port: int, data: bytes) -> tuple[str, dict[str, str]]:

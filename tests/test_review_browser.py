@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from sqlalchemy import select
 from pipeline.review.analysts import add_analyst
 from pipeline.review.app import create_app, make_server
 from pipeline.store import Store, reviews
-from tests.conftest import CHROMIUM, press_and_wait, stop_server, type_analyst_name  # the browser, live_app and watched_page fixtures live in conftest.py
+from tests.conftest import CHROMIUM, press_and_wait, serving, type_analyst_name  # the browser, live_app and watched_page fixtures live in conftest.py
 from tests.test_review_app import fill_store
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "review-screen.png"
@@ -134,10 +133,7 @@ def test_served_to_others_the_token_names_the_analyst_and_only_a_neutral_lead_se
     ids = fill_store(store)
     tokens = {name: add_analyst(store, name, lead=name == "lea") for name in ("ann", "bob", "lea")}
     server = make_server(create_app(settings, store, host="127.0.0.1"), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.effective_port}"
-    try:
+    with serving(server) as base:
         pages = {}
         for name, key in (("ann", "y"), ("bob", "n")):
             pages[name] = page = watched_page()
@@ -160,6 +156,4 @@ def test_served_to_others_the_token_names_the_analyst_and_only_a_neutral_lead_se
         final = store.final_labels()[ids["care"]]
         assert (final["action"], final["analyst"], final["sector"]) == ("settle", "lea", "zorg")
         assert not any(p.errors for p in (*pages.values(), lead))
-    finally:
-        stop_server(server, thread)
-        store.close()
+    store.close()

@@ -4,8 +4,6 @@ run's rules for duplicates, unfetchable and private pages, the privacy commands 
 from __future__ import annotations
 
 import re
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import feedparser
@@ -22,7 +20,7 @@ from pipeline.review.app import create_app, make_server
 from pipeline.review.events import Label, record_decision
 from pipeline.store import Store, submissions
 from tests.cli_helpers import radar
-from tests.conftest import CHROMIUM, ROOT, article_html, corpus_articles, rss, stop_server
+from tests.conftest import CHROMIUM, ROOT, article_html, corpus_articles, rss, serving
 from tests.httpserver import Reply
 
 SCREENSHOT = ROOT / "docs" / "public-index.png"
@@ -48,18 +46,6 @@ def store_and_settings(make_settings):
     store.migrate()
     yield settings, store
     store.close()
-
-
-@contextmanager
-def serving(server):
-    """Run a waitress server in a thread; yield its base URL."""
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        stop_server(server, thread)
-
 
 
 def config_file(settings, tmp_path: Path) -> Path:

@@ -178,12 +178,9 @@ def make_public_server(settings: Settings, store: Store, host: str, port: int):
 
 def serve_public(settings: Settings, store: Store, *, host: str, port: int, announce=print) -> None:
     """Serve the public app with waitress until interrupted (behind a reverse proxy when on the internet)."""
+    from pipeline.review.app import run_until_interrupted
+
     server = make_public_server(settings, store, host, port)
     shown = f"[{host}]" if ":" in host else host
     announce(f"Public site and form: http://{shown}:{server.effective_port}/  (form: /{FORM_PATH}; Ctrl+C stops it)")
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    run_until_interrupted(server)

@@ -116,6 +116,11 @@ def serve(settings: Settings, store: Store, *, host: str, port: int, analyst: st
     app = create_app(settings, store, analyst=analyst, host=host)
     server = make_server(app, host, port)
     announce(_announcement(settings, store, host, server.effective_port, analyst, registered))
+    run_until_interrupted(server)
+
+
+def run_until_interrupted(server) -> None:
+    """Serve until Ctrl+C, then close the server's sockets (the review and the public app alike)."""
     try:
         server.run()
     except KeyboardInterrupt:
