@@ -8,6 +8,7 @@ and 0.31 precision. These repairs (no per-site rules) bring every page to R, P >
 from __future__ import annotations
 
 import re
+from itertools import islice
 
 import trafilatura
 from lxml import etree
@@ -24,12 +25,17 @@ NO_TEXT_TAGS = ("script", "style", "noscript", "template", "svg")
 
 def norm_space(text: str | None) -> str:
     """Collapse runs of whitespace to one space and trim."""
-    return re.sub(r"\s+", " ", text or "").strip()
+    return " ".join((text or "").split())  # str.split's whitespace is re's \s: the same, in a third of the time
 
 
 def words_of(text: str | None) -> list[str]:
     """Return the lower-cased word tokens of a text."""
     return WORD.findall((text or "").lower())
+
+
+def has_words(text: str, count: int) -> bool:
+    """Tell whether a text has at least count words, reading no further than the count-th."""
+    return next(islice(WORD.finditer(text.lower()), count - 1, None), None) is not None
 
 
 def _text_of(element) -> str:
@@ -130,7 +136,7 @@ def main_text(tree, body, title: str | None) -> tuple[str, str]:
         _drop_title_and_trailing_boilerplate(body, title)
         etree.strip_tags(body, "ref")  # links were only kept for the link-density test
         text = xmltotxt(body, include_formatting=False) or ""
-    if len(words_of(text)) < 30:  # nothing usable: try trafilatura's baseline extractor
+    if not has_words(text, 30):  # nothing usable: try trafilatura's baseline extractor
         _, base_text, _ = trafilatura.baseline(tree)  # copies the tree
         if len(words_of(base_text)) > len(words_of(text)):
             text, method = base_text, "baseline"

@@ -433,10 +433,17 @@ def _migrate_to_11(conn: Connection) -> None:
     BACKFILL_PROVENANCE_INDEX.create(conn, checkfirst=True)
 
 
+def _migrate_to_12(conn: Connection) -> None:
+    # No table changes: MinHash signatures now come from rensa, not datasketch's SHA-1 hashing. The store's
+    # data step re-signs every stored article (Store._resign_articles); the backfill refills the band keys.
+    conn.execute(signature_bands.delete())
+
+
 # Forward migrations in order; entry i brings the schema from version i to i + 1.
 MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4, _migrate_to_5,
                                                   _migrate_to_6, _migrate_to_7, _migrate_to_8, _migrate_to_9,
-                                                  _migrate_to_10, _migrate_to_11]
+                                                  _migrate_to_10, _migrate_to_11, _migrate_to_12]
 SCHEMA_VERSION = len(MIGRATIONS)
 CLUSTERS_SINCE = MIGRATIONS.index(_migrate_to_7) + 1  # the version whose migration adds the cluster table
 FLAGGED_ARTICLES_SINCE = MIGRATIONS.index(_migrate_to_9) + 1  # the version that counts flagged articles per cluster
+RENSA_SIGNATURES_SINCE = MIGRATIONS.index(_migrate_to_12) + 1  # the version whose signatures rensa made

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
-    Integer, and_, case, create_engine, delete, event, exists, false, func, insert, literal, or_, select, text, update,
+    Integer, and_, bindparam, case, create_engine, delete, event, exists, false, func, insert, literal, or_, select, text, update,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
@@ -25,7 +25,7 @@ from pipeline.records import (
 )
 # The tables are re-exported here: callers use `from pipeline.store import Store, reviews`.
 from pipeline.schema import (  # noqa: F401
-    CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, SCHEMA_VERSION, SEARCH_TABLE, SEARCH_VECTOR,
+    CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, RENSA_SIGNATURES_SINCE, SCHEMA_VERSION, SEARCH_TABLE, SEARCH_VECTOR,
     add_later_columns, analysts, articles, backfill_partitions, clusters, duplicates, feeds, fetches, items, metadata,
     pages, predictions, reviews, runs, schema_info, scoring_failures, signature_bands, signatures, skips, submissions,
 )
@@ -170,6 +170,8 @@ class Store:
                     settled = select(reviews.c.article_id).where(reviews.c.action == "settle")
                     self._refresh_clusters(conn, conn.execute(select(clusters.c.cluster_id).where(
                         or_(clusters.c.flagged == 1, clusters.c.cluster_id.in_(settled)))).scalars().all())
+                if version + 1 == RENSA_SIGNATURES_SINCE:
+                    self._resign_articles(conn)
                 conn.execute(insert(schema_info).values(version=version + 1))
             log.info("migrated database to schema version %d", version + 1)
         return SCHEMA_VERSION
@@ -738,6 +740,24 @@ class Store:
             rows = _cluster_rows(conn, ids)
             conn.execute(insert(clusters), rows)
             count, last = count + len(rows), ids[-1]
+
+    def _resign_articles(self, conn: Connection) -> int:
+        # Signatures of another algorithm never match new ones: every near-duplicate would be missed after
+        # the upgrade. The stored text is the capped text that dedupe signed (nightly and backfill cap first).
+        from pipeline.dedupe import minhash_of, signature_bytes  # lazy: as cap_article, heavy to import
+
+        count, last = 0, 0
+        signed = select(signatures.c.article_id, articles.c.text).join(articles, articles.c.id == signatures.c.article_id)
+        resign = update(signatures).where(signatures.c.article_id == bindparam("aid")).values(minhash=bindparam("sig"))
+        while rows := conn.execute(signed.where(signatures.c.article_id > last)
+                                   .order_by(signatures.c.article_id).limit(BATCH)).all():
+            new = {article_id: minhash_of(text) for article_id, text in rows}
+            if signed_now := [{"aid": a, "sig": signature_bytes(sig)} for a, sig in new.items() if sig is not None]:
+                conn.execute(resign, signed_now)
+            if too_short := [a for a, sig in new.items() if sig is None]:  # as a new article of that text would be
+                conn.execute(signatures.delete().where(signatures.c.article_id.in_(too_short)))
+            count, last = count + len(rows), rows[-1][0]
+        return count
 
     def _clusters_of(self, conn: Connection, article_ids: Iterable[int]) -> set[int]:
         result: set[int] = set()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,12 +14,12 @@ from pipeline.dedupe import NearDuplicateIndex, minhash_of, shingles, signature_
 from pipeline.ingest import ingest_records
 from pipeline.settings import Settings
 from pipeline.store import Store
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, corpus_articles
 
 
 def exact_jaccard(a: str, b: str) -> float:
     """Return the true Jaccard similarity of two texts' word-trigram sets."""
-    sa, sb = shingles(a), shingles(b)
+    sa, sb = set(shingles(a)), set(shingles(b))
     return len(sa & sb) / len(sa | sb)
 
 
@@ -100,13 +103,37 @@ def test_index_returns_best_head_above_threshold():
     assert index.best_match(minhash_of(" ".join(f"derde{i}" for i in range(200)))) is None
 
 
-def test_signatures_with_shared_permutations_equal_freshly_drawn_ones():
-    from datasketch import MinHash
-
-    from pipeline.dedupe import NUM_PERM, minhash_of, shingles
-
+def test_a_signature_is_the_same_in_another_process_so_stored_ones_stay_comparable():
     text = " ".join(f"woord{i % 97} zin{i % 13}" for i in range(200))
-    fresh = MinHash(num_perm=NUM_PERM)
-    fresh.update_batch(list(shingles(text)))
-    assert (minhash_of(text).hashvalues == fresh.hashvalues).all()
-    assert (minhash_of(text + " anders").hashvalues != fresh.hashvalues).any()
+    code = ("import sys; from pipeline.dedupe import minhash_of, signature_bytes; "
+            "sys.stdout.write(signature_bytes(minhash_of(sys.argv[1])).hex())")
+    other = subprocess.run([sys.executable, "-c", code, text], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "12345"})
+    assert bytes.fromhex(other.stdout) == signature_bytes(minhash_of(text))
+    other_text = " ".join(f"ander{i % 89} woord{i % 11}" for i in range(200))
+    assert signature_bytes(minhash_of(other_text)) != signature_bytes(minhash_of(text))
+
+
+def test_the_estimate_follows_the_true_jaccard_of_real_texts():
+    texts = [art["text"] for art in corpus_articles(min_chars=1500)][:20]
+    for a, b in zip(texts, texts[1:], strict=False):
+        half = b[:len(b) // 2]
+        mixed = a + " " + half  # a and half of b: a true Jaccard well between 0 and 1
+        assert abs(minhash_of(a).jaccard(minhash_of(mixed)) - exact_jaccard(a, mixed)) < 0.15
+
+
+def test_the_index_finds_the_candidates_datasketchs_lsh_finds():
+    from datasketch import MinHashLSH
+
+    from pipeline.dedupe import lsh_params
+
+    texts = [art["text"] for art in corpus_articles(min_chars=800)][:150]
+    sigs = [s for s in (minhash_of(t) for t in texts) if s is not None]
+    ours, theirs = NearDuplicateIndex(0.5), MinHashLSH(num_perm=128, params=lsh_params(0.5))
+    for number, sig in enumerate(sigs[:100]):
+        ours.add(number, sig)
+        theirs.insert(number, sig)
+    queries = sigs[100:] + [minhash_of(t[: len(t) * 2 // 3]) for t in texts[:40]]  # new texts and near copies
+    found = [ours.candidates(q) for q in queries if q is not None]
+    assert found == [set(theirs.query(q)) for q in queries if q is not None]
+    assert sum(bool(f) for f in found) >= 20  # near copies met their heads: the comparison is not of empty sets

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from pathlib import Path
 
 import htmldate
 import pytest
@@ -13,7 +14,9 @@ import trafilatura.metadata
 from trafilatura.utils import load_html
 
 from pipeline.errors import ExtractError
-from pipeline.extract import build_article, canonical_url, content_hash, decode_html, extract_document, find_date
+from pipeline.extract import (
+    build_article, canonical_url, content_hash, decode_html, extract_document, find_author, find_categories, find_date,
+)
 from pipeline.repairs import contains_words, find_lead, main_text, norm_space
 from tests.conftest import CORPUS
 
@@ -158,8 +161,41 @@ def test_shared_tree_gives_what_separate_parses_gave(page):
     doc = extract_document(html, url, tz)
     assert doc["text"] == old_text
     assert doc["title"] == old.title and doc["sitename"] == old.sitename
+    assert doc["author"] == re.sub(r"^(?:door|by)\s+", "", old.author or "", flags=re.IGNORECASE)
     assert doc["categories"] == (old.categories or [])
     assert doc["language"] == old.language or old.language is None  # None: the page's lang attribute decides
     assert doc["is_article"] == (None if not old.pagetype else "article" in old.pagetype.lower())
     assert doc["date"] == find_date(load_html(html), url, tz)
     assert doc["date"]  # every real page, home pages included, shows a date
+
+
+# -- author and categories without trafilatura's copy of the page ----------------------------------------------
+DEMO_PAGES = sorted((Path(__file__).parents[1] / "data" / "demo" / "site").rglob("*.html"))
+# Where the two could part: a byline inside comments, a byline holding a date, a figure or nested pruned parts
+# whose tails must join the same neighbours, several candidates of which the first is pruned, a category link.
+CRAFTED = [
+    '<div class="comments"><span class="author">Lezer Een</span></div><p class="byline">Door Jan de Vries</p>',
+    '<p class="byline">Door <time>12 maart</time> Anna Jansen<figure>foto</figure> en Piet Smit</p>',
+    '<div class="byline"><span class="date">1 mei</span>tekst<span class="title">x<time>y</time></span>Kees Bakker'
+    '<figure><time>z</time></figure>staart</div>',
+    '<span class="author"><time>2024</time></span><a rel="author" href="/p">Els de Boer</a>',
+    '<div class="author-name">https://example.org/auteur</div><span itemprop="author">Mo Ali</span>',
+    '<div class="post-meta"><a href="/category/zorg/">Zorg</a><a href="/tag/x/">x</a></div>',
+    '<p>geen auteur, geen categorie</p>',
+]
+
+
+def _html_pages() -> list[str]:
+    pages = [html for _, html, _, _ in _real_pages()] + [p.read_text(encoding="utf-8") for p in DEMO_PAGES]
+    head = '<html><head><meta property="article:section" content="Binnenland"></head><body>'
+    return pages + [f"{head}<article>{snippet}</article></body></html>" for snippet in CRAFTED]
+
+
+def test_author_and_categories_are_trafilaturas_on_every_page():
+    pages = _html_pages()
+    assert len(pages) > 20
+    for html in pages:
+        assert find_author(load_html(html), html) == trafilatura.metadata.extract_author(load_html(html))
+        assert find_categories(load_html(html)) == trafilatura.metadata.extract_catstags("category", load_html(html))
+    found = [find_author(load_html(html), html) for html in pages]
+    assert sum(bool(a) for a in found) >= 5  # the comparison met bylines, not only pages without one
