@@ -33,9 +33,9 @@ def words_of(text: str | None) -> list[str]:
     return WORD.findall((text or "").lower())
 
 
-def has_words(text: str, count: int) -> bool:
-    """Tell whether a text has at least count words, reading no further than the count-th."""
-    return next(islice(WORD.finditer(text.lower()), count - 1, None), None) is not None
+def count_words(text: str, up_to: int) -> int:
+    """Return the number of words of a text, counting no further than up_to."""
+    return sum(1 for _ in islice(WORD.finditer(text.lower()), up_to))
 
 
 def _text_of(element) -> str:
@@ -81,7 +81,7 @@ def _drop_title_and_trailing_boilerplate(body, title: str | None) -> None:
     while len(body):
         last = body[-1]
         text = _text_of(last)
-        count = len(words_of(text))
+        count = count_words(text, up_to=31)  # only "none" and "at most 30" matter: a long last paragraph is not read
         if count == 0 or last.tag == "head" or (count <= 30 and CALL_TO_ACTION.search(text)):
             _drop(last)
             continue
@@ -136,7 +136,7 @@ def main_text(tree, body, title: str | None) -> tuple[str, str]:
         _drop_title_and_trailing_boilerplate(body, title)
         etree.strip_tags(body, "ref")  # links were only kept for the link-density test
         text = xmltotxt(body, include_formatting=False) or ""
-    if not has_words(text, 30):  # nothing usable: try trafilatura's baseline extractor
+    if count_words(text, up_to=30) < 30:  # nothing usable: try trafilatura's baseline extractor
         _, base_text, _ = trafilatura.baseline(tree)  # copies the tree
         if len(words_of(base_text)) > len(words_of(text)):
             text, method = base_text, "baseline"

@@ -9,12 +9,17 @@ import sys
 
 import numpy as np
 import pytest
+from sqlalchemy import insert, select
 
-from pipeline.dedupe import NearDuplicateIndex, minhash_of, shingles, signature_bytes, signature_from_bytes
+from pipeline.dedupe import NUM_PERM, NearDuplicateIndex, minhash_of, shingles, signature_bytes, signature_from_bytes
 from pipeline.ingest import ingest_records
+from pipeline.records import Article
+from pipeline.schema import RENSA_SIGNATURES_SINCE, SCHEMA_VERSION, signature_bands
 from pipeline.settings import Settings
 from pipeline.store import Store
 from tests.conftest import CORPUS, corpus_articles
+from tests.test_queue_store import database_url  # noqa: F401  (a SQLite file, or a fresh PostgreSQL database)
+from tests.test_store_postgres import postgres_url  # noqa: F401  (the throw-away PostgreSQL cluster fixture)
 
 
 def exact_jaccard(a: str, b: str) -> float:
@@ -137,3 +142,37 @@ def test_the_index_finds_the_candidates_datasketchs_lsh_finds():
     found = [ours.candidates(q) for q in queries if q is not None]
     assert found == [set(theirs.query(q)) for q in queries if q is not None]
     assert sum(bool(f) for f in found) >= 20  # near copies met their heads: the comparison is not of empty sets
+
+
+# -- schema 12: MinHash signatures from rensa ------------------------------------------------------------------
+def sha1_signature(text: str) -> bytes:
+    """Return the signature the releases before schema 12 stored: datasketch's SHA-1 MinHash of word trigrams."""
+    from datasketch import MinHash
+
+    sig = MinHash(num_perm=NUM_PERM)
+    sig.update_batch([s.encode("utf-8") for s in set(shingles(text))])
+    return signature_bytes(sig)
+
+
+def test_an_upgrade_re_signs_stored_articles_so_a_rewritten_copy_still_joins_its_story(database_url, monkeypatch):  # noqa: F811
+    import pipeline.store as store_module
+
+    store = Store(database_url)
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", RENSA_SIGNATURES_SINCE - 1)
+    store.migrate()
+    monkeypatch.undo()
+    texts = [art["text"] for art in corpus_articles(min_chars=1500)][:3] + [" ".join(["kort"] * 45)]
+    ids = [store.save_article(Article(url=f"https://x.test/{i}", canonical_url=f"https://x.test/{i}", title=f"T{i}",
+                                      text=text, content_hash=f"h{i}"), run_id=None, minhash=sha1_signature(text))
+           for i, text in enumerate(texts)]
+    with store.engine.begin() as conn:  # a band key the backfill stored from the old signature
+        conn.execute(insert(signature_bands).values(band_key=7, article_id=ids[0]))
+    assert store.migrate() == SCHEMA_VERSION
+    stored = dict(store.signatures_of_canonicals())
+    assert stored == {i: signature_bytes(minhash_of(t)) for i, t in zip(ids, texts, strict=True) if minhash_of(t)}
+    with store.engine.connect() as conn:
+        assert conn.execute(select(signature_bands)).all() == []  # the backfill refills them from the new ones
+    index = NearDuplicateIndex.from_signatures(store.signatures_of_canonicals(), 0.5)
+    rewritten = texts[1].replace(". ", ", en. ", 3) + " Een zin die het persbureau er nog aan toevoegde."
+    assert index.best_match(minhash_of(rewritten))[0] == ids[1]
+    store.close()

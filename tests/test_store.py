@@ -12,10 +12,8 @@ from pipeline.extract import cap_text
 from pipeline.records import (
     MAX_TEXT_CHARS, Article, FinalLabel, Prediction, QueueFilters, ReviewEvent, StoredArticle,
 )
-from pipeline.dedupe import NUM_PERM, NearDuplicateIndex, minhash_of, shingles, signature_bytes
 from pipeline.schema import (
-    CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, QUEUE_INDEXES, RENSA_SIGNATURES_SINCE, SCHEMA_VERSION, _migrate_to_4,
-    clusters, schema_info, signature_bands,
+    CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, QUEUE_INDEXES, SCHEMA_VERSION, _migrate_to_4, clusters, schema_info,
 )
 from pipeline.store import Store
 from tests.cli_helpers import radar
@@ -268,35 +266,3 @@ def test_origin_and_provenance_are_stored_exported_and_filter_the_dataset(tmp_pa
     store.close()
     assert load_dataset(path, origin="backfill")["article_id"].tolist() == [ids[1]]
 
-
-# -- schema 12: MinHash signatures from rensa ------------------------------------------------------------------
-def sha1_signature(text: str) -> bytes:
-    """Return the signature the releases before schema 12 stored: datasketch's SHA-1 MinHash of word trigrams."""
-    from datasketch import MinHash
-
-    sig = MinHash(num_perm=NUM_PERM)
-    sig.update_batch([s.encode("utf-8") for s in set(shingles(text))])
-    return signature_bytes(sig)
-
-
-def test_an_upgrade_re_signs_stored_articles_so_a_rewritten_copy_still_joins_its_story(tmp_path, monkeypatch):
-    import pipeline.store as store_module
-
-    store = Store(f"sqlite:///{tmp_path / 'radar.db'}")
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", RENSA_SIGNATURES_SINCE - 1)
-    store.migrate()
-    monkeypatch.undo()
-    texts = [art["text"] for art in corpus_articles(min_chars=1500)][:3] + [" ".join(["kort"] * 45)]
-    ids = [store.save_article(Article(url=f"https://x.test/{i}", canonical_url=f"https://x.test/{i}", title=f"T{i}",
-                                      text=text, content_hash=f"h{i}"), run_id=None, minhash=sha1_signature(text))
-           for i, text in enumerate(texts)]
-    with store.engine.begin() as conn:  # a band key the backfill stored from the old signature
-        conn.execute(insert(signature_bands).values(band_key=7, article_id=ids[0]))
-    assert store.migrate() == SCHEMA_VERSION
-    stored = dict(store.signatures_of_canonicals())
-    assert stored == {i: signature_bytes(minhash_of(t)) for i, t in zip(ids, texts, strict=True) if minhash_of(t)}
-    with store.engine.connect() as conn:
-        assert conn.execute(select(signature_bands)).all() == []  # the backfill refills them from the new ones
-    index = NearDuplicateIndex.from_signatures(store.signatures_of_canonicals(), 0.5)
-    rewritten = texts[1].replace(". ", ", en. ", 3) + " Een zin die het persbureau er nog aan toevoegde."
-    assert index.best_match(minhash_of(rewritten))[0] == ids[1]
