@@ -199,3 +199,25 @@ def test_author_and_categories_are_trafilaturas_on_every_page():
         assert find_categories(load_html(html)) == trafilatura.metadata.extract_catstags("category", load_html(html))
     found = [find_author(load_html(html), html) for html in pages]
     assert sum(bool(a) for a in found) >= 5  # the comparison met bylines, not only pages without one
+
+
+def _spellings(pattern: str) -> list[str]:
+    """Return the strings a regular-expression alternative of the XPaths matches: [Aa] and x? expanded."""
+    pattern = re.sub(r"\(\?:|\)|\^", "", pattern)
+    spellings = [""]
+    for piece in re.findall(r"\[[^\]]+\]|.\?|.", pattern):
+        choices = list(piece[1:-1]) if piece.startswith("[") else [piece[0], ""] if piece.endswith("?") else [piece]
+        spellings = [s + c for s in spellings for c in choices]
+    return spellings
+
+
+def test_every_value_the_author_xpaths_can_match_holds_a_hint():
+    from trafilatura.xpaths import AUTHOR_XPATHS
+
+    from pipeline.extract import AUTHOR_HINT_WORDS
+
+    literals = [lit for x in AUTHOR_XPATHS for lit in re.findall(r"'([^']*)'", x.path)]
+    alternatives = [alt for lit in literals for part in lit.split("|") for alt in _spellings(part)]
+    assert "AuthorCard" in alternatives and "journalist-name" in alternatives and "Byline" in alternatives
+    # "me" is the text of a <rel> child (rel='me'), found by its element, not by an attribute value.
+    assert [alt for alt in alternatives if alt != "me" and not any(w in alt for w in AUTHOR_HINT_WORDS)] == []
