@@ -20,7 +20,7 @@ from pipeline.review.app import create_app, make_server
 from pipeline.review.events import Label, record_decision
 from pipeline.store import Store, submissions
 from tests.cli_helpers import radar
-from tests.conftest import CHROMIUM, ROOT, article_html, corpus_articles, rss, serving
+from tests.conftest import CHROMIUM, ROOT, article_html, rss, serving
 from tests.httpserver import Reply
 
 SCREENSHOT = ROOT / "docs" / "public-index.png"
@@ -29,12 +29,27 @@ NOTE = "De gemeente ontwerpt het plein samen met de buurt. <script>alert('note')
 LESSON = "Laat bewoners vanaf de eerste schets meetekenen."
 
 
+# Written for this test (and the README's screenshot of the public page): a story the title and quote fit.
+PLEIN = (
+    "Bewoners van de Vogelbuurt ontwerpen samen met de gemeente het nieuwe Merelplein. In drie avonden tekenden "
+    "ruim zestig buurtbewoners mee aan de plattegrond, met kinderen van basisschool De Wielewaal erbij.\n"
+    "De gemeente had vooraf alleen het budget en de veiligheidseisen vastgelegd. Waar de bomen, de bankjes en het "
+    "speeltoestel komen, bepaalden de bewoners zelf. \"We wilden niet pas meepraten als alles al vastligt\", zegt "
+    "buurtbewoner Fatima el Amrani.\n"
+    "Wethouder Jansen noemt het een proef die navolging verdient. \"De buurt kent het plein beter dan wij. Het "
+    "ontwerp dat er nu ligt, is beter dan wat onze eigen ontwerpers hadden bedacht.\" De aanleg begint in het "
+    "voorjaar; de bewoners houden een klankbordgroep die de uitvoering volgt en maandelijks met de aannemer "
+    "om tafel zit."
+)
+
+
 @pytest.fixture
 def article(server):
-    """A real Dutch news text served as an article page on 127.0.0.1; returns (url, title)."""
-    text = corpus_articles()[0]["text"]
+    """A Dutch news story served as an article page of a named outlet on 127.0.0.1; returns (url, title)."""
     title = "Buurt ontwerpt nieuw plein samen met gemeente"
-    server.page("/nieuws/plein", article_html(title, text))
+    page = article_html(title, PLEIN).replace(
+        "</head>", '<meta property="og:site_name" content="Dagblad De Polder"></head>', 1)
+    server.page("/nieuws/plein", page)
     return server.url("/nieuws/plein"), title
 
 
