@@ -59,7 +59,9 @@ SECTION_METAS = etree.XPath('.//head//meta[@property="article:section" or contai
 LANGUAGE_METAS = etree.XPath('//meta[@property="og:locale" or @http-equiv="content-language" or @name="language" '
                              'or @name="dc.language" or @name="DC.language"]/@content')
 AUTHOR_TESTS = [_along("self", expression) for expression in AUTHOR_XPATHS]
-PRUNED_AROUND = [_along("ancestor-or-self", expression) for expression in AUTHOR_DISCARD_XPATHS]
+# Whether a candidate sits in a pruned part: one union XPath, as only the answer matters.
+PRUNED_AROUND = etree.XPath(" | ".join(_along("ancestor-or-self", x).path for x in AUTHOR_DISCARD_XPATHS),
+                            namespaces={"re": "http://exslt.org/regular-expressions"})
 PRUNED_INSIDE = [_along("descendant", expression) for expression in AUTHOR_DISCARD_XPATHS]
 
 META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
@@ -223,7 +225,7 @@ def find_author(tree, html: str) -> str | None:
     hints = _author_hints(tree, html)
     for test in AUTHOR_TESTS:
         for element in (el for el in hints if test(el)):
-            if any(around(element) for around in PRUNED_AROUND):
+            if PRUNED_AROUND(element):
                 continue
             content = tmeta.trim(" ".join(_pruned(element).itertext()))
             if content and 2 < len(content) < 120:  # extract_metainfo's bounds for authors
@@ -253,7 +255,7 @@ def _hints_xpath(tests: tuple[str, ...]) -> etree.XPath:
 
 def _pruned(element):
     # Pruned descendants in trafilatura's order (one XPath after the other), so that tails join the same text.
-    inside = [el for inside in PRUNED_INSIDE for el in inside(element)]
+    inside = [el for inside in PRUNED_INSIDE for el in inside(element)] if len(element) else []
     if not inside:
         return element
     copied = copy.deepcopy(element)
