@@ -376,6 +376,72 @@ def test_two_writers_meeting_the_same_wire_stories_at_once_end_with_one_cluster_
     assert all({u.split("/")[2] for u in c} == {"krant-a.example", "krant-b.example"} for c in result["clusters"])
 
 
+def _advisory_waiters(url: str) -> int:
+    # How many sessions wait for an advisory lock right now (the writers' lock, the only one the radar takes).
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                                ).scalar()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_nightly_run_and_a_backfill_meeting_one_wire_story_at_once_end_with_one_cluster(postgres_url, server,
+                                                                                          tmp_path):
+    # `radar run` fetches one copy of a wire story from a feed while `radar backfill` stores the other copy from a
+    # WARC file. The test holds the writers' lock until both are at their dedupe step, so they meet at once.
+    from sqlalchemy import create_engine, text
+
+    from pipeline.store import BACKFILL_LOCK_KEY
+    from tests.conftest import rss
+
+    url = fresh_database(postgres_url, "backfill_nightly_race")
+    (feed_copy, feed_page), (warc_copy, warc_page) = wire_pairs(1)[0]
+    server.page("/nieuws/0.html", feed_page)
+    server.page("/feed.xml", rss([{"link": server.url("/nieuws/0.html"), "title": "Het bericht"}]),
+                "application/rss+xml")
+    (tmp_path / "feeds.toml").write_text(f'[[feeds]]\nname = "krant-a"\nurl = "{server.url("/feed.xml")}"\n'
+                                         'outlet = "Krant A"\nlanguage = "nl"\n', encoding="utf-8")
+    warc = tmp_path / "copy.warc.gz"
+    with warc.open("wb") as stream:
+        _response(WARCWriter(stream, gzip=True), warc_copy, warc_page)
+    env = {**os.environ, "RADAR_DATA_DIR": str(tmp_path / "local"), "RADAR_DATABASE_URL": url,
+           "RADAR_FEEDS_FILE": str(tmp_path / "feeds.toml"), "RADAR_ALLOW_PRIVATE_ADDRESSES": "true",
+           "RADAR_PROGRESS": "false", "RADAR_HOST_DELAY": "0", "RADAR_MODEL_DIR": str(tmp_path / "no-model")}
+    radar = str(Path(sys.executable).parent / "radar")
+    Store(url).migrate()
+    engine = create_engine(url)
+    holder = engine.connect()
+    holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": BACKFILL_LOCK_KEY})
+    holder.commit()
+    runs = []
+    try:
+        runs.append(subprocess.Popen([radar, "backfill", str(warc), "--workers", "1", "--all-hosts"], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        _wait_for(lambda: _advisory_waiters(url) == 1, "the backfill worker waiting at its dedupe step")
+        runs.append(subprocess.Popen([radar, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True))
+        # The old nightly run never waited: it stored its copy as a new head, without band keys, and ended.
+        _wait_for(lambda: _advisory_waiters(url) == 2 or runs[1].poll() is not None, "the nightly run's dedupe step")
+        holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": BACKFILL_LOCK_KEY})
+        holder.commit()
+        outputs = [run.communicate(timeout=300) for run in runs]
+    finally:
+        holder.close()
+        engine.dispose()
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
+    result = stored_result(url)
+    assert len(result["urls"]) == 2 and result["origins"] == {"backfill", "feed"}
+    assert len(result["clusters"]) == 1  # one story: the later copy joined the first as a near duplicate
+
+
 # -- filters, and dedupe against what the nightly run stored ---------------------------------------------------
 def test_hosts_default_to_the_feed_lists_and_a_hosts_file_or_dates_narrow_the_records(make_settings, warcs, tmp_path):
     from pipeline.backfill import make_job
