@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 
 PARTITION_BYTES = 64 * 1024 * 1024  # a larger file is cut into record ranges of about this size
 BATCH_RECORDS = 50  # records per stored batch (one transaction, one checkpoint)
+# Dask's statistical profiler samples each worker thread's stack every 10 ms and keeps an hour of call trees
+# per worker (Worker.profile_history). Measured: a backfill worker's memory grew with its run time, so with
+# the size of the file, by those trees alone, and the sampling costs CPU beside the work. The backfill has no
+# use for it, so its workers run without it.
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
 
 
 @dataclass(frozen=True)
@@ -323,7 +328,7 @@ def plan_files(store: Store, files: list[str], partition_bytes: int) -> None:
 @contextmanager
 def dask_client(options: BackfillOptions):
     """Yield a Dask client: of the scheduler at options.scheduler, else of a LocalCluster of worker processes."""
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
     if options.scheduler:
         try:
@@ -334,9 +339,20 @@ def dask_client(options: BackfillOptions):
         with client:
             yield client
         return
-    with LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    with local_cluster(options.workers) as cluster, Client(cluster) as client:
         yield client
+
+
+@contextmanager
+def local_cluster(workers: int):
+    """Yield a LocalCluster of `workers` single-threaded worker processes, without Dask's profiler."""
+    import dask
+    from dask.distributed import LocalCluster
+
+    # One thread per process: extraction and scoring hold the GIL. The config reaches the workers at spawn.
+    with dask.config.set(WORKER_CONFIG), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                      dashboard_address=":0") as cluster:
+        yield cluster
 
 
 def run_backfill(settings: Settings, patterns: list[str], options: BackfillOptions) -> BackfillReport:

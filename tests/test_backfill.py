@@ -486,6 +486,31 @@ def test_a_backfilled_copy_joins_the_cluster_of_a_story_the_nightly_run_stored(m
     assert len(copies) == 1 and copies[0].canonical_id == head_id and copies[0].duplicate_kind == "near"
 
 
+# -- bounded worker memory ---------------------------------------------------------------------------------------
+def _busy(seconds: float) -> int:
+    # CPU work for a while (no sleep: the profiler samples a running thread).
+    deadline, n = time.monotonic() + seconds, 0
+    while time.monotonic() < deadline:
+        n += sum(i * i for i in range(1000))
+    return n
+
+
+def _profile_samples(dask_worker) -> int:
+    # The stack samples a worker's profiler holds: the current cycle and its history (an hour of them).
+    return dask_worker.profile_recent["count"] + sum(tree["count"] for _, tree in dask_worker.profile_history)
+
+
+def test_backfill_workers_keep_no_profile_of_their_work():
+    # Measured (tracemalloc diffs between partitions): Dask's profiler's call trees were what grew a worker's
+    # memory with its run time, so with the size of the file. The backfill's workers run without it.
+    from pipeline.backfill import dask_client
+
+    with dask_client(BackfillOptions(workers=1)) as client:
+        assert client.submit(_busy, 1.5, pure=False).result() > 0
+        samples = client.run(_profile_samples)
+    assert list(samples.values()) == [0]
+
+
 # -- hostile input and usage errors ------------------------------------------------------------------------
 def test_a_file_that_is_not_a_warc_is_a_clear_error_and_a_cut_record_a_skip(tmp_path, warcs):
     from pipeline.errors import ConfigError
