@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -140,6 +140,10 @@ def band_keys(sig, threshold: float) -> list[int]:
 def duplicate_decider(threshold: float) -> Callable:
     """Return decide(article, exact cluster, candidate heads) -> duplicate link or None, by dedupe.decide_duplicate."""
     def decide(article: Article, exact: int | None, candidates: list[tuple[int, bytes]]):
+        # Called under the writers' lock: with no cluster to join the answer is known, so the text is not
+        # signed again there (decide_duplicate signs it: a third of a page's time under the lock, measured).
+        if exact is None and not candidates:
+            return None
         index = NearDuplicateIndex.from_signatures(candidates, threshold)
         return decide_duplicate(article, exact, index).duplicate
     return decide
@@ -379,7 +383,7 @@ def _run(store: Store, settings: Settings, files: list[str], options: BackfillOp
     started = time.monotonic()
     plan_files(store, files, options.partition_bytes)
     before = totals(store.partitions_of(files))
-    pending = [p["id"] for p in store.partitions_of(files) if p["status"] != "done"]
+    pending = [p["id"] for p in largest_first(p for p in store.partitions_of(files) if p["status"] != "done")]
     report.partitions, report.partitions_run = len(store.partitions_of(files)), len(pending)
     job = make_job(settings, options, report.run_id)
     scored = run_on_dask(job, pending, options, report, show=settings.progress and sys.stderr.isatty())
@@ -395,16 +399,29 @@ def _run(store: Store, settings: Settings, files: list[str], options: BackfillOp
              report.partitions_run, report.records, report.stored, report.duplicates, report.skipped, len(report.failed))
 
 
+def largest_first(partitions: Iterable[dict]) -> list[dict]:
+    """Order partitions by the bytes they have left to read, largest first."""
+    # Largest first, so the last tasks are the short ones (a file's remainder) and no worker idles long at
+    # the end while another finishes a big one.
+    def left(part: dict) -> int:
+        end = part["end_offset"] if part["end_offset"] is not None else os.path.getsize(part["file"])
+        return end - part["next_offset"]
+    return sorted(partitions, key=lambda part: (-left(part), part["id"]))
+
+
 def run_on_dask(job: BackfillJob, partition_ids: list[int], options: BackfillOptions, report: BackfillReport,
                 show: bool = False) -> bool:
-    """Run the partitions on Dask with a records/s progress bar; return whether the workers scored."""
+    """Run the partitions on Dask, in the given order, with a records/s progress bar; return whether they scored."""
     from dask.distributed import as_completed
 
     if not partition_ids:
         return False
     scored = False
     with dask_client(options) as client, tqdm(desc="backfill", unit="rec", disable=not show) as bar:
-        futures = client.map(run_partition, [job] * len(partition_ids), partition_ids, pure=False)
+        shared = client.scatter(job, broadcast=True)  # sent to each worker once, not with every partition
+        # One priority each: Dask runs independent tasks in an order of its own otherwise (their keys').
+        futures = [client.submit(run_partition, shared, pid, priority=len(partition_ids) - i, pure=False)
+                   for i, pid in enumerate(partition_ids)]
         for future in as_completed(futures):
             try:
                 result = future.result()

@@ -209,6 +209,23 @@ def test_record_ranges_cut_a_large_file_at_record_offsets(warcs):
     assert parts == whole  # every record in exactly one range
 
 
+def test_partitions_run_largest_first_so_the_last_tasks_are_short(make_settings, warcs):
+    from pipeline.backfill import largest_first
+
+    store = Store(_settings(make_settings).effective_database_url)
+    store.migrate()
+    path = str(warcs[1])
+    store.plan_partitions(path, record_ranges(path, 100_000))
+    parts = store.partitions_of([path])
+    size = os.path.getsize(path)
+    left = {p["id"]: (p["end_offset"] or size) - p["next_offset"] for p in parts}
+    ordered = [p["id"] for p in largest_first(parts)]
+    store.close()
+    assert len(parts) > 2 and sorted(ordered) == sorted(left)
+    assert [left[i] for i in ordered] == sorted(left.values(), reverse=True)
+    assert ordered[-1] == parts[-1]["id"]  # the file's remainder, the smallest, runs last
+
+
 # -- SQLite, one worker ----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_backfill_on_sqlite_with_one_worker_then_rerun_adds_nothing(make_settings, warcs, expected):
