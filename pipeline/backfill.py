@@ -26,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import courlan
+from sqlalchemy import event
 from tqdm import tqdm
 
 from pipeline.dedupe import NearDuplicateIndex, decide_duplicate, lsh_params, minhash_of, signature_bytes
@@ -47,6 +48,7 @@ BATCH_RECORDS = 50  # records per stored batch (one transaction, one checkpoint)
 # the size of the file, by those trees alone, and the sampling costs CPU beside the work. The backfill has no
 # use for it, so its workers run without it.
 WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+WORKER_CACHED_STATEMENTS = 16  # prepared statements kept per SQLite connection of a worker (sqlite3's default: 128)
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,17 @@ def fill_missing_bands(store: Store, threshold: float) -> int:
 def worker_store(url: str, max_text_chars: int) -> Store:
     """Return this worker process's store of a database (opened once)."""
     # One engine (connection pool) per worker process and database, reused by every partition it runs.
-    return Store(url, max_text_chars=max_text_chars)
+    store = Store(url, max_text_chars=max_text_chars)
+    if store.engine.dialect.name == "sqlite":
+        event.listen(store.engine, "do_connect", _few_cached_statements)
+    return store
+
+
+def _few_cached_statements(_dialect, _record, _cargs, cparams: dict) -> None:
+    # Measured: a worker's memory grew with the database by sqlite3's cache of 128 prepared statements per
+    # connection. A batch refreshes the cluster rows it joins with IN lists of every member, so each batch
+    # prepares statements with thousands of parameters that no later batch repeats, and the cache keeps them.
+    cparams["cached_statements"] = WORKER_CACHED_STATEMENTS
 
 
 @lru_cache(maxsize=2)

@@ -528,6 +528,27 @@ def test_backfill_workers_keep_no_profile_of_their_work():
     assert list(samples.values()) == [0]
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_a_worker_store_does_not_keep_every_large_statement_it_prepared(tmp_path):
+    # Measured: refreshing the cluster rows a batch joins reads every member with a long IN list, a new one for
+    # every batch, and sqlite3 kept 128 of those prepared per connection: memory grew with the database.
+    from pipeline.backfill import worker_store
+
+    store = worker_store(f"sqlite:///{tmp_path / 'radar.db'}", 200_000)
+    store.migrate()
+    store.newest_predictions(range(10))
+    before = _rss_mb()
+    for n in range(1500, 1700):  # 200 statements, each with its own number of parameters
+        store.newest_predictions(range(n))
+    grown = _rss_mb() - before
+    store.close()
+    assert grown < 20  # about 37 MB with sqlite3's default cache, 7 MB with the worker's
+
+
 # -- hostile input and usage errors ------------------------------------------------------------------------
 def test_a_file_that_is_not_a_warc_is_a_clear_error_and_a_cut_record_a_skip(tmp_path, warcs):
     from pipeline.errors import ConfigError
