@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -26,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import courlan
+from sqlalchemy import event
 from tqdm import tqdm
 
 from pipeline.dedupe import NearDuplicateIndex, decide_duplicate, lsh_params, minhash_of, signature_bytes
@@ -42,6 +43,12 @@ log = logging.getLogger(__name__)
 
 PARTITION_BYTES = 64 * 1024 * 1024  # a larger file is cut into record ranges of about this size
 BATCH_RECORDS = 50  # records per stored batch (one transaction, one checkpoint)
+# Dask's statistical profiler samples each worker thread's stack every 10 ms and keeps an hour of call trees
+# per worker (Worker.profile_history). Measured: a backfill worker's memory grew with its run time, so with
+# the size of the file, by those trees alone, and the sampling costs CPU beside the work. The backfill has no
+# use for it, so its workers run without it.
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+WORKER_CACHED_STATEMENTS = 16  # prepared statements kept per SQLite connection of a worker (sqlite3's default: 128)
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,10 @@ def band_keys(sig, threshold: float) -> list[int]:
 def duplicate_decider(threshold: float) -> Callable:
     """Return decide(article, exact cluster, candidate heads) -> duplicate link or None, by dedupe.decide_duplicate."""
     def decide(article: Article, exact: int | None, candidates: list[tuple[int, bytes]]):
+        # Called under the writers' lock: with no cluster to join the answer is known, so the text is not
+        # signed again there (decide_duplicate signs it: a third of a page's time under the lock, measured).
+        if exact is None and not candidates:
+            return None
         index = NearDuplicateIndex.from_signatures(candidates, threshold)
         return decide_duplicate(article, exact, index).duplicate
     return decide
@@ -156,7 +167,17 @@ def fill_missing_bands(store: Store, threshold: float) -> int:
 def worker_store(url: str, max_text_chars: int) -> Store:
     """Return this worker process's store of a database (opened once)."""
     # One engine (connection pool) per worker process and database, reused by every partition it runs.
-    return Store(url, max_text_chars=max_text_chars)
+    store = Store(url, max_text_chars=max_text_chars)
+    if store.engine.dialect.name == "sqlite":
+        event.listen(store.engine, "do_connect", _few_cached_statements)
+    return store
+
+
+def _few_cached_statements(_dialect, _record, _cargs, cparams: dict) -> None:
+    # Measured: a worker's memory grew with the database by sqlite3's cache of 128 prepared statements per
+    # connection. A batch refreshes the cluster rows it joins with IN lists of every member, so each batch
+    # prepares statements with thousands of parameters that no later batch repeats, and the cache keeps them.
+    cparams["cached_statements"] = WORKER_CACHED_STATEMENTS
 
 
 @lru_cache(maxsize=2)
@@ -323,7 +344,7 @@ def plan_files(store: Store, files: list[str], partition_bytes: int) -> None:
 @contextmanager
 def dask_client(options: BackfillOptions):
     """Yield a Dask client: of the scheduler at options.scheduler, else of a LocalCluster of worker processes."""
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
     if options.scheduler:
         try:
@@ -334,9 +355,20 @@ def dask_client(options: BackfillOptions):
         with client:
             yield client
         return
-    with LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    with local_cluster(options.workers) as cluster, Client(cluster) as client:
         yield client
+
+
+@contextmanager
+def local_cluster(workers: int):
+    """Yield a LocalCluster of `workers` single-threaded worker processes, without Dask's profiler."""
+    import dask
+    from dask.distributed import LocalCluster
+
+    # One thread per process: extraction and scoring hold the GIL. The config reaches the workers at spawn.
+    with dask.config.set(WORKER_CONFIG), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                      dashboard_address=":0") as cluster:
+        yield cluster
 
 
 def run_backfill(settings: Settings, patterns: list[str], options: BackfillOptions) -> BackfillReport:
@@ -363,7 +395,7 @@ def _run(store: Store, settings: Settings, files: list[str], options: BackfillOp
     started = time.monotonic()
     plan_files(store, files, options.partition_bytes)
     before = totals(store.partitions_of(files))
-    pending = [p["id"] for p in store.partitions_of(files) if p["status"] != "done"]
+    pending = [p["id"] for p in largest_first(p for p in store.partitions_of(files) if p["status"] != "done")]
     report.partitions, report.partitions_run = len(store.partitions_of(files)), len(pending)
     job = make_job(settings, options, report.run_id)
     scored = run_on_dask(job, pending, options, report, show=settings.progress and sys.stderr.isatty())
@@ -379,16 +411,29 @@ def _run(store: Store, settings: Settings, files: list[str], options: BackfillOp
              report.partitions_run, report.records, report.stored, report.duplicates, report.skipped, len(report.failed))
 
 
+def largest_first(partitions: Iterable[dict]) -> list[dict]:
+    """Order partitions by the bytes they have left to read, largest first."""
+    # Largest first, so the last tasks are the short ones (a file's remainder) and no worker idles long at
+    # the end while another finishes a big one.
+    def left(part: dict) -> int:
+        end = part["end_offset"] if part["end_offset"] is not None else os.path.getsize(part["file"])
+        return end - part["next_offset"]
+    return sorted(partitions, key=lambda part: (-left(part), part["id"]))
+
+
 def run_on_dask(job: BackfillJob, partition_ids: list[int], options: BackfillOptions, report: BackfillReport,
                 show: bool = False) -> bool:
-    """Run the partitions on Dask with a records/s progress bar; return whether the workers scored."""
+    """Run the partitions on Dask, in the given order, with a records/s progress bar; return whether they scored."""
     from dask.distributed import as_completed
 
     if not partition_ids:
         return False
     scored = False
     with dask_client(options) as client, tqdm(desc="backfill", unit="rec", disable=not show) as bar:
-        futures = client.map(run_partition, [job] * len(partition_ids), partition_ids, pure=False)
+        shared = client.scatter(job, broadcast=True)  # sent to each worker once, not with every partition
+        # One priority each: Dask runs independent tasks in an order of its own otherwise (their keys').
+        futures = [client.submit(run_partition, shared, pid, priority=len(partition_ids) - i, pure=False)
+                   for i, pid in enumerate(partition_ids)]
         for future in as_completed(futures):
             try:
                 result = future.result()

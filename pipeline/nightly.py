@@ -216,7 +216,7 @@ def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings
     Links of a feed fetched from a private address may be private too (private_feeds, from stage 1).
     """
     due = store.due_items(settings.max_attempts)
-    index = NearDuplicateIndex.from_signatures(store.signatures_of_canonicals(), settings.near_duplicate_threshold)
+    heads = load_heads(store, settings.near_duplicate_threshold)
     private_feed_hosts = dict(private_feeds or {})
 
     def work(item: FeedItem) -> tuple[Response, Article]:
@@ -236,7 +236,7 @@ def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings
     with tqdm(total=len(due), desc="articles", unit="art", disable=not show) as bar:
         for item, result in map_by_host(due, lambda i: i["url"], work, settings.workers,
                                         until=until, on_expiry=client.stop):
-            store_item_result(store, index, item, result, report)
+            store_item_result(store, heads, item, result, report)
             done += 1
             bar.update(1)
     # Items without a result keep their status and attempts: the next run takes them up again.
@@ -274,7 +274,52 @@ def _feed_is_private(feed_url: str | None, cache: dict[str, bool]) -> bool:
     return cache[host]
 
 
-def store_item_result(store: Store, index: NearDuplicateIndex, item: FeedItem,
+@dataclass
+class ClusterHeads:
+    """The near-duplicate index of the cluster heads, and the newest head it holds (to catch up on others')."""
+
+    index: NearDuplicateIndex
+    threshold: float
+    newest: int = 0
+
+
+def load_heads(store: Store, threshold: float) -> ClusterHeads:
+    """Index the stored cluster heads, as the article stage starts."""
+    rows = store.signatures_of_canonicals()
+    return ClusterHeads(NearDuplicateIndex.from_signatures(rows, threshold), threshold,
+                        max((article_id for article_id, _ in rows), default=0))
+
+
+def catch_up_heads(store: Store, heads: ClusterHeads) -> None:
+    """Index the heads stored since (a backfill's), and store the LSH band keys of those without (ours)."""
+    from pipeline.backfill import band_keys  # lazy: the backfill imports this module
+    from pipeline.dedupe import signature_from_bytes
+
+    unbanded = {}
+    for article_id, blob, banded in store.heads_after(heads.newest):
+        sig = signature_from_bytes(blob)
+        heads.index.add(article_id, sig)
+        if not banded:  # a backfill worker finds a head by its band keys, not in this run's memory
+            unbanded[article_id] = band_keys(sig, heads.threshold)
+        heads.newest = max(heads.newest, article_id)
+    if unbanded:
+        store.save_bands(unbanded)
+
+
+def save_article_deduplicated(store: Store, heads: ClusterHeads, article: Article, **save: object) -> bool:
+    """Dedupe and store an article under the backfill writers' lock; return True when it heads a new cluster."""
+    # On PostgreSQL a backfill may be storing the same wire story right now: with the lock held, the heads it
+    # stored are indexed before deciding, and a new head gets its band keys before the lock is released.
+    with store.writers_lock() as shared:
+        if shared:
+            catch_up_heads(store, heads)
+        new = save_deduplicated(store, heads.index, article, **save)
+        if shared and new:
+            catch_up_heads(store, heads)
+    return new
+
+
+def store_item_result(store: Store, heads: ClusterHeads, item: FeedItem,
                       result: tuple[Response, Article] | BaseException, report: RunReport) -> None:
     """Record one item's outcome: a stored article (maybe a duplicate), a skip or a failure."""
     if isinstance(result, BaseException):
@@ -289,7 +334,7 @@ def store_item_result(store: Store, index: NearDuplicateIndex, item: FeedItem,
         store.mark_item(item.id, "skipped", "duplicate_url: redirects to an article already stored")
         _count(report.skipped, "duplicate_url")
         return
-    if save_deduplicated(store, index, article, run_id=report.run_id, item_id=item.id, response=response):
+    if save_article_deduplicated(store, heads, article, run_id=report.run_id, item_id=item.id, response=response):
         report.articles_new += 1
     else:
         report.articles_duplicate += 1

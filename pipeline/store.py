@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import zlib
+from contextlib import contextmanager
 from datetime import datetime, UTC
 from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -131,6 +132,7 @@ class Store:
         except (OSError, ImportError, SQLAlchemyError) as exc:  # folder not creatable, bad URL, driver missing
             raise _open_error(url, exc) from exc
         self.max_text_chars = max_text_chars  # every stored text and summary is cut to this (see cap_text)
+        self._holds_writers_lock = False  # set while writers_lock() holds the lock for this store's calls
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -1030,12 +1032,45 @@ class Store:
             conn.commit()
         return counts
 
+    @contextmanager
+    def writers_lock(self) -> Iterator[bool]:
+        """Hold the backfill writers' lock around a dedupe-and-save made of several calls; yield whether it is held.
+
+        On PostgreSQL a session advisory lock on a connection of its own (the backfill's key), so the nightly
+        run's read-decide-write of an article never interleaves with a backfill worker's batch. On SQLite
+        nothing is taken (yields False): the nightly run stays as it was there.
+        """
+        if self.engine.dialect.name != "postgresql" or self._holds_writers_lock:
+            yield self._holds_writers_lock
+            return
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": BACKFILL_LOCK_KEY})
+            conn.commit()
+            self._holds_writers_lock = True
+            try:
+                yield True
+            finally:
+                self._holds_writers_lock = False
+                # A dead connection has lost its lock already; a live one must not go back to the pool holding it.
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": BACKFILL_LOCK_KEY})
+                conn.commit()
+
+    def heads_after(self, article_id: int) -> list[tuple[int, bytes, bool]]:
+        """Return (id, signature, has band keys) of the cluster heads stored after an article id, oldest first."""
+        banded = exists().where(signature_bands.c.article_id == signatures.c.article_id)
+        joined = exists().where(duplicates.c.article_id == signatures.c.article_id)
+        query = (select(signatures.c.article_id, signatures.c.minhash, banded.label("banded"))
+                 .where(signatures.c.article_id > article_id, ~joined).order_by(signatures.c.article_id))
+        with self.engine.connect() as conn:
+            return [(r.article_id, r.minhash, bool(r.banded)) for r in conn.execute(query)]
+
     def _lock_writers(self, conn: Connection) -> None:
         # Dedupe reads the heads, then writes: two writers doing that at once would both see no head and both
         # start a cluster. Near-duplicates are a similarity, which no unique constraint can express, so the
         # decide-and-write step is serialised by the database itself: a transaction-scoped advisory lock on
         # PostgreSQL (released at commit or when a killed worker's connection drops), the write lock on SQLite.
-        if self.engine.dialect.name == "postgresql":
+        # Inside writers_lock() this process holds the lock already, on another connection (waiting would deadlock).
+        if self.engine.dialect.name == "postgresql" and not self._holds_writers_lock:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": BACKFILL_LOCK_KEY})
         elif self.engine.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -209,6 +209,23 @@ def test_record_ranges_cut_a_large_file_at_record_offsets(warcs):
     assert parts == whole  # every record in exactly one range
 
 
+def test_partitions_run_largest_first_so_the_last_tasks_are_short(make_settings, warcs):
+    from pipeline.backfill import largest_first
+
+    store = Store(_settings(make_settings).effective_database_url)
+    store.migrate()
+    path = str(warcs[1])
+    store.plan_partitions(path, record_ranges(path, 100_000))
+    parts = store.partitions_of([path])
+    size = os.path.getsize(path)
+    left = {p["id"]: (p["end_offset"] or size) - p["next_offset"] for p in parts}
+    ordered = [p["id"] for p in largest_first(parts)]
+    store.close()
+    assert len(parts) > 2 and sorted(ordered) == sorted(left)
+    assert [left[i] for i in ordered] == sorted(left.values(), reverse=True)
+    assert ordered[-1] == parts[-1]["id"]  # the file's remainder, the smallest, runs last
+
+
 # -- SQLite, one worker ----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_backfill_on_sqlite_with_one_worker_then_rerun_adds_nothing(make_settings, warcs, expected):
@@ -376,6 +393,72 @@ def test_two_writers_meeting_the_same_wire_stories_at_once_end_with_one_cluster_
     assert all({u.split("/")[2] for u in c} == {"krant-a.example", "krant-b.example"} for c in result["clusters"])
 
 
+def _advisory_waiters(url: str) -> int:
+    # How many sessions wait for an advisory lock right now (the writers' lock, the only one the radar takes).
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                                ).scalar()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_nightly_run_and_a_backfill_meeting_one_wire_story_at_once_end_with_one_cluster(postgres_url, server,
+                                                                                          tmp_path):
+    # `radar run` fetches one copy of a wire story from a feed while `radar backfill` stores the other copy from a
+    # WARC file. The test holds the writers' lock until both are at their dedupe step, so they meet at once.
+    from sqlalchemy import create_engine, text
+
+    from pipeline.store import BACKFILL_LOCK_KEY
+    from tests.conftest import rss
+
+    url = fresh_database(postgres_url, "backfill_nightly_race")
+    (feed_copy, feed_page), (warc_copy, warc_page) = wire_pairs(1)[0]
+    server.page("/nieuws/0.html", feed_page)
+    server.page("/feed.xml", rss([{"link": server.url("/nieuws/0.html"), "title": "Het bericht"}]),
+                "application/rss+xml")
+    (tmp_path / "feeds.toml").write_text(f'[[feeds]]\nname = "krant-a"\nurl = "{server.url("/feed.xml")}"\n'
+                                         'outlet = "Krant A"\nlanguage = "nl"\n', encoding="utf-8")
+    warc = tmp_path / "copy.warc.gz"
+    with warc.open("wb") as stream:
+        _response(WARCWriter(stream, gzip=True), warc_copy, warc_page)
+    env = {**os.environ, "RADAR_DATA_DIR": str(tmp_path / "local"), "RADAR_DATABASE_URL": url,
+           "RADAR_FEEDS_FILE": str(tmp_path / "feeds.toml"), "RADAR_ALLOW_PRIVATE_ADDRESSES": "true",
+           "RADAR_PROGRESS": "false", "RADAR_HOST_DELAY": "0", "RADAR_MODEL_DIR": str(tmp_path / "no-model")}
+    radar = str(Path(sys.executable).parent / "radar")
+    Store(url).migrate()
+    engine = create_engine(url)
+    holder = engine.connect()
+    holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": BACKFILL_LOCK_KEY})
+    holder.commit()
+    runs = []
+    try:
+        runs.append(subprocess.Popen([radar, "backfill", str(warc), "--workers", "1", "--all-hosts"], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        _wait_for(lambda: _advisory_waiters(url) == 1, "the backfill worker waiting at its dedupe step")
+        runs.append(subprocess.Popen([radar, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True))
+        # The old nightly run never waited: it stored its copy as a new head, without band keys, and ended.
+        _wait_for(lambda: _advisory_waiters(url) == 2 or runs[1].poll() is not None, "the nightly run's dedupe step")
+        holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": BACKFILL_LOCK_KEY})
+        holder.commit()
+        outputs = [run.communicate(timeout=300) for run in runs]
+    finally:
+        holder.close()
+        engine.dispose()
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
+    result = stored_result(url)
+    assert len(result["urls"]) == 2 and result["origins"] == {"backfill", "feed"}
+    assert len(result["clusters"]) == 1  # one story: the later copy joined the first as a near duplicate
+
+
 # -- filters, and dedupe against what the nightly run stored ---------------------------------------------------
 def test_hosts_default_to_the_feed_lists_and_a_hosts_file_or_dates_narrow_the_records(make_settings, warcs, tmp_path):
     from pipeline.backfill import make_job
@@ -418,6 +501,52 @@ def test_a_backfilled_copy_joins_the_cluster_of_a_story_the_nightly_run_stored(m
     store.close()
     assert result["status"] == "done" and not result["scored"]
     assert len(copies) == 1 and copies[0].canonical_id == head_id and copies[0].duplicate_kind == "near"
+
+
+# -- bounded worker memory ---------------------------------------------------------------------------------------
+def _busy(seconds: float) -> int:
+    # CPU work for a while (no sleep: the profiler samples a running thread).
+    deadline, n = time.monotonic() + seconds, 0
+    while time.monotonic() < deadline:
+        n += sum(i * i for i in range(1000))
+    return n
+
+
+def _profile_samples(dask_worker) -> int:
+    # The stack samples a worker's profiler holds: the current cycle and its history (an hour of them).
+    return dask_worker.profile_recent["count"] + sum(tree["count"] for _, tree in dask_worker.profile_history)
+
+
+def test_backfill_workers_keep_no_profile_of_their_work():
+    # Measured (tracemalloc diffs between partitions): Dask's profiler's call trees were what grew a worker's
+    # memory with its run time, so with the size of the file. The backfill's workers run without it.
+    from pipeline.backfill import dask_client
+
+    with dask_client(BackfillOptions(workers=1)) as client:
+        assert client.submit(_busy, 1.5, pure=False).result() > 0
+        samples = client.run(_profile_samples)
+    assert list(samples.values()) == [0]
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_a_worker_store_does_not_keep_every_large_statement_it_prepared(tmp_path):
+    # Measured: refreshing the cluster rows a batch joins reads every member with a long IN list, a new one for
+    # every batch, and sqlite3 kept 128 of those prepared per connection: memory grew with the database.
+    from pipeline.backfill import worker_store
+
+    store = worker_store(f"sqlite:///{tmp_path / 'radar.db'}", 200_000)
+    store.migrate()
+    store.newest_predictions(range(10))
+    before = _rss_mb()
+    for n in range(1500, 1700):  # 200 statements, each with its own number of parameters
+        store.newest_predictions(range(n))
+    grown = _rss_mb() - before
+    store.close()
+    assert grown < 20  # about 37 MB with sqlite3's default cache, 7 MB with the worker's
 
 
 # -- hostile input and usage errors ------------------------------------------------------------------------
