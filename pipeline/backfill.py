@@ -12,7 +12,6 @@ rerun resumes at the last committed batch and never stores a record twice.
 from __future__ import annotations
 
 import glob
-import hashlib
 import logging
 import os
 import socket
@@ -29,7 +28,7 @@ import courlan
 from sqlalchemy import event
 from tqdm import tqdm
 
-from pipeline.dedupe import NearDuplicateIndex, decide_duplicate, lsh_params, minhash_of, signature_bytes
+from pipeline.dedupe import NearDuplicateIndex, band_keys, decide_duplicate, minhash_of, signature_bytes
 from pipeline.errors import ConfigError, ExtractError, ModelMissing, RadarError
 from pipeline.extract import reads_as_dutch
 from pipeline.feeds import load_feed_list
@@ -128,17 +127,6 @@ class BackfillReport:
 
 
 # -- dedupe across workers: LSH bands in the store ----------------------------------------------------
-def band_keys(sig, threshold: float) -> list[int]:
-    """Return one signed 64-bit key per LSH band of a signature (band number included), for the store's index."""
-    bands, rows = lsh_params(threshold)  # the bands NearDuplicateIndex's MinHashLSH uses
-    keys = []
-    for band in range(bands):
-        chunk = sig.hashvalues[band * rows:(band + 1) * rows].astype("<u8").tobytes()
-        digest = hashlib.blake2b(band.to_bytes(2, "little") + chunk, digest_size=8).digest()
-        keys.append(int.from_bytes(digest, "little", signed=True))
-    return keys
-
-
 def duplicate_decider(threshold: float) -> Callable:
     """Return decide(article, exact cluster, candidate heads) -> duplicate link or None, by dedupe.decide_duplicate."""
     def decide(article: Article, exact: int | None, candidates: list[tuple[int, bytes]]):

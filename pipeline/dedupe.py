@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -176,3 +177,57 @@ def save_deduplicated(store: Store, index: NearDuplicateIndex, article: Article,
     if decision.heads_new_cluster and sig is not None:
         index.add(article_id, sig)
     return decision.heads_new_cluster
+
+
+# -- cluster heads shared with other writers (a backfill on PostgreSQL) -------------------------------------
+def band_keys(sig, threshold: float) -> list[int]:
+    """Return one signed 64-bit key per LSH band of a signature (band number included), for the store's index."""
+    bands, rows = lsh_params(threshold)  # the bands NearDuplicateIndex uses
+    keys = []
+    for band in range(bands):
+        chunk = sig.hashvalues[band * rows:(band + 1) * rows].astype("<u8").tobytes()
+        digest = hashlib.blake2b(band.to_bytes(2, "little") + chunk, digest_size=8).digest()
+        keys.append(int.from_bytes(digest, "little", signed=True))
+    return keys
+
+
+@dataclass
+class ClusterHeads:
+    """The near-duplicate index of the cluster heads, and the newest head it holds (to catch up on others')."""
+
+    index: NearDuplicateIndex
+    threshold: float
+    newest: int = 0
+
+
+def load_heads(store: Store, threshold: float) -> ClusterHeads:
+    """Index the stored cluster heads, as the article stage starts."""
+    rows = store.signatures_of_canonicals()
+    return ClusterHeads(NearDuplicateIndex.from_signatures(rows, threshold), threshold,
+                        max((article_id for article_id, _ in rows), default=0))
+
+
+def catch_up_heads(store: Store, heads: ClusterHeads) -> None:
+    """Index the heads stored since (a backfill's), and store the LSH band keys of those without (ours)."""
+    unbanded = {}
+    for article_id, blob, banded in store.heads_after(heads.newest):
+        sig = signature_from_bytes(blob)
+        heads.index.add(article_id, sig)
+        if not banded:  # a backfill worker finds a head by its band keys, not in this run's memory
+            unbanded[article_id] = band_keys(sig, heads.threshold)
+        heads.newest = max(heads.newest, article_id)
+    if unbanded:
+        store.save_bands(unbanded)
+
+
+def save_article_deduplicated(store: Store, heads: ClusterHeads, article: Article, **save: object) -> bool:
+    """Dedupe and store an article under the backfill writers' lock; return True when it heads a new cluster."""
+    # On PostgreSQL a backfill may be storing the same wire story right now: with the lock held, the heads it
+    # stored are indexed before deciding, and a new head gets its band keys before the lock is released.
+    with store.writers_lock() as shared:
+        if shared:
+            catch_up_heads(store, heads)
+        new = save_deduplicated(store, heads.index, article, **save)
+        if shared and new:
+            catch_up_heads(store, heads)
+    return new

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
 
-from pipeline.dedupe import NearDuplicateIndex, save_deduplicated
+from pipeline.dedupe import ClusterHeads, load_heads, save_article_deduplicated
 from pipeline.errors import ConfigError, RadarError, RunCrashed
 from pipeline.extract import canonical_url, content_hash, guess_language
 from pipeline.records import Article
@@ -228,20 +228,20 @@ def ingest_records(store: Store, records: Iterable[tuple[int, dict | str]], thre
                    run_id: int | None = None, report: IngestReport | None = None) -> IngestReport:
     """Store each valid record once; invalid and conflicting lines are reported, never stop the others."""
     report = report if report is not None else IngestReport()
-    index = NearDuplicateIndex.from_signatures(store.signatures_of_canonicals(), threshold)
+    heads = load_heads(store, threshold)
     for number, raw in records:
         report.last_line = number
         record = validate_record(number, raw)
         if isinstance(record, str):
             report.invalid.append(record)
         else:
-            _ingest_article(store, index, number, article_from_record(record), report, run_id)
+            _ingest_article(store, heads, number, article_from_record(record), report, run_id)
     log.info("ingest: %d new, %d duplicate, %d already stored, %d conflicting, %d invalid", report.new,
              report.duplicate, report.already_stored, len(report.conflicts), len(report.invalid))
     return report
 
 
-def _ingest_article(store: Store, index: NearDuplicateIndex, number: int, article: Article,
+def _ingest_article(store: Store, heads: ClusterHeads, number: int, article: Article,
                     report: IngestReport, run_id: int | None) -> None:
     same_id = store.find_article(source=article.source, external_id=article.external_id)
     if same_id is not None and store.content_hash_of(same_id) != article.content_hash:
@@ -250,7 +250,7 @@ def _ingest_article(store: Store, index: NearDuplicateIndex, number: int, articl
                                 "text; give the new text its own id")
     elif same_id is not None or (article.canonical_url and store.find_article(canonical_url=article.canonical_url)):
         report.already_stored += 1
-    elif save_deduplicated(store, index, article, run_id=run_id):
+    elif save_article_deduplicated(store, heads, article, run_id=run_id):
         report.new += 1
     else:
         report.duplicate += 1

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from pipeline.dedupe import NearDuplicateIndex, save_deduplicated
+from pipeline.dedupe import ClusterHeads, load_heads, save_article_deduplicated
 from pipeline.errors import ExtractError, FetchError, RadarError, RunCrashed, RunLocked
 from pipeline.extract import build_article, cap_article, reads_as_dutch
 from pipeline.feeds import load_feed_list, parse_feed
@@ -272,51 +272,6 @@ def _feed_is_private(feed_url: str | None, cache: dict[str, bool]) -> bool:
     if host not in cache:
         cache[host] = is_private_url(feed_url)
     return cache[host]
-
-
-@dataclass
-class ClusterHeads:
-    """The near-duplicate index of the cluster heads, and the newest head it holds (to catch up on others')."""
-
-    index: NearDuplicateIndex
-    threshold: float
-    newest: int = 0
-
-
-def load_heads(store: Store, threshold: float) -> ClusterHeads:
-    """Index the stored cluster heads, as the article stage starts."""
-    rows = store.signatures_of_canonicals()
-    return ClusterHeads(NearDuplicateIndex.from_signatures(rows, threshold), threshold,
-                        max((article_id for article_id, _ in rows), default=0))
-
-
-def catch_up_heads(store: Store, heads: ClusterHeads) -> None:
-    """Index the heads stored since (a backfill's), and store the LSH band keys of those without (ours)."""
-    from pipeline.backfill import band_keys  # lazy: the backfill imports this module
-    from pipeline.dedupe import signature_from_bytes
-
-    unbanded = {}
-    for article_id, blob, banded in store.heads_after(heads.newest):
-        sig = signature_from_bytes(blob)
-        heads.index.add(article_id, sig)
-        if not banded:  # a backfill worker finds a head by its band keys, not in this run's memory
-            unbanded[article_id] = band_keys(sig, heads.threshold)
-        heads.newest = max(heads.newest, article_id)
-    if unbanded:
-        store.save_bands(unbanded)
-
-
-def save_article_deduplicated(store: Store, heads: ClusterHeads, article: Article, **save: object) -> bool:
-    """Dedupe and store an article under the backfill writers' lock; return True when it heads a new cluster."""
-    # On PostgreSQL a backfill may be storing the same wire story right now: with the lock held, the heads it
-    # stored are indexed before deciding, and a new head gets its band keys before the lock is released.
-    with store.writers_lock() as shared:
-        if shared:
-            catch_up_heads(store, heads)
-        new = save_deduplicated(store, heads.index, article, **save)
-        if shared and new:
-            catch_up_heads(store, heads)
-    return new
 
 
 def store_item_result(store: Store, heads: ClusterHeads, item: FeedItem,

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipeline.dedupe import NearDuplicateIndex, save_deduplicated
+from pipeline.dedupe import ClusterHeads, load_heads, save_article_deduplicated
 from pipeline.errors import ExtractError, FetchError, SubmissionRefused
 from pipeline.extract import build_article, canonical_url, cap_article, reads_as_dutch
 from pipeline.fetch import HTML_TYPES, HttpClient, is_public_address, map_by_host, read_target
@@ -180,7 +180,7 @@ def process_submissions(store: Store, settings: Settings, run_id: int | None) ->
 
 def _fetch_submissions(store: Store, settings: Settings, run_id: int | None, due: list[Submission],
                        counts: dict[str, int]) -> None:
-    index = NearDuplicateIndex.from_signatures(store.signatures_of_canonicals(), settings.near_duplicate_threshold)
+    heads = load_heads(store, settings.near_duplicate_threshold)
     client = SubmissionClient(settings)
 
     def work(submission: Submission):
@@ -193,12 +193,12 @@ def _fetch_submissions(store: Store, settings: Settings, run_id: int | None, due
     try:
         for submission, result in map_by_host(due, lambda s: s.url, work, settings.workers, until=until,
                                               on_expiry=client.stop):
-            _count(counts, record_submission(store, index, submission, result, run_id))
+            _count(counts, record_submission(store, heads, submission, result, run_id))
     finally:
         client.close()
 
 
-def record_submission(store: Store, index: NearDuplicateIndex, submission: Submission, result,
+def record_submission(store: Store, heads: ClusterHeads, submission: Submission, result,
                       run_id: int | None) -> str:
     """Store one fetched submission as an article (or join the one stored), or record why not; return the outcome."""
     if isinstance(result, BaseException):
@@ -213,7 +213,7 @@ def record_submission(store: Store, index: NearDuplicateIndex, submission: Submi
         article = replace(article, origin="submission", provenance=str(submission.id), source="submission",
                           outlet=article.sitename or host.removeprefix("www."))
         item_id = store.submission_item(response.final_url, article.canonical_url, article.title)
-        save_deduplicated(store, index, article, run_id=run_id, item_id=item_id, response=response)
+        save_article_deduplicated(store, heads, article, run_id=run_id, item_id=item_id, response=response)
         existing = store.find_article(canonical_url=article.canonical_url)
         store.finish_submission(submission.id, "stored", "", existing)
         return "stored"

@@ -407,16 +407,18 @@ def _advisory_waiters(url: str) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("other", ["run", "ingest"])
 def test_a_nightly_run_and_a_backfill_meeting_one_wire_story_at_once_end_with_one_cluster(postgres_url, server,
-                                                                                          tmp_path):
-    # `radar run` fetches one copy of a wire story from a feed while `radar backfill` stores the other copy from a
-    # WARC file. The test holds the writers' lock until both are at their dedupe step, so they meet at once.
+                                                                                          tmp_path, other):
+    # `radar run` fetches one copy of a wire story from a feed (or `radar ingest` reads it from a JSONL file) while
+    # `radar backfill` stores the other copy from a WARC file. The test holds the writers' lock until both are at
+    # their dedupe step, so they meet at once.
     from sqlalchemy import create_engine, text
 
     from pipeline.store import BACKFILL_LOCK_KEY
     from tests.conftest import rss
 
-    url = fresh_database(postgres_url, "backfill_nightly_race")
+    url = fresh_database(postgres_url, f"backfill_{other}_race")
     (feed_copy, feed_page), (warc_copy, warc_page) = wire_pairs(1)[0]
     server.page("/nieuws/0.html", feed_page)
     server.page("/feed.xml", rss([{"link": server.url("/nieuws/0.html"), "title": "Het bericht"}]),
@@ -440,9 +442,9 @@ def test_a_nightly_run_and_a_backfill_meeting_one_wire_story_at_once_end_with_on
         runs.append(subprocess.Popen([radar, "backfill", str(warc), "--workers", "1", "--all-hosts"], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         _wait_for(lambda: _advisory_waiters(url) == 1, "the backfill worker waiting at its dedupe step")
-        runs.append(subprocess.Popen([radar, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True))
-        # The old nightly run never waited: it stored its copy as a new head, without band keys, and ended.
+        command = [radar, "run"] if other == "run" else [radar, "ingest", str(_as_jsonl(tmp_path, feed_copy, feed_page))]
+        runs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        # The old nightly run and ingest never waited: each stored its copy as a new head, without band keys.
         _wait_for(lambda: _advisory_waiters(url) == 2 or runs[1].poll() is not None, "the nightly run's dedupe step")
         holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": BACKFILL_LOCK_KEY})
         holder.commit()
@@ -455,8 +457,19 @@ def test_a_nightly_run_and_a_backfill_meeting_one_wire_story_at_once_end_with_on
                 run.kill()
     assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
     result = stored_result(url)
-    assert len(result["urls"]) == 2 and result["origins"] == {"backfill", "feed"}
+    assert len(result["urls"]) == 2 and result["origins"] == {"backfill", "feed" if other == "run" else "ingest"}
     assert len(result["clusters"]) == 1  # one story: the later copy joined the first as a near duplicate
+
+
+def _as_jsonl(tmp_path: Path, url: str, page: bytes) -> Path:
+    """Write the page's article as the one line of a `radar ingest` file."""
+    from pipeline.extract import build_article
+
+    article = build_article(page, url)
+    path = tmp_path / "wire.jsonl"
+    path.write_text(json.dumps({"id": "wire-0", "title": article.title, "text": article.text, "url": url}) + "\n",
+                    encoding="utf-8")
+    return path
 
 
 # -- filters, and dedupe against what the nightly run stored ---------------------------------------------------

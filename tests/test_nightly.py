@@ -250,7 +250,7 @@ def test_unexpected_error_stops_fetching_records_a_crash_and_loses_nothing(serve
         items.append({"title": art["title"], "link": server.url(f"/s/{i}.html")})
     server.page("/feed.xml", rss(items), "application/rss+xml")
     settings = make_settings([{"name": "krant", "url": server.url("/feed.xml")}], workers=1)
-    real_save = nightly.save_deduplicated
+    real_save = nightly.save_article_deduplicated
     calls = []
 
     def failing_save(*args, **kwargs):
@@ -258,13 +258,13 @@ def test_unexpected_error_stops_fetching_records_a_crash_and_loses_nothing(serve
         if len(calls) == 2:
             raise RuntimeError("disk on fire")
         return real_save(*args, **kwargs)
-    monkeypatch.setattr(nightly, "save_deduplicated", failing_save)
+    monkeypatch.setattr(nightly, "save_article_deduplicated", failing_save)
     with pytest.raises(RunCrashed, match="disk on fire"):
         run_nightly(settings)
     fetched = sum(server.hits(f"/s/{i}.html") for i in range(6))
     assert fetched < 6  # the crash stopped the fetch threads instead of draining every host
     assert _store(settings).recent_runs(1)[0]["status"] == "crashed"
-    monkeypatch.setattr(nightly, "save_deduplicated", real_save)
+    monkeypatch.setattr(nightly, "save_article_deduplicated", real_save)
     again = run_nightly(settings)
     assert again.status == "ok" and len(_store(settings).articles()) == 6
 
