@@ -25,6 +25,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from benchmarks.bench_ingest import demo_like_pages, extraction_ratios, real_pages
+from tests.conftest import fresh_database
 from pipeline.backfill import BackfillOptions, local_cluster, run_backfill, worker_scorer
 from pipeline.settings import load_settings
 
@@ -105,17 +106,7 @@ def memory(folder: Path, size: int, database_url: str) -> dict:
 
 def _fresh(database_url: str, n: int) -> str:
     # Each run starts on an empty store: a PostgreSQL URL gets a database of its own per run.
-    if not database_url:
-        return ""
-    from sqlalchemy import create_engine
-
-    name = f"bench_backfill_{n}"
-    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    return database_url.rsplit("/", 1)[0] + "/" + name
+    return fresh_database(database_url, f"bench_backfill_{n}") if database_url else ""
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -263,3 +263,15 @@ def type_analyst_name(page, name: str) -> None:
     """Type a name into the analyst page's field once its autofocus has landed (keys before it would be lost)."""
     page.wait_for_function("document.activeElement && document.activeElement.id === 'analyst-name'")
     page.keyboard.type(name)
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """Create an empty database `name` on a PostgreSQL server (dropping one left by an earlier run); return its URL."""
+    from sqlalchemy import create_engine  # here, not at the top: most tests never touch PostgreSQL
+
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine.dispose()
+    return server_url.rsplit("/", 1)[0] + "/" + name

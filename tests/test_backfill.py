@@ -26,7 +26,7 @@ from pipeline.extract import reads_as_dutch
 from pipeline.nightly import page_to_article
 from pipeline.store import SCHEMA_VERSION, Store
 from pipeline.warc import RecordFilter, iter_records, record_ranges
-from tests.conftest import CORPUS, ROOT
+from tests.conftest import CORPUS, ROOT, fresh_database
 from tests import test_store_postgres
 
 postgres_url = test_store_postgres.postgres_url  # the throw-away PostgreSQL cluster fixture, reused
@@ -245,18 +245,6 @@ def test_backfill_on_sqlite_with_one_worker_then_rerun_adds_nothing(make_setting
 
 
 # -- PostgreSQL, two worker processes ------------------------------------------------------------------------
-def fresh_database(server_url: str, name: str) -> str:
-    """Create an empty database in the throw-away cluster; return its URL."""
-    from sqlalchemy import create_engine
-
-    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    return server_url.rsplit("/", 1)[0] + "/" + name
-
-
 @pytest.mark.slow
 def test_backfill_on_postgres_with_two_workers_then_rerun_adds_nothing(postgres_url, make_settings, warcs, expected):
     url = fresh_database(postgres_url, "backfill_two")

@@ -6,13 +6,14 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 
 from pipeline.export import export_rows
 from pipeline.records import QueueFilters
 from pipeline.review.events import Label, record_decision
 from pipeline.schema import FLAGGED_ARTICLES_SINCE, MIGRATIONS, SCHEMA_VERSION, schema_info
 from pipeline.store import Store, reviews, skips
+from tests.conftest import fresh_database
 from tests.review_scenario import add_article, fill_store
 from tests.test_store import release_store
 from tests.test_store_postgres import postgres_url  # noqa: F401  (the throw-away PostgreSQL cluster fixture)
@@ -22,12 +23,7 @@ _numbers = itertools.count()
 
 def _fresh_postgres_database(server_url: str) -> str:
     # One cluster per module, one fresh database per test: no test sees another's rows.
-    name = f"queue_{next(_numbers)}"
-    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    return server_url.rsplit("/", 1)[0] + "/" + name
+    return fresh_database(server_url, f"queue_{next(_numbers)}")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
