@@ -97,7 +97,9 @@ class NearDuplicateIndex:
     def __init__(self, threshold: float):
         self.threshold = threshold
         self.bands, self.rows = lsh_params(threshold)
-        self.buckets: list[dict[bytes, list[int]]] = [{} for _ in range(self.bands)]
+        # A band value maps to its one head, or to a tuple of heads: most values have one, and a bare int is
+        # neither allocated per head nor tracked by the garbage collector as a list is.
+        self.buckets: list[dict[bytes, int | tuple[int, ...]]] = [{} for _ in range(self.bands)]
         self.signatures: dict[int, MinHash] = {}
 
     def _band_values(self, sig: MinHash) -> list[bytes]:
@@ -109,13 +111,14 @@ class NearDuplicateIndex:
         if article_id in self.signatures:
             return
         for bucket, value in zip(self.buckets, self._band_values(sig), strict=True):
-            bucket.setdefault(value, []).append(article_id)
+            held = bucket.get(value)
+            bucket[value] = article_id if held is None else (*_heads(held), article_id)
         self.signatures[article_id] = sig
 
     def candidates(self, sig: MinHash) -> set[int]:
         """Return the heads that share at least one band with a signature."""
         return {head for bucket, value in zip(self.buckets, self._band_values(sig), strict=True)
-                for head in bucket.get(value, ())}
+                if value in bucket for head in _heads(bucket[value])}
 
     def best_match(self, sig: MinHash) -> tuple[int, float] | None:
         """Return (article id, estimated Jaccard) of the closest indexed head, if close enough."""
@@ -130,6 +133,10 @@ class NearDuplicateIndex:
         for article_id, blob in rows:
             index.add(article_id, signature_from_bytes(blob))
         return index
+
+
+def _heads(held: int | tuple[int, ...]) -> tuple[int, ...]:
+    return held if isinstance(held, tuple) else (held,)
 
 
 @dataclass(frozen=True)

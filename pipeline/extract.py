@@ -26,13 +26,13 @@ import trafilatura
 from lxml import etree
 from trafilatura import metadata as tmeta
 from trafilatura.htmlprocessing import delete_element
-from trafilatura.settings import Document
+from trafilatura.settings import Document, Extractor
 from trafilatura.utils import load_html
 from trafilatura.xpaths import AUTHOR_DISCARD_XPATHS, AUTHOR_XPATHS
 
 from pipeline.errors import ExtractError
 from pipeline.records import Article
-from pipeline.repairs import contains_words, find_lead, main_text, norm_space
+from pipeline.repairs import contains_words, find_lead, is_tidy, main_text, tidy_lines
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +44,16 @@ def _along(axis: str, expression: etree.XPath) -> etree.XPath:
 
 
 # Substrings of every attribute value that trafilatura's AUTHOR_XPATHS can match ("[Aa]uthor", "author-?name"
-# and "AuthorCard" all hold "uthor"), by the attributes they test; its two element tests are <author> and <rel>.
-# tests/test_extract.py checks that every literal of those XPaths holds one, so a new trafilatura cannot slip by.
+# and "AuthorCard" all hold "uthor"), in the attributes they test; its two element tests are <author> and <rel>.
+# tests/test_extract.py checks that every literal and attribute of those XPaths is here, so a new trafilatura
+# cannot slip by.
 AUTHOR_HINT_WORDS = ("uthor", "yline", "byl", "BBL", "username", "zuozhe", "bianji", "xiaobian", "channel-name",
                      "submitted-by", "posted-by", "journalist-name", "screenname", "writer")
-AUTHOR_ATTRIBUTES = ("class", "id", "rel", "itemprop", "data-testid", "data-component")
-# The attribute a hint stands in: the last `name=` of the tag before it (the value has no quote or '>' in between).
-HINT_ATTRIBUTE = re.compile(r"\b(%s)\s*=\s*[\"']?[^\"'>]*$" % "|".join(AUTHOR_ATTRIBUTES), re.IGNORECASE)  # noqa: UP031
-HINT_ELEMENT = re.compile(r"<(author|rel)\b", re.IGNORECASE)
+AUTHOR_ATTRIBUTES = frozenset(("class", "id", "rel", "itemprop", "data-testid", "data-component"))
+AUTHOR_HINT = re.compile("|".join(map(re.escape, AUTHOR_HINT_WORDS)))  # case-sensitive, as the XPaths test
+AUTHOR_VALUES = etree.XPath("|".join(f"//@{name}" for name in sorted(AUTHOR_ATTRIBUTES)))
+AUTHOR_VALUES_AND_ELEMENTS = etree.XPath(f"{AUTHOR_VALUES.path}|//author|//*[rel]")
 # Compiled once: on a short page compiling an XPath costs as much as running it.
-TEASER_LINKS = etree.XPath("//a[.//time]")
 CATEGORY_LINKS = etree.XPath('//a[contains(@href, "/categor")]')
 SECTION_METAS = etree.XPath('.//head//meta[@property="article:section" or contains(@name, "subject")][@content]')
 LANGUAGE_METAS = etree.XPath('//meta[@property="og:locale" or @http-equiv="content-language" or @name="language" '
@@ -96,7 +96,9 @@ def content_hash(text: str) -> str:
     """Hash the normalised text so that whitespace and case changes give the same hash."""
     if not unicodedata.is_normalized("NFKC", text):  # a quick check: most texts are, and stay as they are
         text = unicodedata.normalize("NFKC", text)
-    norm = " ".join(text.lower().split())
+    lowered = text.lower()
+    # An extracted text is tidy lines already: its words are then one space or line break apart.
+    norm = lowered.replace("\n", " ") if is_tidy(lowered) else " ".join(lowered.split())
     return hashlib.sha256(norm.encode("utf-8")).hexdigest()
 
 
@@ -167,7 +169,7 @@ def find_date(tree, url: str | None, tz: str, *, in_place: bool = False) -> str 
     in_place prunes the given tree instead of a copy: for a caller that is done with the tree.
     """
     pruned = tree if in_place else copy.deepcopy(tree)
-    for link in TEASER_LINKS(pruned):  # timestamps inside links belong to teasers of other articles
+    for link in _teaser_links(pruned):  # timestamps inside links belong to teasers of other articles
         link.drop_tree()
     try:
         found = htmldate.find_date(pruned, url=url, original_date=True, extensive_search=True,
@@ -184,6 +186,12 @@ def find_date(tree, url: str | None, tz: str, *, in_place: bool = False) -> str 
     return moment.astimezone(ZoneInfo(tz)).isoformat() if moment.tzinfo else found[:10]
 
 
+def _teaser_links(tree) -> list:
+    # What //a[.//time] finds, from the few <time> elements up instead of from every link down. The order differs
+    # where links nest, which leaves the same tree: every one of them is dropped.
+    return list(dict.fromkeys(link for time in tree.iter("time") for link in time.iterancestors("a")))
+
+
 def local_date(value: str, tz: str) -> str:
     """Return an ISO date-time in the zone tz (as find_date gives it); a date or naive time is kept as given."""
     try:
@@ -194,37 +202,37 @@ def local_date(value: str, tz: str) -> str:
     return moment.astimezone(ZoneInfo(tz)).isoformat() if moment.tzinfo else value.strip()
 
 
-def page_metadata(tree, url: str | None, html: str) -> Document:
-    """Return trafilatura's metadata of the page parsed from html, without its date search, tags and licence."""
+def page_metadata(tree, url: str | None) -> Document:
+    """Return trafilatura's metadata of the page, without its date search, tags and licence."""
     # The steps of trafilatura.metadata.extract_metadata that fill the fields used here, in its order.
     # Its own date search is a second htmldate pass over the whole page (trafilatura #779) whose
-    # result nothing here used: find_date searches once, on the page without teaser links.
+    # result nothing here used: find_date searches once, on the page without teaser links. The canonical
+    # URL is only looked up where it is used (_page_url): the page's own URL is nearly always known.
     meta = tmeta.examine_meta(tree)
     if meta.author and " " not in meta.author:
         meta.author = None
     try:
-        meta = tmeta.extract_meta_json(tree, meta)
+        # Its XPath (compiled on every call) looks for JSON-LD scripts: none on a page without scripts.
+        meta = tmeta.extract_meta_json(tree, meta) if next(tree.iter("script"), None) is not None else meta
     except Exception as err:  # noqa: BLE001 - as trafilatura does: JSON-LD bugs leave the meta tags' values
         log.debug("JSON-LD metadata skipped: %s", err)
     meta.title = meta.title or tmeta.extract_title(tree)
-    meta.author = meta.author or find_author(tree, html)
-    meta.url = meta.url or tmeta.extract_url(tree, url)
-    meta.sitename = _sitename(tree, meta)
+    meta.author = meta.author or find_author(tree)
+    meta.sitename = _sitename(tree, meta, url)
     meta.categories = meta.categories or find_categories(tree)
     meta.clean_and_trim()
     return meta
 
 
-def find_author(tree, html: str) -> str | None:
-    """Return what trafilatura's extract_author returns on the tree parsed from html, in a fifth of its time."""
+def find_author(tree) -> str | None:
+    """Return what trafilatura's extract_author returns on the tree, in a fifth of its time."""
     # extract_author copies the page, prunes comments, dates and figures, then runs three XPaths whose
-    # predicates are evaluated on every element: a fifth of trafilatura's own extraction time. Here a regular
-    # expression over the page's source finds which attributes can match at all, one narrow XPath finds those
-    # few elements, and the same predicates run on them alone. A candidate in a pruned part is skipped, and
-    # only a candidate holding pruned parts is copied and pruned.
-    hints = _author_hints(tree, html)
-    for test in AUTHOR_TESTS:
-        for element in (el for el in hints if test(el)):
+    # predicates are evaluated on every element: a fifth of trafilatura's own extraction time. Here one pass
+    # over the elements keeps those few that any of them can match, and the same predicates run on them alone.
+    # A candidate in a pruned part is skipped, and only a candidate holding pruned parts is copied and pruned.
+    candidates = [(element, _tests_passed(element)) for element in _author_candidates(tree)]
+    for number in range(len(AUTHOR_TESTS)):
+        for element in (el for el, passed in candidates if passed[number]):
             if PRUNED_AROUND(element):
                 continue
             content = tmeta.trim(" ".join(_pruned(element).itertext()))
@@ -233,24 +241,35 @@ def find_author(tree, html: str) -> str | None:
     return None
 
 
-def _author_hints(tree, html: str) -> list:
-    # The hints are searched in the case they are written, as the XPaths test them; tag and attribute names
-    # in any case, as HTML reads them.
-    tests = {"self::author" if m[1].lower() == "author" else "rel" for m in HINT_ELEMENT.finditer(html)}
-    for word in AUTHOR_HINT_WORDS:
-        at = html.find(word)
-        while at != -1:  # a few dozen times on a news page: in meta tags, JSON-LD and bylines
-            attribute = HINT_ATTRIBUTE.search(html, html.rfind("<", 0, at) + 1, at)
-            if attribute:
-                tests.add(f"contains(@{attribute[1].lower()}, '{word}')")
-            at = html.find(word, at + 1)
-    return _hints_xpath(tuple(sorted(tests)))(tree) if tests else []
+def _author_candidates(tree) -> list:
+    # The values of the six attributes, in document order with the elements (an XPath over attribute values
+    # costs a third of one whose predicates test six attributes on every element); a value that holds a hint
+    # names its element. The <author> and <rel> element tests, rare on a page, only run when it has one.
+    has_elements = next(tree.iter("author", "rel"), None) is not None
+    candidates = {}
+    for item in (AUTHOR_VALUES_AND_ELEMENTS if has_elements else AUTHOR_VALUES)(tree):
+        if not isinstance(item, str):
+            candidates.setdefault(item, None)
+        elif AUTHOR_HINT.search(item):
+            candidates.setdefault(item.getparent(), None)
+    return list(candidates)
 
 
-@lru_cache(maxsize=256)
-def _hints_xpath(tests: tuple[str, ...]) -> etree.XPath:
-    # Compiling costs more than running it on a small page; pages of one site share their few hint sets.
-    return etree.XPath("//*[%s]" % " or ".join(tests))  # noqa: UP031
+def _tests_passed(element) -> tuple[bool, ...]:
+    # The tests read the element's tag and attributes, and the text of a <rel> child: pages of one site repeat
+    # their byline markup, so the answers are kept by tag and attributes for an element without that child.
+    if element.find("rel") is None:
+        try:
+            return _tests_passed_by(element.tag, tuple(element.items()))
+        except ValueError:  # a name the HTML parser keeps but XML refuses ('xml:lang', 'fb:like'): not kept
+            pass
+    return tuple(bool(test(element)) for test in AUTHOR_TESTS)
+
+
+@lru_cache(maxsize=1024)
+def _tests_passed_by(tag: str, attributes: tuple[tuple[str, str], ...]) -> tuple[bool, ...]:
+    stand_in = etree.Element(tag, dict(attributes))  # the same tag and attributes, no children
+    return tuple(bool(test(stand_in)) for test in AUTHOR_TESTS)
 
 
 def _pruned(element):
@@ -275,11 +294,16 @@ def find_categories(tree) -> list[str]:
                                      if el.attrib["content"]) if r]
 
 
-def _sitename(tree, meta: Document) -> str | None:
+def _page_url(tree, meta: Document, url: str | None) -> str | None:
+    """Return the page's URL as trafilatura's metadata gives it: og:url, else the canonical link, else url."""
+    return meta.url or tmeta.extract_url(tree, url)
+
+
+def _sitename(tree, meta: Document, url: str | None) -> str | None:
     name = (meta.sitename or tmeta.extract_sitename(tree) or "").lstrip("@")
     if name:
         return name.title() if "." not in name and not name[0].isupper() else name
-    match = tmeta.META_URL.match(meta.url or "")
+    match = tmeta.META_URL.match(_page_url(tree, meta, url) or "")
     return match[1] if match else None
 
 
@@ -301,7 +325,23 @@ def _text_with_lead(tree, doc, meta: Document) -> tuple[str, str]:
     lead = find_lead(tree, meta.description)
     if lead and not contains_words(text, lead):
         text, method = f"{lead}\n{text}", method + "+lead"
-    return "\n".join(line for line in (norm_space(x) for x in text.splitlines()) if line), method
+    return tidy_lines(text), method
+
+
+@lru_cache(maxsize=1)
+def _options_template() -> Extractor:
+    # Links are kept for the link-density repair only. "txt": the body only, as trafilatura.extract does; the
+    # default ("python") also renders the text, which main_text renders again after its repairs.
+    return Extractor(output_format="txt", comments=False, tables=True, links=True)
+
+
+def _extraction_options(url: str | None) -> Extractor:
+    # Building an Extractor reads eight settings through ConfigParser: 2 % of trafilatura's time per short page.
+    # A copy of one built once costs nothing; trafilatura copies it again before it changes anything (recall retry).
+    options = copy.copy(_options_template())
+    options.url = url
+    options.source = url and url.encode("utf-8", "replace").decode("utf-8")  # as Extractor.__init__ sets it
+    return options
 
 
 def extract_document(html: str, url: str | None = None, tz: str = "Europe/Amsterdam", *,
@@ -313,11 +353,9 @@ def extract_document(html: str, url: str | None = None, tz: str = "Europe/Amster
     tree = load_html(html)  # parsed once: trafilatura, metadata, lead and date all read this tree
     if tree is None:
         return {"text": "", "method": "none"}
-    meta = page_metadata(tree, url, html)
-    # On its own copy of the tree. "txt": the body only, as trafilatura.extract does; the default ("python")
-    # also renders the text, which main_text renders again after its repairs.
-    doc = trafilatura.bare_extraction(tree, url=url or meta.url, include_comments=False, include_tables=True,
-                                      include_links=True, output_format="txt")
+    meta = page_metadata(tree, url)
+    # On its own copy of the tree.
+    doc = trafilatura.bare_extraction(tree, options=_extraction_options(url or _page_url(tree, meta, None)))
     if doc is None:
         meta = Document()  # no text, no metadata: as when trafilatura extracted both in one call
     text, method = _text_with_lead(tree, doc, meta)

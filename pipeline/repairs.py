@@ -28,6 +28,22 @@ def norm_space(text: str | None) -> str:
     return " ".join((text or "").split())  # str.split's whitespace is re's \s: the same, in a third of the time
 
 
+def is_tidy(text: str) -> bool:
+    """Tell whether a text is already what tidy_lines makes of it: non-empty lines of single-spaced words."""
+    # Substring tests and one isprintable pass, all in C, cost two thirds of splitting every line into words.
+    # Every whitespace character but ' ' and '\n' is unprintable, so a text holding one takes the long way.
+    return (bool(text) and text[0] not in " \n" and text[-1] not in " \n" and "  " not in text
+            and "\n\n" not in text and " \n" not in text and "\n " not in text
+            and text.replace("\n", " ").isprintable())
+
+
+def tidy_lines(text: str) -> str:
+    """Collapse the whitespace within every line of a text and drop the empty lines."""
+    if is_tidy(text):  # as trafilatura's text nearly always is
+        return text
+    return "\n".join(line for line in (norm_space(x) for x in text.splitlines()) if line)
+
+
 def words_of(text: str | None) -> list[str]:
     """Return the lower-cased word tokens of a text."""
     return WORD.findall((text or "").lower())
@@ -35,7 +51,7 @@ def words_of(text: str | None) -> list[str]:
 
 def count_words(text: str, up_to: int) -> int:
     """Return the number of words of a text, counting no further than up_to."""
-    return sum(1 for _ in islice(WORD.finditer(text.lower()), up_to))
+    return sum(1 for _ in islice(WORD.finditer(text), up_to))  # as written: a lower-cased copy only cost time
 
 
 def _text_of(element) -> str:

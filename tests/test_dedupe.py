@@ -134,14 +134,17 @@ def test_the_index_finds_the_candidates_datasketchs_lsh_finds():
 
     texts = [art["text"] for art in corpus_articles(min_chars=800)][:150]
     sigs = [s for s in (minhash_of(t) for t in texts) if s is not None]
+    # Near copies of the first 20 are indexed too, so that band values hold several heads.
+    heads = sigs[:100] + [s for s in (minhash_of(t[: len(t) * 4 // 5]) for t in texts[:20]) if s is not None]
     ours, theirs = NearDuplicateIndex(0.5), MinHashLSH(num_perm=128, params=lsh_params(0.5))
-    for number, sig in enumerate(sigs[:100]):
+    for number, sig in enumerate(heads):
         ours.add(number, sig)
         theirs.insert(number, sig)
     queries = sigs[100:] + [minhash_of(t[: len(t) * 2 // 3]) for t in texts[:40]]  # new texts and near copies
     found = [ours.candidates(q) for q in queries if q is not None]
     assert found == [set(theirs.query(q)) for q in queries if q is not None]
     assert sum(bool(f) for f in found) >= 20  # near copies met their heads: the comparison is not of empty sets
+    assert sum(len(f) >= 2 for f in found) >= 5  # and band values holding two heads
 
 
 # -- schema 12: MinHash signatures from rensa ------------------------------------------------------------------

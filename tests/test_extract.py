@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -17,8 +19,8 @@ from pipeline.errors import ExtractError
 from pipeline.extract import (
     build_article, canonical_url, content_hash, decode_html, extract_document, find_author, find_categories, find_date,
 )
-from pipeline.repairs import contains_words, find_lead, main_text, norm_space
-from tests.conftest import CORPUS
+from pipeline.repairs import contains_words, find_lead, is_tidy, main_text, norm_space, tidy_lines
+from tests.conftest import CORPUS, corpus_articles
 
 PAGES = CORPUS / "pages"
 
@@ -97,6 +99,28 @@ def test_canonical_url_and_content_hash():
     assert content_hash("een tekst") != content_hash("een andere tekst")
 
 
+WHITESPACE = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+
+
+def test_tidy_text_takes_the_short_way_only_where_the_long_way_gives_the_same():
+    def long_way_lines(text):  # what tidy_lines did for every text
+        return "\n".join(line for line in (norm_space(x) for x in text.splitlines()) if line)
+
+    def long_way_hash(text):  # what content_hash did for every text (NFKC first)
+        norm = " ".join(unicodedata.normalize("NFKC", text).lower().split())
+        return hashlib.sha256(norm.encode("utf-8")).hexdigest()
+
+    real = [tidy_lines(art["text"]) for art in corpus_articles(min_chars=200)[:300]]
+    odd = ["", "\n", "een", "een twee\ndrie", "een\n\ntwee", " een", "een ", "een\n", "een \ntwee", "een\n twee",
+           "een  twee", "Één İstanbul\nÆ", "een\u200btwee"]
+    odd += [f"een{w}twee" for w in WHITESPACE] + [f"{w}een" for w in WHITESPACE] + [f"een\ntwee{w}" for w in WHITESPACE]
+    for text in real + odd:
+        assert tidy_lines(text) == long_way_lines(text), repr(text)
+        assert content_hash(text) == long_way_hash(text), repr(text)
+    assert sum(is_tidy(text) for text in real) == len(real)  # the short way is the one real texts take
+    assert not any(is_tidy(f"een{w}twee") for w in WHITESPACE if w not in " \n")
+
+
 # -- one parse, one date search ------------------------------------------------
 def _real_pages() -> list[tuple[str, str, str | None, str]]:
     """(file, html, url, timezone) of every real page; home pages have no gold entry and take the default zone."""
@@ -172,7 +196,8 @@ def test_shared_tree_gives_what_separate_parses_gave(page):
 # -- author and categories without trafilatura's copy of the page ----------------------------------------------
 DEMO_PAGES = sorted((Path(__file__).parents[1] / "data" / "demo" / "site").rglob("*.html"))
 # Where the two could part: a byline inside comments, a byline holding a date, a figure or nested pruned parts
-# whose tails must join the same neighbours, several candidates of which the first is pruned, a category link.
+# whose tails must join the same neighbours, several candidates of which the first is pruned, a category link,
+# and the two element tests (a <rel> child, an <author> element).
 CRAFTED = [
     '<div class="comments"><span class="author">Lezer Een</span></div><p class="byline">Door Jan de Vries</p>',
     '<p class="byline">Door <time>12 maart</time> Anna Jansen<figure>foto</figure> en Piet Smit</p>',
@@ -182,6 +207,8 @@ CRAFTED = [
     '<div class="author-name">https://example.org/auteur</div><span itemprop="author">Mo Ali</span>',
     '<div class="post-meta"><a href="/category/zorg/">Zorg</a><a href="/tag/x/">x</a></div>',
     '<p>geen auteur, geen categorie</p>',
+    '<p class="intro">Inleiding</p><span><rel>me</rel>Sanne de Wit</span><author>Piet Puk</author>',
+    '<p>Tekst</p><author>Piet Puk</author>',
 ]
 
 
@@ -195,10 +222,30 @@ def test_author_and_categories_are_trafilaturas_on_every_page():
     pages = _html_pages()
     assert len(pages) > 20
     for html in pages:
-        assert find_author(load_html(html), html) == trafilatura.metadata.extract_author(load_html(html))
+        assert find_author(load_html(html)) == trafilatura.metadata.extract_author(load_html(html))
         assert find_categories(load_html(html)) == trafilatura.metadata.extract_catstags("category", load_html(html))
-    found = [find_author(load_html(html), html) for html in pages]
+    found = [find_author(load_html(html)) for html in pages]
     assert sum(bool(a) for a in found) >= 5  # the comparison met bylines, not only pages without one
+
+
+def test_the_kept_author_test_answers_are_the_tests_own_on_every_candidate():
+    from pipeline.extract import AUTHOR_TESTS, _author_candidates, _tests_passed
+
+    candidates = [el for html in _html_pages() for el in _author_candidates(load_html(html))]
+    assert len(candidates) > 50
+    for element in candidates:  # asked twice: the second answer comes from the cache
+        assert _tests_passed(element) == _tests_passed(element) == tuple(bool(t(element)) for t in AUTHOR_TESTS)
+    assert sum(any(_tests_passed(el)) for el in candidates) >= 10
+
+
+def test_teaser_links_are_the_links_holding_a_time():
+    from pipeline.extract import _teaser_links
+
+    nested = '<html><body><a href="/a"><b><a href="/b"><time>1 mei</time></a></b></a><a><time>2 mei</time></a></body></html>'
+    for html in [*_html_pages(), nested]:
+        tree = load_html(html)
+        assert set(_teaser_links(tree)) == set(tree.xpath("//a[.//time]"))
+    assert len(_teaser_links(load_html(nested))) >= 2
 
 
 def _spellings(pattern: str) -> list[str]:
@@ -211,13 +258,15 @@ def _spellings(pattern: str) -> list[str]:
     return spellings
 
 
-def test_every_value_the_author_xpaths_can_match_holds_a_hint():
+def test_every_value_and_attribute_the_author_xpaths_test_is_a_hint():
     from trafilatura.xpaths import AUTHOR_XPATHS
 
-    from pipeline.extract import AUTHOR_HINT_WORDS
+    from pipeline.extract import AUTHOR_ATTRIBUTES, AUTHOR_HINT_WORDS
 
     literals = [lit for x in AUTHOR_XPATHS for lit in re.findall(r"'([^']*)'", x.path)]
     alternatives = [alt for lit in literals for part in lit.split("|") for alt in _spellings(part)]
     assert "AuthorCard" in alternatives and "journalist-name" in alternatives and "Byline" in alternatives
     # "me" is the text of a <rel> child (rel='me'), found by its element, not by an attribute value.
     assert [alt for alt in alternatives if alt != "me" and not any(w in alt for w in AUTHOR_HINT_WORDS)] == []
+    tested = {name for x in AUTHOR_XPATHS for name in re.findall(r"@([\w-]+)", x.path)}
+    assert "class" in tested and tested <= AUTHOR_ATTRIBUTES
