@@ -101,10 +101,16 @@ class NearDuplicateIndex:
         # neither allocated per head nor tracked by the garbage collector as a list is.
         self.buckets: list[dict[bytes, int | tuple[int, ...]]] = [{} for _ in range(self.bands)]
         self.signatures: dict[int, MinHash] = {}
+        self._last_bands: tuple[MinHash | None, list[bytes]] = (None, [])
 
     def _band_values(self, sig: MinHash) -> list[bytes]:
+        last, values = self._last_bands  # a query, then the add of the same new head: worked out once
+        if last is sig:  # (a signature is never changed once made)
+            return values
         raw, width = signature_bytes(sig), 8 * self.rows
-        return [raw[band * width:(band + 1) * width] for band in range(self.bands)]
+        values = [raw[band * width:(band + 1) * width] for band in range(self.bands)]
+        self._last_bands = (sig, values)
+        return values
 
     def add(self, article_id: int, sig: MinHash) -> None:
         """Index an article as the head of its own cluster."""

@@ -85,20 +85,22 @@ def _register_cp1252_fallback() -> str:
 # -- identity -----------------------------------------------------------------
 def canonical_url(url: str) -> str:
     """Normalise a URL for identity: lower-case host, no fragment, no tracking parameters."""
-    url = urldefrag(url.strip())[0]
+    url = url.strip()
     try:
-        return courlan.normalize_url(url, strict=True)
+        return courlan.normalize_url(url, strict=True)  # strict drops the fragment too: no urldefrag first
     except (ValueError, AttributeError):
-        return url
+        return urldefrag(url)[0]
 
 
 def content_hash(text: str) -> str:
     """Hash the normalised text so that whitespace and case changes give the same hash."""
     if not unicodedata.is_normalized("NFKC", text):  # a quick check: most texts are, and stay as they are
         text = unicodedata.normalize("NFKC", text)
+    # lower() leaves every whitespace character as it is and makes none (tests/test_extract.py checks all of
+    # Unicode): the lower-cased text is tidy when the text is, which tidy_lines has found out for an extracted one.
+    tidy = is_tidy(text)
     lowered = text.lower()
-    # An extracted text is tidy lines already: its words are then one space or line break apart.
-    norm = lowered.replace("\n", " ") if is_tidy(lowered) else " ".join(lowered.split())
+    norm = lowered.replace("\n", " ") if tidy else " ".join(lowered.split())
     return hashlib.sha256(norm.encode("utf-8")).hexdigest()
 
 
@@ -237,8 +239,15 @@ def find_author(tree) -> str | None:
                 continue
             content = tmeta.trim(" ".join(_pruned(element).itertext()))
             if content and 2 < len(content) < 120:  # extract_metainfo's bounds for authors
-                return tmeta.normalize_authors(None, content)
+                return _normalized_author(content)
     return None
+
+
+@lru_cache(maxsize=1024)
+def _normalized_author(byline: str) -> str | None:
+    # trafilatura's normalize_authors is a pure function of the byline, and runs eight regexes (8 µs); a site's
+    # bylines repeat ("Door de redactie", "ANP").
+    return tmeta.normalize_authors(None, byline)
 
 
 def _author_candidates(tree) -> list:
@@ -337,8 +346,11 @@ def _options_template() -> Extractor:
 
 def _extraction_options(url: str | None) -> Extractor:
     # Building an Extractor reads eight settings through ConfigParser: 2 % of trafilatura's time per short page.
-    # A copy of one built once costs nothing; trafilatura copies it again before it changes anything (recall retry).
-    options = copy.copy(_options_template())
+    # A copy of one built once, slot by slot (copy.copy goes through copyreg's reduce protocol for a slotted
+    # class: twice the time); trafilatura copies it again before it changes anything (the recall retry).
+    template, options = _options_template(), object.__new__(Extractor)
+    for name in Extractor.__slots__:
+        setattr(options, name, getattr(template, name))
     options.url = url
     options.source = url and url.encode("utf-8", "replace").decode("utf-8")  # as Extractor.__init__ sets it
     return options

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
+import sys
 import unicodedata
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urldefrag
 
+import courlan
 import htmldate
 import pytest
 import trafilatura
@@ -19,7 +23,16 @@ from pipeline.errors import ExtractError
 from pipeline.extract import (
     build_article, canonical_url, content_hash, decode_html, extract_document, find_author, find_categories, find_date,
 )
-from pipeline.repairs import contains_words, find_lead, is_tidy, main_text, norm_space, tidy_lines
+from pipeline.repairs import (
+    OTHER_WHITESPACE,
+    contains_words,
+    find_lead,
+    has_words,
+    is_tidy,
+    main_text,
+    norm_space,
+    tidy_lines,
+)
 from tests.conftest import CORPUS, corpus_articles
 
 PAGES = CORPUS / "pages"
@@ -99,7 +112,46 @@ def test_canonical_url_and_content_hash():
     assert content_hash("een tekst") != content_hash("een andere tekst")
 
 
+def test_canonical_urls_stay_what_they_were_with_the_fragment_cut_first():
+    # Stored articles are found again by canonical URL: courlan alone must give what urldefrag + courlan gave.
+    urls = {url for path in CORPUS.rglob("*") if path.is_file()
+            for url in re.findall(r"https?://[^\s\"'<>)\]]+", path.read_text(encoding="utf-8", errors="replace"))}
+    assert len(urls) > 1000
+    odd = ["http://a/b#", "http://a/b?#x", "http://a/b?", "HTTP://A.nl:80/b#c?d", "http://[::1]:8080/a#b", "//a/b#c",
+           "http://a/b c#d", "/relatief#x", "mailto:x@y.nl#a", "http://a/b?utm_source=x#", "http://a/b#!/route?x=1",
+           "http://a:xx/b#c", "http://a/b;p?q#f", "http://ä.nl/ö#ü", "http://[::1/a#b", "", "#", "  http://a/b#c  "]
+    for url in sorted(urls) + odd:
+        assert _outcome(canonical_url, url) == _outcome(_canonical_url_before, url), url
+
+
+def _canonical_url_before(url: str) -> str:
+    defragmented = urldefrag(url.strip())[0]
+    try:
+        return courlan.normalize_url(defragmented, strict=True)
+    except (ValueError, AttributeError):
+        return defragmented
+
+
+def _outcome(function, *args):
+    try:
+        return function(*args)
+    except ValueError as err:  # an unparseable URL ('http://[::1/a') raised before and raises now
+        return type(err)
+
+
 WHITESPACE = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+
+
+def test_has_words_is_a_word_count_reaching_the_number():
+    texts = [art["text"] for art in corpus_articles(min_chars=200)[:100]]
+    pieces = [piece for text in texts for piece in re.split(r"(?<=[.,]) ", text)]
+    rng = random.Random(3)
+    made_up = ["".join(rng.choice("ab é_-,.  \n1’") for _ in range(rng.randint(0, 80))) for _ in range(2000)]
+    edges = ["", "-", "abc", "a" * 40, " ".join("w" * 29), " ".join("w" * 30), "—".join("w" * 31) + "—", "_ 1 é"]
+    for text in texts + pieces + made_up + edges:
+        words = len(re.findall(r"\w+", text))
+        for count in (1, 3, 30, 31):
+            assert has_words(text, count) == (words >= count), (text, count)  # 'abc' is one word, not three
 
 
 def test_tidy_text_takes_the_short_way_only_where_the_long_way_gives_the_same():
@@ -119,6 +171,11 @@ def test_tidy_text_takes_the_short_way_only_where_the_long_way_gives_the_same():
         assert content_hash(text) == long_way_hash(text), repr(text)
     assert sum(is_tidy(text) for text in real) == len(real)  # the short way is the one real texts take
     assert not any(is_tidy(f"een{w}twee") for w in WHITESPACE if w not in " \n")
+    assert set(OTHER_WHITESPACE) == set(WHITESPACE) - {" ", "\n"}  # the written-out list is all of Unicode's
+    # content_hash asks whether the text is tidy before lower-casing it: lower() must keep every whitespace
+    # character and make none.
+    assert not [c for c in map(chr, range(sys.maxunicode + 1))
+                if (c.lower() != c if c.isspace() else any(x.isspace() for x in c.lower()))]
 
 
 # -- one parse, one date search ------------------------------------------------
