@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -14,6 +13,7 @@ import rensa
 from datasketch import MinHash, MinHashLSH
 
 from pipeline.records import Article
+from pipeline.repairs import words_of
 
 if TYPE_CHECKING:  # the store imports nothing from here; the hint only
     from pipeline.store import Store
@@ -31,7 +31,7 @@ SIGNATURE_SEED = 20240501
 
 def shingles(text: str, size: int = SHINGLE_WORDS) -> list[str]:
     """Return the word n-grams of a text, lower-cased, punctuation ignored (repeats kept: MinHash ignores them)."""
-    return _shingles_of(re.findall(r"\w+", text.lower()), size)
+    return _shingles_of(words_of(text), size)
 
 
 def _shingles_of(words: list[str], size: int) -> list[str]:
@@ -49,7 +49,7 @@ def _permutations():
 
 def minhash_of(text: str) -> MinHash | None:
     """Return the MinHash signature of a text, or None when it is too short to compare."""
-    words = re.findall(r"\w+", text.lower())
+    words = words_of(text)
     if len(words) < MIN_WORDS:
         return None
     # rensa hashes and permutes in Rust: five times faster than datasketch's per-shingle SHA-1 in Python,
@@ -172,13 +172,6 @@ def decide_duplicate(article: Article, exact_cluster: int | None, index: NearDup
     if match is not None:
         return DedupeDecision((match[0], "near", round(match[1], 3)), sig)
     return DedupeDecision(None, sig)
-
-
-def find_duplicate(store: Store, index: NearDuplicateIndex,
-                   article: Article) -> tuple[tuple[int, str, float] | None, MinHash | None]:
-    """Return ((canonical id, 'exact' | 'near', similarity) or None, signature) for a new article."""
-    decision = decide_duplicate(article, store.cluster_of_content(article.content_hash), index)
-    return decision.duplicate, decision.signature
 
 
 def save_deduplicated(store: Store, index: NearDuplicateIndex, article: Article, **save_kwargs) -> bool:
