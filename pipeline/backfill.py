@@ -7,6 +7,10 @@ keeps HTTP 200 HTML responses of the listed hosts, runs the nightly stage functi
 cap, Dutch check, MinHash dedupe, NLP and classification) and writes a batch at a time: the batch's
 articles, predictions and the partition's next offset in one transaction, so a killed worker or a
 rerun resumes at the last committed batch and never stores a record twice.
+
+A damaged file (garbage bytes, a cut record) does not fail its partition: the batch read before the damage
+is stored with the damage's offset and reason, reading resumes at the next record after it, and the run's
+summary lists every damaged partition. The damage is final: a rerun reads the same bytes, so it skips it.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from pipeline.nightly import page_to_article
 from pipeline.records import Article
 from pipeline.settings import Settings
 from pipeline.store import Store, open_store
-from pipeline.warc import RecordFilter, WarcPage, iter_records, record_ranges
+from pipeline.warc import Damage, RecordFilter, WarcPage, iter_records, record_ranges
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +117,8 @@ class Batch:
     records: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     pages: list[PageToStore] = field(default_factory=list)
+    damaged_at: int | None = None  # the file offset where reading failed inside this batch's range
+    damage: str = ""  # why, in one line, and where reading resumed
 
 
 @dataclass
@@ -124,6 +130,7 @@ class BackfillReport:
     partitions: int = 0
     partitions_run: int = 0
     failed: list[str] = field(default_factory=list)
+    damaged: list[dict] = field(default_factory=list)  # file, offset, reason of every damaged partition (all runs)
     records: int = 0
     stored: int = 0
     duplicates: int = 0
@@ -207,12 +214,16 @@ def run_partition(job: BackfillJob, partition_id: int) -> dict:
     if part["status"] == "done":
         return result
     decide = duplicate_decider(job.near_threshold)
-    for batch in partition_batches(job, part):
-        score_batch(scorer, batch)
-        if store.save_backfill_batch(batch, decide, job.run_id) is None:
-            result["status"] = "taken"  # another attempt at this partition stored this batch first
-            return result
-        result["records"] += batch.records
+    try:
+        for batch in partition_batches(job, part):
+            score_batch(scorer, batch)
+            if store.save_backfill_batch(batch, decide, job.run_id) is None:
+                result["status"] = "taken"  # another attempt at this partition stored this batch first
+                return result
+            result["records"] += batch.records
+    except RadarError as exc:
+        # Returned, not raised: Dask would print the worker's traceback for what is a message (a foreign file).
+        return {**result, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     result["status"] = "done"
     return result
 
@@ -222,6 +233,13 @@ def partition_batches(job: BackfillJob, part: dict) -> Iterator[Batch]:
     end = part["end_offset"]
     batch = Batch(part["id"], part["next_offset"], worker=worker_name())
     for offset, page in iter_records(part["file"], part["next_offset"], end, job.keep):
+        if isinstance(page, Damage):
+            note_damage(batch, page, part["file"])
+            if page.resumed_at is not None:  # what was read before the damage is committed, checkpoint after it
+                batch.to_offset = page.resumed_at
+                yield batch
+                batch = Batch(part["id"], page.resumed_at, worker=batch.worker)
+            continue
         if batch.records >= job.batch_records:  # this record starts the next batch: its offset is the checkpoint
             batch.to_offset = offset
             yield batch
@@ -234,6 +252,14 @@ def partition_batches(job: BackfillJob, part: dict) -> Iterator[Batch]:
             batch.pages.append(outcome)
     batch.to_offset, batch.done = end if end is not None else os.path.getsize(part["file"]), True
     yield batch
+
+
+def note_damage(batch: Batch, damage: Damage, file: str) -> None:
+    """Record the damage on the batch that ends at it (stored with its checkpoint), and log it in one line."""
+    resumed = (f"resumed at offset {damage.resumed_at}" if damage.resumed_at is not None
+               else "no record start after it in this partition")
+    batch.damaged_at, batch.damage = damage.offset, f"{damage.reason}; {resumed}"
+    log.warning("backfill: %s is damaged at offset %d: %s", file, damage.offset, batch.damage)
 
 
 def prepare_page(job: BackfillJob, page: WarcPage | str) -> PageToStore | str:
@@ -405,10 +431,19 @@ def _run(store: Store, settings: Settings, files: list[str], options: BackfillOp
                       if n - before["skipped"].get(r, 0)}
     if pending and not report.failed:
         report.scoring = "scored" if scored else f"skipped: no model in {job.model_dir}; `radar run` scores them"
+    report.damaged = damaged_partitions(store.partitions_of(files))
     report.seconds = round(time.monotonic() - started, 3)
+    # Damage is the file's, reported and final (a rerun reads the same bytes); the run did its job around it.
     report.status = "failed" if report.failed else "ok"
-    log.info("backfill: %d partitions run, %d records in, %d stored (%d duplicates), skipped %s, %d failed",
-             report.partitions_run, report.records, report.stored, report.duplicates, report.skipped, len(report.failed))
+    log.info("backfill: %d partitions run, %d records in, %d stored (%d duplicates), skipped %s, %d failed, "
+             "%d damaged", report.partitions_run, report.records, report.stored, report.duplicates, report.skipped,
+             len(report.failed), len(report.damaged))
+
+
+def damaged_partitions(partitions: list[dict]) -> list[dict]:
+    """Return file, offset and reason of the damaged partitions, in file and offset order."""
+    return [{"file": p["file"], "offset": p["damaged_at"], "reason": p["damage"]}
+            for p in partitions if p.get("damaged_at") is not None]
 
 
 def largest_first(partitions: Iterable[dict]) -> list[dict]:
@@ -441,6 +476,10 @@ def run_on_dask(job: BackfillJob, partition_ids: list[int], options: BackfillOpt
                 log.error("backfill partition failed: %r", exc)
                 report.failed.append(f"{type(exc).__name__}: {exc}")
                 continue
+            if result.get("error"):
+                log.error("backfill partition %d failed: %s", result["partition"], result["error"])
+                report.failed.append(result["error"])
+                continue
             scored = scored or result["scored"]
             bar.update(result["records"])
     return scored
@@ -472,6 +511,9 @@ def summarise(report: BackfillReport) -> str:
              f"({report.stored - report.duplicates} new clusters, {report.duplicates} duplicates)"]
     lines += [f"  skipped {reason}: {n}" for reason, n in sorted(report.skipped.items())]
     lines += [f"  FAILED partition: {reason}" for reason in report.failed]
+    lines += [f"  DAMAGED {d['file']} at offset {d['offset']}: {d['reason']}" for d in report.damaged]
+    if report.damaged:
+        lines.append("  the records before and after the damage are stored; damage is final: a rerun skips it")
     if report.failed:
         lines.append("  run `radar backfill` again with the same files: it resumes at the last checkpoint")
     if report.scoring:

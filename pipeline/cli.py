@@ -604,6 +604,8 @@ def publish_cmd(
     ctx: typer.Context,
     config: ConfigOption = None,
     output: Path = typer.Option(..., "--output", "-o", help="Folder to write the static site to."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files in the folder that publish did not write "
+                               "(it still never writes through a symlink)."),
 ) -> None:
     """Write the public collection (Dutch pages and Atom feeds) as a static site; only changed files are rewritten."""
     from pipeline.codebook import load_codebook
@@ -614,7 +616,7 @@ def publish_cmd(
         store = _open_store(settings)
         try:
             counts = publish_site(store, load_codebook(), output, form_url=settings.public_form_url,
-                                  base_url=settings.public_base_url)
+                                  base_url=settings.public_base_url, force=force)
         finally:
             store.close()
     except RadarError as exc:

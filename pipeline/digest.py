@@ -11,6 +11,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from urllib.parse import quote
 
+from pipeline import labels
+from pipeline.chars import one_line, xml_safe
 from pipeline.codebook import Codebook
 from pipeline.errors import ConfigError
 from pipeline.export import export_rows, parse_since
@@ -73,14 +75,19 @@ def clean_quote(text: str | None) -> str:
 
 
 def digest_groups(store: Store, codebook: Codebook, window: Window = Window()) -> dict[str, list[dict]]:
-    """Return the accepted examples in the window, one per story, grouped by sector in codebook order."""
+    """Return the accepted examples in the window, one per story, grouped by sector in codebook order.
+
+    Only what may leave the tool (labels.may_leave_the_tool): a newsletter is read outside the team, so an
+    article an analyst marked private is left out as `radar publish` leaves it out.
+    """
     # Publication dates filter the same way as `radar export --since` (the same function).
     reviewed = export_rows(store, "reviewed", window.published)
+    final = store.final_labels()
     copies: dict[int, list[str]] = {}
     for row in reviewed:
         if not row["is_canonical"] and row["outlet"]:
             copies.setdefault(row["cluster_id"], []).append(row["outlet"])
-    rows = [r for r in reviewed if r["is_canonical"] and r["cocreation"]
+    rows = [r for r in reviewed if r["is_canonical"] and labels.may_leave_the_tool(final.get(r["article_id"]))
             and (not window.decided or (r["reviewed_at"] or "")[:10] >= window.decided)]
     groups: dict[str, list[dict]] = {sector: [] for sector in codebook.sectors}
     for row in sorted(rows, key=lambda r: (r["published"] or "", r["article_id"]), reverse=True):
@@ -103,10 +110,12 @@ def split_readers(store: Store, groups: dict[str, list[dict]]) -> tuple[dict[str
 
 
 def _item(row: dict, also_in: list[str], codebook: Codebook) -> dict:
-    return {"article_id": row["article_id"], "title": " ".join((row["title"] or "").split()) or "(zonder titel)",
-            "href": safe_href(row["url"]), "outlet": row["outlet"] or "", "date": dutch_date(row["published"]),
+    # xml_safe: text stored before the store removed forbidden characters must not break the HTML or e-mail.
+    return {"article_id": row["article_id"],
+            "title": one_line(row["title"]) or "(zonder titel)",
+            "href": safe_href(row["url"]), "outlet": one_line(row["outlet"]), "date": dutch_date(row["published"]),
             "sector": row["sector"], "type": codebook.label_of(row["type"]), "lead": codebook.lead_of(row["type"]),
-            "quote": clean_quote(row["evidence_quote"]), "also_in": also_in}
+            "quote": xml_safe(clean_quote(row["evidence_quote"])), "also_in": [one_line(o) for o in also_in]}
 
 
 def render_digest(groups: dict[str, list[dict]], fmt: str, codebook: Codebook, window: Window = Window(),

@@ -58,3 +58,7 @@ class SubmissionRefused(RadarError):
         super().__init__(message)
         self.reason = reason
         self.status = status
+
+
+class PublishRefused(RadarError):
+    """`radar publish` would overwrite a file it did not write, or write or delete through a symlink."""

@@ -74,9 +74,29 @@ def resolve_addresses(name: str) -> list[str]:
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
+# IPv6 ranges that carry an IPv4 address in their last 32 bits (RFC 4291 IPv4-compatible, RFC 6052 NAT64): a
+# translator or a dual stack delivers them to that IPv4 address, so they are as private as it is. Python 3.11's
+# is_global counts both as global, and the local-use NAT64 range of RFC 8215 too, which IANA lists as not
+# globally reachable (where its IPv4 part sits depends on the operator's prefix length).
+IPV4_IN_LAST_32_BITS = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b::/96"))
+LOCAL_USE_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+
+
 def is_public_address(address: str) -> bool:
-    """Tell whether an IP address is a public (global) one."""
-    return ipaddress.ip_address(address.split("%")[0]).is_global
+    """Tell whether an IP address is a public (global) one, and so is any IPv4 address it carries."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if not ip.is_global or ip in LOCAL_USE_NAT64:
+        return False
+    return all(v4.is_global for v4 in _embedded_ipv4(ip))
+
+
+def _embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    if isinstance(ip, ipaddress.IPv4Address):
+        return []
+    embedded = [v4 for v4 in (ip.ipv4_mapped, ip.sixtofour) if v4 is not None]
+    if any(ip in network for network in IPV4_IN_LAST_32_BITS):
+        embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return embedded
 
 
 def is_public_host(host: str) -> bool:
@@ -87,15 +107,6 @@ def is_public_host(host: str) -> bool:
 
 def _all_public(addresses: Iterable[str]) -> bool:
     return all(is_public_address(address) for address in addresses)
-
-
-def is_private_url(url: str) -> bool:
-    """Tell whether a URL's host resolves to any non-public address; an unreadable URL is not private."""
-    try:
-        _, name, _ = read_target(url)
-        return not _all_public(resolve_addresses(name))
-    except FetchError:
-        return False
 
 
 class HostPacer:

@@ -87,6 +87,15 @@ def final_labels(current: Iterable[ReviewEvent], settles: Iterable[ReviewEvent])
     return result
 
 
+def may_leave_the_tool(label: FinalLabel | None) -> bool:
+    """Tell whether an article may be shown outside the tool: a final yes that no analyst marked private.
+
+    The one rule for everything outsiders read: the digest (every format), `radar publish`, its Atom feeds
+    and `radar public`. Exports are for the team and carry the private mark as a column instead.
+    """
+    return label is not None and bool(label.cocreation) and not label.private
+
+
 def label_for_member(labels: Mapping[int, FinalLabel], article_id: int,
                      canonical_id: int | None) -> tuple[FinalLabel | None, bool]:
     """Return a cluster's final label for one of its articles, and whether it came from the cluster's head.

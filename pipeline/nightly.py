@@ -18,7 +18,7 @@ from pipeline.dedupe import ClusterHeads, load_heads, save_article_deduplicated
 from pipeline.errors import ExtractError, FetchError, RadarError, RunCrashed, RunLocked
 from pipeline.extract import build_article, cap_article, reads_as_dutch
 from pipeline.feeds import load_feed_list, parse_feed
-from pipeline.fetch import FEED_TYPES, HTML_TYPES, HttpClient, host_of, is_private_url, map_by_host
+from pipeline.fetch import FEED_TYPES, HTML_TYPES, HttpClient, map_by_host
 from pipeline.records import Article, FeedConfig, FeedItem, Response
 from pipeline.settings import Settings
 from pipeline.store import Store, open_store
@@ -121,10 +121,9 @@ def run_stages(store: Store, report: RunReport, settings: Settings) -> None:
     """Run the numbered stages in order, timing each."""
     configs = load_feed_list(settings.feeds_file)
     client = HttpClient(settings)
-    private_feeds: dict[str, bool] = {}  # feed host -> its fetch this run connected to a private address
     try:
-        _timed(report, "1_feeds", lambda: fetch_feeds(store, client, configs, report, settings, private_feeds))
-        _timed(report, "2_articles", lambda: fetch_articles(store, client, report, settings, private_feeds))
+        _timed(report, "1_feeds", lambda: fetch_feeds(store, client, configs, report, settings))
+        _timed(report, "2_articles", lambda: fetch_articles(store, client, report, settings))
     finally:
         client.close()
     _timed(report, "2b_submissions", lambda: fetch_submissions(store, report, settings))
@@ -149,13 +148,12 @@ def judge_run(report: RunReport, settings: Settings) -> str:
 
 # -- stage 1: feeds -----------------------------------------------------------
 def fetch_feeds(store: Store, client: HttpClient, configs: list[FeedConfig], report: RunReport,
-                settings: Settings, private_feeds: dict[str, bool] | None = None) -> None:
+                settings: Settings) -> None:
     """Fetch every configured feed with a conditional GET and queue its new entries.
 
-    private_feeds receives, per feed host, whether the feed was fetched from a private address.
+    Each answered fetch stores with the feed whether it connected to a private address (see fetch_articles).
     """
     feed_ids = store.sync_feeds(configs)
-    private_feeds = {} if private_feeds is None else private_feeds
 
     def fetch_one(cfg: FeedConfig) -> Response:
         etag, modified = store.feed_validators(feed_ids[cfg.name])
@@ -165,8 +163,6 @@ def fetch_feeds(store: Store, client: HttpClient, configs: list[FeedConfig], rep
         return client.get(cfg.url, accept=FEED_TYPES, headers=headers, trust_private_origin=True)
 
     for cfg, result in map_by_host(configs, lambda c: c.url, fetch_one, settings.workers):
-        if isinstance(result, Response):
-            private_feeds[host_of(cfg.url)] = result.private_origin
         outcome = record_feed(store, feed_ids[cfg.name], cfg, result, report.run_id, settings)
         report.feeds.append(outcome)
     log.info("feeds: %d in, %d ok, %d not modified, %d failed", len(configs),
@@ -181,7 +177,7 @@ def record_feed(store: Store, feed_id: int, cfg: FeedConfig, result: Response | 
         return _feed_failed(store, feed_id, cfg, result, run_id)
     if result.status == 304:
         store.record_fetch(run_id, "feed", cfg.url, "not_modified", status_code=304, duration=result.elapsed)
-        store.record_feed_result(feed_id, "not_modified")
+        store.record_feed_result(feed_id, "not_modified", private_origin=result.private_origin)
         return FeedOutcome(cfg.name, "not_modified")
     try:
         parsed = parse_feed(result.body, result.final_url, result.headers.get("content-type", ""),
@@ -192,7 +188,7 @@ def record_feed(store: Store, feed_id: int, cfg: FeedConfig, result: Response | 
     store.record_fetch(run_id, "feed", cfg.url, "ok", status_code=result.status, detail=parsed.problem or None,
                        size=len(result.body), duration=result.elapsed)
     store.record_feed_result(feed_id, "ok", parsed.problem or None, result.headers.get("etag"),
-                             result.headers.get("last-modified"))
+                             result.headers.get("last-modified"), private_origin=result.private_origin)
     return FeedOutcome(cfg.name, "ok", len(parsed.entries), new, known, problem=parsed.problem)
 
 
@@ -204,23 +200,24 @@ def _feed_failed(store: Store, feed_id: int, cfg: FeedConfig, exc: BaseException
         log.error("feed %s: unexpected error\n%s", cfg.name, "".join(traceback.format_exception(exc)))
     store.record_fetch(run_id, "feed", cfg.url, reason, detail=detail,
                        status_code=getattr(exc, "status", None) or (response.status if response else None))
-    store.record_feed_result(feed_id, "failed", detail)
+    # A feed that answered with something unreadable still tells which address it came from.
+    store.record_feed_result(feed_id, "failed", detail, private_origin=response.private_origin if response else None)
     return FeedOutcome(cfg.name, "failed", error=detail)
 
 
 # -- stage 2: articles --------------------------------------------------------
-def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings: Settings,
-                   private_feeds: dict[str, bool] | None = None) -> None:
+def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings: Settings) -> None:
     """Fetch, extract, dedupe and store every due item; failures are recorded and retried later.
 
-    Links of a feed fetched from a private address may be private too (private_feeds, from stage 1).
+    Links of a feed whose last answered fetch connected to a private address may be private too. That
+    is stored with the feed (stage 1); a feed that never answered counts as public. A fresh lookup of the
+    feed's name is never asked: a rebinding name could answer it differently from the fetch.
     """
     due = store.due_items(settings.max_attempts)
     heads = load_heads(store, settings.near_duplicate_threshold)
-    private_feed_hosts = dict(private_feeds or {})
 
     def work(item: FeedItem) -> tuple[Response, Article]:
-        allow = _feed_is_private(item.feed_url, private_feed_hosts)
+        allow = bool(item.feed_private)
         response = client.get(item.url, accept=HTML_TYPES, allow_private=allow, check_robots=True)
         article = page_to_article(
             response.body, response.final_url, content_type=response.headers.get("content-type", ""),
@@ -261,17 +258,6 @@ def page_to_article(body: bytes, url: str, *, min_chars: int, max_chars: int, su
         article.truncated_from = summary_truncated_from  # the text is a summary the store cut
     # Capped here as well as in the store, so dedupe never shingles a text the store would cut.
     return cap_article(article, max_chars)
-
-
-def _feed_is_private(feed_url: str | None, cache: dict[str, bool]) -> bool:
-    # Known from this run's feed fetch (the address it connected to) when the feed was fetched; a
-    # feed that failed tonight falls back to a lookup. Shared by threads: a lost race resolves twice.
-    if not feed_url:
-        return False
-    host = host_of(feed_url)
-    if host not in cache:
-        cache[host] = is_private_url(feed_url)
-    return cache[host]
 
 
 def store_item_result(store: Store, heads: ClusterHeads, item: FeedItem,

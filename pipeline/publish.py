@@ -18,9 +18,11 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from pipeline import labels
+from pipeline.chars import one_line, xml_safe
 from pipeline.codebook import Codebook
 from pipeline.digest import clean_quote, dutch_date
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, PublishRefused
 from pipeline.review.highlight import best_quote, safe_href
 from pipeline.store import Store
 
@@ -60,7 +62,7 @@ def collect_examples(store: Store, codebook: Codebook) -> list[Example]:
 
     Read from the final labels, then only those articles: the whole article table is never loaded.
     """
-    chosen = [label for label in store.final_labels().values() if label.cocreation and not label.private]
+    chosen = [label for label in store.final_labels().values() if labels.may_leave_the_tool(label)]
     predictions = store.newest_predictions(label.article_id for label in chosen)
     rows = []
     for label in chosen:
@@ -82,12 +84,14 @@ def _example(row: dict, codebook: Codebook) -> Example:
     # Names become file names: only the codebook's own, whatever an old or hand-made label says.
     sector = row["sector"] if row["sector"] in codebook.sectors else "overig"
     kind = row["type"] if row["type"] in codebook.types else ""
+    # xml_safe: what was stored before the store removed forbidden characters must not break a page or feed.
     return Example(
-        article_id=row["article_id"], title=" ".join((row["title"] or "").split()) or "(zonder titel)",
-        href=safe_href(row["url"]), outlet=row["outlet"] or "", published=(row["published"] or "")[:10],
+        article_id=row["article_id"], title=one_line(row["title"]) or "(zonder titel)",
+        href=safe_href(row["url"]), outlet=one_line(row["outlet"]), published=(row["published"] or "")[:10],
         date=dutch_date(row["published"]), sector=sector, type=kind,
         sector_label=codebook.label_of(sector), type_label=codebook.label_of(kind) if kind else "",
-        quote=short_quote(clean_quote(row["evidence_quote"])), lesson=" ".join((row["lesson"] or "").split()),
+        quote=short_quote(xml_safe(clean_quote(row["evidence_quote"]))),
+        lesson=one_line(row["lesson"]),
         updated=row["reviewed_at"] or EPOCH, entry_id=f"urn:uuid:{uuid.uuid5(ID_NAMESPACE, key)}")
 
 
@@ -177,25 +181,89 @@ def _add_entry(feed, example: Example, base_url: str) -> None:
     entry.content("\n".join(lines), type="text")  # content, not summary: Atom needs it when no link is safe
 
 
-def write_site(pages: dict[str, bytes], output: Path) -> dict[str, int]:
-    """Write the pages under output, rewriting only changed files and removing pages no longer published."""
+def write_site(pages: dict[str, bytes], output: Path, *, force: bool = False) -> dict[str, int]:
+    """Write the pages under output, rewriting only changed files and removing pages no longer published.
+
+    Raises PublishRefused, before anything is written, when a page would go through a symlinked folder or
+    (unless force) replace a file that the last publish did not write.
+    """
     output.mkdir(parents=True, exist_ok=True)
+    previous = _previous_paths(output)
+    _refuse_unsafe_pages(pages, output, previous, force=force)
+    # Claim the files before writing them: a publish stopped midway leaves none that the next one would refuse.
+    _write_manifest(output, previous | set(pages))
     counts = {"written": 0, "unchanged": 0, "removed": 0}
     for path, body in sorted(pages.items()):
         target = output / path
-        if target.is_file() and target.read_bytes() == body:
+        if _is_plain_file(target) and target.read_bytes() == body:
             counts["unchanged"] += 1
             continue
         _write_atomically(target, body)
         counts["written"] += 1
     # A page of an example made private or rejected later must disappear; files we never wrote stay.
-    for path in sorted(_previous_paths(output) - set(pages)):
-        (output / path).unlink(missing_ok=True)
-        counts["removed"] += 1
-    manifest = (json.dumps(sorted(pages), indent=1) + "\n").encode("utf-8")
-    if not (output / MANIFEST).is_file() or (output / MANIFEST).read_bytes() != manifest:
-        _write_atomically(output / MANIFEST, manifest)
+    counts["removed"] = _remove_stale_pages(output, previous - set(pages))
+    _write_manifest(output, set(pages))
     return counts
+
+
+def _refuse_unsafe_pages(pages: dict[str, bytes], output: Path, previous: set[str], *, force: bool) -> None:
+    # --force is for a folder that already holds someone's files; it never lets a page leave the output folder.
+    unsafe = sorted(p for p in pages if not _is_plain_relative(p) or _goes_through_symlink(output, p))
+    if unsafe:
+        raise PublishRefused(f"refusing to write {_listed(unsafe)} in {output}: a folder on the way is a symlink, "
+                             "and publish never writes through one; make it a real folder")
+    foreign = sorted(p for p in pages if _is_foreign(output / p, p in previous))
+    if foreign and not force:
+        raise PublishRefused(f"{output} already holds {_listed(foreign)}, not written by radar publish; "
+                             "move them away, or give --force to overwrite them")
+
+
+def _is_foreign(target: Path, listed: bool) -> bool:
+    # Publish writes only plain files: a symlink at a listed path was put there by someone else.
+    return os.path.lexists(target) and (not listed or target.is_symlink())
+
+
+def _is_plain_file(target: Path) -> bool:
+    return target.is_file() and not target.is_symlink()
+
+
+def _listed(paths: list[str], shown: int = 5) -> str:
+    # One line, however many files: the first few by name, then a count.
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(paths[:shown]) + more
+
+
+def _goes_through_symlink(output: Path, path: str) -> bool:
+    # Resolve the page's folder: anything but the plain folder under the resolved output means a symlink on the
+    # way, whether it leads out of the site or to another folder of it (whose files are not ours to replace).
+    # The output folder itself may be a symlink: that is the user's own choice of where the site lives.
+    return (output / path).parent.resolve() != output.resolve() / Path(path).parent
+
+
+def _is_plain_relative(path: str) -> bool:
+    parts = Path(path).parts
+    return bool(parts) and not path.startswith(("/", "\\")) and ".." not in parts
+
+
+def _remove_stale_pages(output: Path, paths: set[str]) -> int:
+    removed = 0
+    for path in sorted(paths):
+        target = output / path
+        # Never through a symlinked folder, and not a symlink itself: unlinking a link would spare its target, but
+        # publish never writes links, so one listed in the manifest is someone else's (or a tampered manifest).
+        if _goes_through_symlink(output, path) or target.is_symlink():
+            log.warning("publish: left %s in place: it is or goes through a symlink, which publish never wrote", path)
+            continue
+        if target.is_file():
+            target.unlink()
+            removed += 1
+    return removed
+
+
+def _write_manifest(output: Path, paths: set[str]) -> None:
+    manifest = (json.dumps(sorted(paths), indent=1) + "\n").encode("utf-8")
+    if not _is_plain_file(output / MANIFEST) or (output / MANIFEST).read_bytes() != manifest:
+        _write_atomically(output / MANIFEST, manifest)
 
 
 def _previous_paths(output: Path) -> set[str]:
@@ -203,24 +271,34 @@ def _previous_paths(output: Path) -> set[str]:
         listed = json.loads((output / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return set()
+    if not isinstance(listed, list):
+        return set()
     # Only plain relative paths inside the folder: a tampered manifest must not delete anything elsewhere.
-    return {p for p in listed if isinstance(p, str) and not p.startswith(("/", "\\")) and ".." not in Path(p).parts}
+    return {p for p in listed if isinstance(p, str) and _is_plain_relative(p)}
 
 
 def _write_atomically(target: Path, body: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_bytes(body)
-    os.replace(temporary, target)  # a web server never serves a half-written page
+    temporary.unlink(missing_ok=True)  # a stopped run's leftover; unlink removes the name, never a link's target
+    # O_EXCL never opens an existing name, so a symlink planted at the temporary name is not written through;
+    # not mkstemp: its 0600 files are pages a web server could not read.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    with os.fdopen(descriptor, "wb") as stream:
+        stream.write(body)
+    os.replace(temporary, target)  # a web server never serves a half-written page; replaces a link, not its target
 
 
 def publish_site(store: Store, codebook: Codebook, output: Path, *, form_url: str = "",
-                 base_url: str = "") -> dict[str, int]:
-    """Render the collection from the database and write it to output; return the file counts."""
+                 base_url: str = "", force: bool = False) -> dict[str, int]:
+    """Render the collection from the database and write it to output; return the file counts.
+
+    With force, files in output that publish did not write are overwritten; nothing is ever written through a symlink.
+    """
     if output.exists() and not output.is_dir():
         raise ConfigError(f"--output {output} is a file: give a folder for the site")
     examples = collect_examples(store, codebook)
-    counts = write_site(render_site(examples, codebook, form_url=form_url, base_url=base_url), output)
+    counts = write_site(render_site(examples, codebook, form_url=form_url, base_url=base_url), output, force=force)
     log.info("publish: %d examples; %d files written, %d unchanged, %d removed", len(examples), counts["written"],
              counts["unchanged"], counts["removed"])
     return {"examples": len(examples), **counts}

@@ -128,6 +128,9 @@ class FeedItem(RowAccess):
     outlet: str | None = None
     feed_url: str | None = None
     language: str | None = None
+    # The feed's last answered fetch connected to a private address (None: never answered): only then may
+    # this item's link be private too.
+    feed_private: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,9 @@ feeds = Table(
     Column("last_status", String(20)),
     Column("last_error", Text),
     Column("consecutive_failures", Integer, nullable=False, default=0),
+    # Whether the last fetch of this feed that answered connected to a private address (schema 13; NULL: no
+    # fetch has answered yet). Its links may then be private too; never decided by a lookup of its own.
+    Column("private_origin", Integer),
 )
 
 runs = Table(
@@ -284,6 +287,9 @@ backfill_partitions = Table(
     Column("duplicates", Integer, nullable=False, default=0),  # of which copies of a stored story
     Column("skipped", Text, nullable=False, default="{}"),  # JSON: reason -> count
     Column("worker", Text, nullable=False, default=""),  # host:pid of the process that wrote last
+    # Where the file stopped reading as WARC inside this partition, and why (schema 13; NULL: undamaged).
+    Column("damaged_at", BigInteger),
+    Column("damage", Text),
     Column("updated_at", String(40)),
     UniqueConstraint("file", "start_offset", name="uq_backfill_partitions_file_start"),
 )
@@ -294,6 +300,14 @@ signature_bands = Table(
     "signature_bands", metadata,
     Column("band_key", BigInteger, primary_key=True),
     Column("article_id", Integer, ForeignKey("articles.id"), primary_key=True),
+)
+
+# The nonces of public forms already posted (schema 13): a signed form is good for one post. A row is kept until
+# the form it came from would have expired anyway.
+form_nonces = Table(
+    "form_nonces", metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("expires_at", String(40), nullable=False),
 )
 
 # A WARC record is stored at most once, whatever a crashed or repeated partition does.
@@ -439,10 +453,23 @@ def _migrate_to_12(conn: Connection) -> None:
     conn.execute(signature_bands.delete())
 
 
+# Columns schema 13 adds (issue 23). Tables created by this code have them already: only missing ones are added.
+SCHEMA_13_COLUMNS = {
+    "feeds": {"private_origin": "INTEGER"},
+    "backfill_partitions": {"damaged_at": "BIGINT", "damage": "TEXT"},
+}
+
+
+def _migrate_to_13(conn: Connection) -> None:
+    for table, columns in SCHEMA_13_COLUMNS.items():
+        _add_missing(conn, table, columns)
+    metadata.create_all(conn, tables=[form_nonces])
+
+
 # Forward migrations in order; entry i brings the schema from version i to i + 1.
 MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4, _migrate_to_5,
                                                   _migrate_to_6, _migrate_to_7, _migrate_to_8, _migrate_to_9,
-                                                  _migrate_to_10, _migrate_to_11, _migrate_to_12]
+                                                  _migrate_to_10, _migrate_to_11, _migrate_to_12, _migrate_to_13]
 SCHEMA_VERSION = len(MIGRATIONS)
 CLUSTERS_SINCE = MIGRATIONS.index(_migrate_to_7) + 1  # the version whose migration adds the cluster table
 FLAGGED_ARTICLES_SINCE = MIGRATIONS.index(_migrate_to_9) + 1  # the version that counts flagged articles per cluster

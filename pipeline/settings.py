@@ -79,6 +79,21 @@ class Settings(BaseSettings):
     review_port: int = Field(0, ge=0, le=65535, description="port of the review app; 0 picks a free one")
     review_token: str = Field("", description="access token; required to bind anything but loopback")
     analyst: str = Field("", description="default analyst name in the review app")
+    review_https: bool = Field(
+        False, description="the review app is reached over HTTPS (a TLS proxy in front): its session cookie is "
+                           "marked Secure, so browsers never send it over plain HTTP; leave off for http:// use"
+    )
+    server_connection_limit: int = Field(
+        200, ge=10, description="connections `radar review` and `radar public` each keep open at once; more wait"
+    )
+    server_idle_timeout: int = Field(
+        30, ge=1, description="seconds a connection may stay silent (no request, no answer pending) before it "
+                              "is closed"
+    )
+    server_connections_per_client: int = Field(
+        20, ge=0, description="connections one address may hold open at once, further ones are closed at once "
+                              "(0: no cap); public_trusted_proxy is exempt"
+    )
     model_dir: Path = Field(REPO / "models" / "radar", description="the trained models and their card")
     train_articles: list[Path] = Field([CORPUS / "articles" / "dev.jsonl", CORPUS / "articles" / "dev2.jsonl"],
                                        description="labelled texts, one file per part")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -16,9 +17,10 @@ from sqlalchemy import (
     Integer, and_, bindparam, case, create_engine, delete, event, exists, false, func, insert, literal, or_, select, text, update,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, SQLAlchemyError
 
 from pipeline import labels
+from pipeline.chars import has_forbidden, xml_safe
 from pipeline.errors import StoreError
 from pipeline.records import (
     MAX_TEXT_CHARS, Article, ArticleMeta, Cluster, FeedConfig, FeedEntry, FeedItem, FinalLabel, Prediction,
@@ -27,8 +29,8 @@ from pipeline.records import (
 # The tables are re-exported here: callers use `from pipeline.store import Store, reviews`.
 from pipeline.schema import (  # noqa: F401
     CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, RENSA_SIGNATURES_SINCE, SCHEMA_VERSION, SEARCH_TABLE, SEARCH_VECTOR,
-    add_later_columns, analysts, articles, backfill_partitions, clusters, duplicates, feeds, fetches, items, metadata,
-    pages, predictions, reviews, runs, schema_info, scoring_failures, signature_bands, signatures, skips, submissions,
+    add_later_columns, analysts, articles, backfill_partitions, clusters, duplicates, feeds, fetches, form_nonces, items,
+    metadata, pages, predictions, reviews, runs, schema_info, scoring_failures, signature_bands, signatures, skips, submissions,
 )
 
 if TYPE_CHECKING:
@@ -59,6 +61,14 @@ def as_record(cls: type[R], row: Mapping) -> R:
     values = decoded(row)
     names = cls.__dataclass_fields__
     return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def _xml_safe_article(article: Article) -> Article:
+    # URLs are left as they are: they are the article's identity, and outputs link only what safe_href passes.
+    fields = ("title", "text", "outlet", "author", "sitename")
+    changed = {name: xml_safe(getattr(article, name)) for name in fields
+               if has_forbidden(getattr(article, name) or "")}
+    return dataclasses.replace(article, **changed) if changed else article
 
 
 def _prediction(row: Mapping) -> Prediction:
@@ -217,8 +227,8 @@ class Store:
                 if row is None:
                     ids[cfg.name] = conn.execute(insert(feeds).values(name=cfg.name, **values)).inserted_primary_key[0]
                     continue
-                if row.url != cfg.url:  # a moved feed starts afresh: old validators belong to the old URL
-                    values.update(etag=None, last_modified=None)
+                if row.url != cfg.url:  # a moved feed starts afresh: validators and origin belong to the old URL
+                    values.update(etag=None, last_modified=None, private_origin=None)
                 conn.execute(update(feeds).where(feeds.c.id == row.id).values(**values))
                 ids[cfg.name] = row.id
         return ids
@@ -231,14 +241,20 @@ class Store:
 
     def record_feed_result(
         self, feed_id: int, status: str, error: str | None = None,
-        etag: str | None = None, last_modified: str | None = None,
+        etag: str | None = None, last_modified: str | None = None, private_origin: bool | None = None,
     ) -> None:
-        """Update a feed's health after a fetch; validators change only on a fresh 200."""
+        """Update a feed's health after a fetch; validators change only on a fresh 200.
+
+        private_origin: whether this fetch connected to a private address (None: it did not answer, and
+        what an earlier answer said is kept).
+        """
         values: dict[str, Any] = dict(last_status=status, last_error=error, last_fetched_at=now_iso())
         if status == "failed":
             values["consecutive_failures"] = feeds.c.consecutive_failures + 1
         else:
             values["consecutive_failures"] = 0
+        if private_origin is not None:
+            values["private_origin"] = int(private_origin)
         if status == "ok":
             values.update(etag=etag, last_modified=last_modified)
         with self.engine.begin() as conn:
@@ -290,7 +306,8 @@ class Store:
     def due_items(self, max_attempts: int) -> list[FeedItem]:
         """Return items still to fetch: pending, or failed fewer than max_attempts times."""
         query = (
-            select(items, feeds.c.outlet, feeds.c.url.label("feed_url"), feeds.c.language)
+            select(items, feeds.c.outlet, feeds.c.url.label("feed_url"), feeds.c.language,
+                   feeds.c.private_origin.label("feed_private"))
             .join(feeds, feeds.c.id == items.c.feed_id, isouter=True)
             .where((items.c.status == "pending") | ((items.c.status == "failed") & (items.c.attempts < max_attempts)))
             .order_by(items.c.id)
@@ -320,8 +337,9 @@ class Store:
         """Store an article (text capped) with its raw page, duplicate link and signature in one transaction."""
         from pipeline.extract import cap_article  # lazy: extraction libraries are heavy to import
 
-        # Every path that stores an article (run, ingest) comes here, so no text outgrows the scorer.
-        article = cap_article(article, self.max_text_chars)
+        # Every path that stores an article (run, ingest, submissions, backfill) comes here, so no text outgrows
+        # the scorer and none carries a character that would break the pages and feeds it appears in.
+        article = _xml_safe_article(cap_article(article, self.max_text_chars))
         with self.engine.begin() as conn:
             if response is not None and item_id is not None:
                 conn.execute(insert(pages).values(
@@ -863,6 +881,21 @@ class Store:
                 url=url, note=note, name=name, email=email, ip_hash=ip_hash, created_at=now_iso(), status="queued",
                 reason="", attempts=0)).inserted_primary_key[0]
 
+    def use_form_nonce(self, nonce: str, expires_at: str) -> bool:
+        """Record a public form's nonce as used; False when it was used before (the form is being replayed).
+
+        Nonces are kept until `expires_at` (ISO time), when the signed form would be refused as stale anyway;
+        older ones are removed here, so the table holds at most a day of posts.
+        """
+        with self.engine.begin() as conn:
+            conn.execute(delete(form_nonces).where(form_nonces.c.expires_at < now_iso()))
+        try:
+            with self.engine.begin() as conn:  # its own transaction: a refused insert leaves nothing half done
+                conn.execute(insert(form_nonces).values(nonce=nonce, expires_at=expires_at))
+        except IntegrityError:
+            return False
+        return True
+
     def count_submissions_since(self, since: str, ip_hash: str | None = None) -> int:
         """Count the submissions made at or after `since` (ISO time), from one address hash when given."""
         query = select(func.count()).select_from(submissions).where(submissions.c.created_at >= since)
@@ -1010,8 +1043,9 @@ class Store:
     def save_backfill_batch(self, batch: Any, decide: Callable, run_id: int | None = None) -> dict[str, int] | None:
         """Store one batch of a partition and move its checkpoint, in one transaction under the writers' lock.
 
-        `batch` has partition_id, from_offset, to_offset, done, worker, records, skipped (reason -> count) and
-        pages (article, minhash, band_keys, prediction). `decide(article, exact_cluster, candidates)` returns
+        `batch` has partition_id, from_offset, to_offset, done, worker, records, skipped (reason -> count),
+        pages (article, minhash, band_keys, prediction) and damaged_at, damage (the file's damage that ends the
+        batch, None and '' without). `decide(article, exact_cluster, candidates)` returns
         the duplicate link or None. Returns the batch's counts, or None when the checkpoint had moved on
         (another attempt at this partition stored the batch first): nothing is written then.
         """
@@ -1107,7 +1141,7 @@ class Store:
             next_offset=batch.to_offset, status="done" if batch.done else "pending",
             records=row["records"] + batch.records, stored=row["stored"] + stored,
             duplicates=row["duplicates"] + counts.get("duplicate", 0), skipped=json.dumps(skipped, sort_keys=True),
-            worker=batch.worker, updated_at=now_iso()))
+            worker=batch.worker, updated_at=now_iso(), **_first_damage(row, batch)))
 
     def heads_without_bands(self, limit: int = BATCH) -> list[tuple[int, bytes]]:
         """Return (id, signature) of cluster heads whose LSH bands are not stored yet (stored by another path)."""
@@ -1196,6 +1230,15 @@ def _partition_row(row: Mapping) -> dict:
     return {**row, "skipped": decoded_json(row["skipped"])}
 
 
+def _first_damage(row: Mapping, batch: Any) -> dict:
+    # A partition keeps the first place its file was damaged (where reading first failed); a later damage in
+    # the same partition is in the worker's log. A batch without damage fields (duck-typed) has no damage.
+    damaged_at = getattr(batch, "damaged_at", None)
+    if damaged_at is None or row["damaged_at"] is not None:
+        return {}
+    return {"damaged_at": damaged_at, "damage": batch.damage}
+
+
 def _band_candidates(conn: Connection, keys: list[int]) -> list[tuple[int, bytes]]:
     # The heads sharing at least one LSH band with a new article, with their signatures: the same
     # candidates MinHashLSH.query gives, read from an index instead of a worker's memory.
@@ -1266,7 +1309,9 @@ def _analyst_state(conn: Connection, article_id: int, analyst: str) -> dict:
 
 
 def _append_review(conn: Connection, *, previous: dict, **values: Any) -> int:
-    row = {**values, "previous": json.dumps(previous, ensure_ascii=False), "created_at": now_iso()}
+    # Notes and lessons reach the digest and the public pages: no character XML or HTML forbids.
+    cleaned = {key: xml_safe(values[key]) for key in ("note", "lesson") if isinstance(values.get(key), str)}
+    row = {**values, **cleaned, "previous": json.dumps(previous, ensure_ascii=False), "created_at": now_iso()}
     return conn.execute(insert(reviews).values(**row)).inserted_primary_key[0]
 
 

@@ -1,5 +1,6 @@
 """radar backfill: WARC files built with warcio's writer, run on a Dask LocalCluster against real PostgreSQL
-(2 worker processes) and SQLite (1 worker); reruns, a killed worker, and two writers meeting one wire story."""
+(2 worker processes) and SQLite (1 worker); reruns, a killed worker, two writers meeting one wire story, and
+files damaged after good records (garbage bytes, a cut record; plain and gzip)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 import json
 import multiprocessing
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -578,6 +580,118 @@ def test_a_worker_store_does_not_keep_every_large_statement_it_prepared(tmp_path
     assert grown < 20  # about 37 MB with sqlite3's default cache, 7 MB with the worker's
 
 
+# -- damaged files: garbage after good records --------------------------------------------------------------
+def garbage_block(kind: str, gz: bool) -> bytes:
+    """Return bytes that are no WARC record: random bytes, or the first half of a record (its length runs on)."""
+    if kind == "random":
+        return random.Random(13).randbytes(5000)
+    whole = io.BytesIO()
+    url, body = demo_pages()[-1]
+    _response(WARCWriter(whole, gzip=gz), url, body)
+    return whole.getvalue()[:len(whole.getvalue()) // 2]
+
+
+def write_damaged_warc(path: Path, kind: str, first: int = 0, after: int = 3) -> tuple[list[str], int, int | None]:
+    """Write five good demo records, a garbage block and `after` good ones (gzip when the name ends in .gz).
+
+    Returns the good records' URLs, the garbage's offset and the offset of the first record after it (None: none).
+    """
+    pages = demo_pages()[first:first + 5 + after]
+    with path.open("wb") as stream:
+        writer = WARCWriter(stream, gzip=path.name.endswith(".gz"))
+        for url, body in pages[:5]:
+            _response(writer, url, body)
+        damaged_at = stream.tell()
+        stream.write(garbage_block(kind, path.name.endswith(".gz")))
+        resumed_at = stream.tell() if after else None
+        for url, body in pages[5:]:
+            _response(writer, url, body)
+    return [url for url, _ in pages], damaged_at, resumed_at
+
+
+DAMAGED_FILES = [("crawl.warc", "random", 3), ("crawl.warc", "cut_record", 3), ("crawl.warc.gz", "random", 3),
+                 ("crawl.warc.gz", "cut_record", 3), ("crawl.warc.gz", "random", 0)]
+
+
+@pytest.mark.parametrize(("name", "kind", "after"), DAMAGED_FILES)
+def test_reading_a_damaged_file_reports_where_and_resumes_at_the_next_record(tmp_path, name, kind, after):
+    path = tmp_path / name
+    urls, damaged_at, resumed_at = write_damaged_warc(path, kind, after=after)
+    outcomes = list(iter_records(str(path), 0, None, RecordFilter()))
+    damage = [(offset, d) for offset, d in outcomes if type(d).__name__ == "Damage"]
+    assert [(offset, d.offset, d.resumed_at) for offset, d in damage] == [(damaged_at, damaged_at, resumed_at)]
+    assert damage[0][1].reason.isascii() and damage[0][1].reason.isprintable()  # one line, whatever the bytes
+    assert [page.url for _, page in outcomes if hasattr(page, "url")] == urls
+
+
+def test_record_ranges_of_a_damaged_file_hold_every_readable_record_once(tmp_path):
+    path = tmp_path / "crawl.warc"
+    urls, damaged_at, _ = write_damaged_warc(path, "random", after=20)
+    ranges = record_ranges(str(path), 30_000)
+    assert len(ranges) > 3
+    outcomes = [item for start, end in ranges for item in iter_records(str(path), start, end, RecordFilter())]
+    assert [page.url for _, page in outcomes if hasattr(page, "url")] == urls
+    assert [offset for offset, d in outcomes if type(d).__name__ == "Damage"] == [damaged_at]
+
+
+@pytest.mark.parametrize(("name", "kind", "after"), DAMAGED_FILES)
+@pytest.mark.parametrize("batch", [50, 4])
+def test_a_partition_stores_the_records_around_damage_and_notes_where_it_is(make_settings, tmp_path, name, kind,
+                                                                              after, batch):
+    from pipeline.backfill import make_job, run_partition
+
+    path = tmp_path / name
+    urls, damaged_at, resumed_at = write_damaged_warc(path, kind, after=after)
+    settings = make_settings(None, model_dir=tmp_path / "no-model")
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    store.plan_partitions(str(path), record_ranges(str(path), 64 * 1024 * 1024))
+    job = make_job(settings, BackfillOptions(all_hosts=True, batch_records=batch), None)
+    partition_id = store.partitions_of([str(path)])[0]["id"]
+    result = run_partition(job, partition_id)
+    part = store.partitions_of([str(path)])[0]
+    stored = sorted(a.canonical_url for a in store.articles())
+    again = run_partition(job, partition_id)
+    assert len(store.articles()) == len(stored)  # the rerun stored nothing (twice)
+    store.close()
+    assert result["status"] == "done" and again == {**result, "records": 0}
+    assert stored == sorted(urls)  # the five before the damage and the records after it
+    assert part["status"] == "done" and part["records"] == len(urls) and part["damaged_at"] == damaged_at
+    resumed = f"; resumed at offset {resumed_at}" if resumed_at else "; no record start after it in this partition"
+    assert part["damage"].startswith(("unreadable record (", "a record whose Content-Length"))
+    assert part["damage"].endswith(resumed) and part["damage"].isprintable()
+
+
+def test_cli_backfill_of_damaged_files_reports_the_damage_and_a_rerun_exits_the_same_way(make_settings, tmp_path):
+    from tests.cli_helpers import radar
+
+    settings = _settings(make_settings)
+    plain, gz = tmp_path / "crawl-plain.warc", tmp_path / "crawl-cut.warc.gz"
+    files = {plain: write_damaged_warc(plain, "random"), gz: write_damaged_warc(gz, "cut_record", first=10)}
+    env = {"RADAR_DATA_DIR": str(settings.data_dir), "RADAR_PROGRESS": "false",
+           "RADAR_MODEL_DIR": str(tmp_path / "no-model")}
+    runs = [radar("backfill", str(plain), str(gz), "--workers", "1", "--all-hosts", env=env) for _ in range(2)]
+    url = settings.effective_database_url
+    result = stored_result(url)
+    store = Store(url)
+    reports = [run["report"] for run in reversed(store.recent_runs(2))]
+    store.close()
+    assert [run.returncode for run in runs] == [0, 0], runs[0].stderr[-2000:]
+    assert result["urls"] == sorted(u for urls, _, _ in files.values() for u in urls)
+    assert "16 articles stored" in runs[0].stdout and "0 articles stored" in runs[1].stdout
+    expected = [(f"  DAMAGED {path} at offset {damaged_at}: ", f"; resumed at offset {resumed_at}")
+                for path, (_, damaged_at, resumed_at) in sorted(files.items())]
+    for run in runs:  # the rerun exits as the first run did, naming the same damage
+        assert "Traceback" not in run.stderr and "Compute Failed" not in run.stderr
+        damaged = [line for line in run.stdout.splitlines() if line.startswith("  DAMAGED ")]
+        assert len(damaged) == 2 and all(line.startswith(head) and line.endswith(tail)
+                                         for line, (head, tail) in zip(damaged, expected, strict=True))
+    assert [sum("is damaged at offset" in line for line in run.stderr.splitlines()) for run in runs] == [2, 0]
+    assert [(d["file"], d["offset"]) for d in reports[0]["damaged"]] == [
+        (str(path), damaged_at) for path, (_, damaged_at, _) in sorted(files.items())]
+    assert reports[1]["damaged"] == reports[0]["damaged"]
+
+
 # -- hostile input and usage errors ------------------------------------------------------------------------
 def test_a_file_that_is_not_a_warc_is_a_clear_error_and_a_cut_record_a_skip(tmp_path, warcs):
     from pipeline.errors import ConfigError
@@ -590,6 +704,19 @@ def test_a_file_that_is_not_a_warc_is_a_clear_error_and_a_cut_record_a_skip(tmp_
         cut.write_bytes(warc.read_bytes()[:50_000])
         outcomes = [page for _, page in iter_records(str(cut), 0, None, RecordFilter())]
         assert outcomes[-1] == "truncated" and "truncated" not in outcomes[:-1]
+
+
+def test_cli_backfill_of_a_file_that_is_not_warc_fails_its_partition_in_one_line(make_settings, tmp_path):
+    from tests.cli_helpers import radar
+
+    settings = _settings(make_settings)
+    (tmp_path / "garbage.warc").write_bytes(b"GET / HTTP/1.1\r\n\r\n" * 50)
+    env = {"RADAR_DATA_DIR": str(settings.data_dir), "RADAR_PROGRESS": "false"}
+    run = radar("backfill", str(tmp_path / "garbage.warc"), "--workers", "1", "--all-hosts", env=env)
+    assert run.returncode == 1 and "FAILED partition: ConfigError:" in run.stdout
+    failed = [line for line in run.stdout.splitlines() if "FAILED partition" in line]
+    assert len(failed) == 1 and "garbage.warc is not a readable WARC file" in failed[0]
+    assert "Traceback" not in run.stderr and "Compute Failed" not in run.stderr
 
 
 def test_cli_refuses_paths_that_match_nothing_and_bad_dates(tmp_path):

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pipeline.errors import FetchError
-from pipeline.fetch import HTML_TYPES, HostPacer, HttpClient, is_public_host, map_by_host
+from pipeline.fetch import HTML_TYPES, HostPacer, HttpClient, is_public_address, is_public_host, map_by_host
 from tests.httpserver import Reply, ScriptedServer, drip
 
 PAGE = "<html><body><p>Hallo</p></body></html>"
@@ -153,6 +153,24 @@ def test_user_agent_is_sent(server, client):
 @pytest.mark.parametrize("host", ["127.0.0.1", "10.1.2.3", "169.254.169.254", "192.168.0.10", "[::1]", "localhost"])
 def test_non_public_addresses_are_recognised(host):
     assert not is_public_host(host)
+
+
+@pytest.mark.parametrize("address", ["::127.0.0.2", "::10.0.0.1", "64:ff9b::a00:1", "64:ff9b::7f00:2",
+                                     "64:ff9b:1::a00:1", "::ffff:127.0.0.2", "2002:7f00:2::1", "2002:a00:1::1"])
+def test_ipv6_forms_that_carry_a_private_ipv4_address_are_private(address):
+    # IPv4-compatible, NAT64 (well-known and local-use), IPv4-mapped and 6to4 forms reach the IPv4 address.
+    assert not is_public_address(address)
+
+
+@pytest.mark.parametrize("address", ["145.97.39.1", "64:ff9b::9161:2701", "2a00:1450:400e::1"])
+def test_public_addresses_in_ipv6_forms_stay_public(address):
+    assert is_public_address(address)
+
+
+def test_a_url_on_an_ipv4_compatible_loopback_address_is_refused(client):
+    with pytest.raises(FetchError) as err:
+        client(allow_private_addresses=False).get("http://[::127.0.0.2]:9/x", accept=HTML_TYPES)
+    assert err.value.reason == "private_address"
 
 
 def test_public_address_is_recognised():

@@ -165,6 +165,44 @@ def test_feed_allowance_is_decided_on_the_address_fetched_not_a_second_lookup(se
     assert internal_server.requests == [] and report.articles_new == 0
 
 
+def _queue_link(settings, feed_name: str, url: str) -> None:
+    # A link left pending from an earlier night (deferred or failed to be retried) of the named feed.
+    from pipeline.records import FeedEntry
+
+    store = _store(settings)
+    feed_id = {row["name"]: row["id"] for row in store.feed_health()}[feed_name]
+    store.add_items(feed_id, [FeedEntry(url=url, canonical_url=url, title="Geheim")], run_id=store.start_run("run"))
+
+
+def test_pending_links_of_a_feed_that_fails_tonight_are_not_allowed_private_by_a_new_lookup(
+        server, internal_server, make_settings, texts, loopback_is_public, fake_dns):
+    # Night 1 the feed's name answers a public address and the feed is read. Night 2 it answers 127.0.0.2,
+    # where nothing serves the feed: the fetch fails. Its pending link to an internal page must stay refused:
+    # the allowance comes from the address the last answered fetch connected to, not from tonight's lookup.
+    fake_dns.set("feed.test", ["127.0.0.1"], ["127.0.0.2"])
+    server.page("/feed.xml", rss([_publish(server, "/a.html", texts[0])]), "application/rss+xml")
+    settings = make_settings([{"name": "krant", "url": f"http://feed.test:{server.httpd.server_address[1]}/feed.xml"}])
+    assert run_nightly(settings).articles_new == 1
+    _queue_link(settings, "krant", internal_server.url("/geheim.html"))
+    _publish(internal_server, "/geheim.html", texts[1])
+    report = run_nightly(settings)
+    assert report.feeds[0].status == "failed"
+    assert internal_server.hits("/geheim.html") == 0 and report.skipped == {"private_address": 1}
+    assert [a["url"] for a in _store(settings).articles()] == [server.url("/a.html")]
+
+
+def test_a_feed_that_never_answered_counts_as_public(internal_server, make_settings, texts, fake_dns):
+    # No fetch of this feed ever answered, so nothing says it is private: its links get no allowance,
+    # however its name resolves tonight.
+    fake_dns.set("intranet.test", ["127.0.0.2"])
+    settings = make_settings([{"name": "intranet", "url": "http://intranet.test:9/feed.xml"}])
+    assert run_nightly(settings).feeds[0].status == "failed"  # nothing listens on port 9
+    _queue_link(settings, "intranet", internal_server.url("/geheim.html"))
+    _publish(internal_server, "/geheim.html", texts[1])
+    report = run_nightly(settings)
+    assert internal_server.hits("/geheim.html") == 0 and report.skipped == {"private_address": 1}
+
+
 def test_feed_configured_on_a_private_address_may_stay_private(internal_server, make_settings, texts):
     item = _publish(internal_server, "/binnen.html", texts[0])
     internal_server.add("/old.xml", Reply(301, b"", {"Location": "/feed.xml"}))

@@ -74,6 +74,14 @@ def test_a_valid_submission_is_queued_with_a_keyed_address_hash(public):
     assert re.fullmatch(r"[0-9a-f]{64}", sub.ip_hash) and "127.0.0.1" not in sub.ip_hash
 
 
+@pytest.mark.parametrize("base_url, secure", [("https://voorbeelden.example.nl/", True),
+                                               ("http://127.0.0.1:8000/", False), ("", False)])
+def test_the_form_cookie_is_secure_when_the_site_is_served_over_https(public, base_url, secure):
+    base, _store = public(public_base_url=base_url)
+    cookie = requests.get(f"{base}/deel").headers["Set-Cookie"]
+    assert cookie.startswith("radar_public=") and ("; Secure" in cookie) is secure
+
+
 def test_csrf_is_required(public):
     base, store = public()
     session = requests.Session()
@@ -101,6 +109,20 @@ def test_a_form_posted_sooner_than_the_minimum_time_is_refused(public):
     assert too_fast.status_code == 400 and "erg snel" in too_fast.text
     assert forged.status_code == 400 and "verlopen" in forged.text
     assert store.list_submissions() == []
+
+
+def test_a_signed_form_is_good_for_one_post(public):
+    # The same hidden fields (CSRF token and signed form) posted again, as a script would replay them.
+    base, store = public()
+    session = requests.Session()
+    hidden = load_form(session, base)
+    first = post(session, base, hidden=hidden, url=f"{ARTICLE}-1")
+    replayed = [post(session, base, hidden=hidden, url=f"{ARTICLE}-{i}") for i in (2, 3)]
+    assert first.status_code == 200 and "Bedankt" in first.text
+    assert [r.status_code for r in replayed] == [400, 400] and "al verstuurd" in replayed[0].text
+    fresh = post(session, base, url=f"{ARTICLE}-4")  # the page is loaded again: a new form, a new post
+    assert fresh.status_code == 200
+    assert {s.url for s in store.list_submissions()} == {f"{ARTICLE}-1", f"{ARTICLE}-4"}
 
 
 @pytest.mark.parametrize("url, words", [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -12,7 +13,7 @@ import feedparser
 import pytest
 
 from pipeline.codebook import load_codebook
-from pipeline.publish import QUOTE_CHARS, collect_examples, short_quote
+from pipeline.publish import MANIFEST, QUOTE_CHARS, collect_examples, short_quote, write_site
 from pipeline.review.events import Label, record_decision
 from tests.cli_helpers import RADAR, radar
 from tests.review_scenario import CARE_TEXT, add_article, evidence, prediction
@@ -142,6 +143,60 @@ def test_reruns_are_deterministic_and_rewrite_only_changed_files(collection, tmp
     assert f"{len(changed)} files written" in out
     kept = [f"voorbeeld/{ids['park']}.html", "style.css", "feed/overheid.atom", "feed/zorg.atom"]
     assert all((output / p).stat().st_mtime_ns == mtimes[p] for p in kept)
+
+
+def test_a_tampered_manifest_never_deletes_through_a_symlink(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.html").write_text("the user's own page", encoding="utf-8")
+    (outside / "y.html").write_text("another page of the user's", encoding="utf-8")
+    site = tmp_path / "site"
+    write_site({"index.html": b"<p>collection</p>"}, site)
+    # Someone with write access to the site folder plants symlinks and lists them as pages of the last publish.
+    (site / "sub").symlink_to(outside, target_is_directory=True)
+    (site / "link.html").symlink_to(outside / "y.html")
+    listed = json.loads((site / MANIFEST).read_text(encoding="utf-8")) + ["sub/x.html", "link.html"]
+    (site / MANIFEST).write_text(json.dumps(listed), encoding="utf-8")
+    counts = write_site({"index.html": b"<p>collection</p>"}, site)
+    assert (outside / "x.html").read_text(encoding="utf-8") == "the user's own page"
+    assert (outside / "y.html").read_text(encoding="utf-8") == "another page of the user's"
+    # Publish only ever writes plain files, so a symlink at a listed path is someone else's: it stays, link and all.
+    assert (site / "link.html").is_symlink() and (site / "sub").is_symlink()
+    assert counts["removed"] == 0
+    assert json.loads((site / MANIFEST).read_text(encoding="utf-8")) == ["index.html"]
+
+
+def test_publish_never_writes_through_a_symlinked_folder(collection, tmp_path):
+    settings, store, ids = collection
+    outside, output = tmp_path / "outside", tmp_path / "site"
+    outside.mkdir()
+    output.mkdir()
+    (output / "voorbeeld").symlink_to(outside, target_is_directory=True)
+    config = str(config_file(settings, tmp_path))
+    for force in ([], ["--force"]):  # --force overwrites a user's files, never writes through a symlink
+        result = radar("--config", config, "publish", "--output", str(output), *force)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "voorbeeld/" in result.stderr, result.stderr
+        assert list(outside.iterdir()) == []
+        assert sorted(p.name for p in output.iterdir()) == ["voorbeeld"]  # refused before anything was written
+
+
+def test_publish_refuses_to_overwrite_a_file_it_did_not_write_unless_forced(collection, tmp_path):
+    settings, store, ids = collection
+    output = tmp_path / "site"
+    output.mkdir()
+    (output / "index.html").write_text("<p>my own home page</p>", encoding="utf-8")
+    config = str(config_file(settings, tmp_path))
+    refused = radar("--config", config, "publish", "--output", str(output))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert "index.html" in line and "--force" in line
+    assert site_bytes(output) == {"index.html": b"<p>my own home page</p>"}  # nothing written, nothing replaced
+    forced = radar("--config", config, "publish", "--output", str(output), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "Bewoners ontwerpen nieuw park mee" in (output / "index.html").read_text(encoding="utf-8")
+    # From now on the page is publish's own: a re-publish over it needs no --force.
+    assert "0 files written" in publish(settings, tmp_path, output)
 
 
 class LinkParser(HTMLParser):

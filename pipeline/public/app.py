@@ -12,6 +12,7 @@ import mimetypes
 import secrets
 import threading
 import time
+from datetime import datetime, timedelta
 
 from flask import Flask, Response, abort, current_app, request
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
@@ -60,7 +61,9 @@ def create_public_app(settings: Settings, store: Store) -> Flask:
     app = Flask(__name__, template_folder="templates", static_folder=None)
     app.config.update(SECRET_KEY=secrets.token_hex(32), SESSION_COOKIE_NAME="radar_public",
                       SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True, MAX_CONTENT_LENGTH=16 * 1024,
-                      WTF_CSRF_TIME_LIMIT=FORM_MAX_AGE)
+                      WTF_CSRF_TIME_LIMIT=FORM_MAX_AGE,
+                      # Served on an https address (behind a TLS proxy): the form's cookie never goes over plain HTTP.
+                      SESSION_COOKIE_SECURE=(settings.public_base_url or "").lower().startswith("https://"))
     app.extensions["radar_public"] = PublicContext(settings, store)
     CSRFProtect(app)
     app.after_request(_add_headers)
@@ -100,7 +103,8 @@ def serve_page(path: str) -> Response:
 
 
 def _form_page(values: dict | None = None, error: str = "", status: int = 200) -> Response:
-    issued = URLSafeTimedSerializer(current_app.secret_key, salt="form-issued").dumps("deel")
+    # The signed value is a fresh nonce: each form served is good for one post (see _use_form_once).
+    issued = URLSafeTimedSerializer(current_app.secret_key, salt="form-issued").dumps(secrets.token_urlsafe(16))
     body = render_template("form.html", root="/", form_url=FORM_PATH, values=values or {}, error=error,
                            issued=issued, csrf_token=generate_csrf(), honeypot=HONEYPOT,
                            limits={"url": MAX_URL_CHARS, "note": MAX_NOTE_CHARS, "name": MAX_NAME_CHARS,
@@ -121,7 +125,8 @@ def submit() -> Response:
         return _thanks()  # a bot learns nothing from the answer
     values = {k: form.get(k, "") for k in ("url", "note", "name", "email")}
     try:
-        _check_form_age(form.get("issued", ""), c.settings.public_min_seconds)
+        nonce, issued = _check_form_age(form.get("issued", ""), c.settings.public_min_seconds)
+        _use_form_once(c.store, nonce, issued)
         ip_hash = address_hash(request.remote_addr or "", c.key)
         accept_submission(c.store, c.settings, values, ip_hash)
     except SubmissionRefused as exc:
@@ -130,15 +135,25 @@ def submit() -> Response:
     return _thanks()
 
 
-def _check_form_age(token: str, min_seconds: float) -> None:
+def _check_form_age(token: str, min_seconds: float) -> tuple[str, datetime]:
     # The form carries the signed time it was served: posting it sooner than a person can is a script.
     try:
-        _value, issued = URLSafeTimedSerializer(current_app.secret_key, salt="form-issued").loads(
+        nonce, issued = URLSafeTimedSerializer(current_app.secret_key, salt="form-issued").loads(
             token, max_age=FORM_MAX_AGE, return_timestamp=True)
     except BadData as exc:
         raise SubmissionRefused("form_stale", "Het formulier is verlopen. Laad de pagina opnieuw.") from exc
     if time.time() - issued.timestamp() < min_seconds:
         raise SubmissionRefused("too_fast", "Dat ging wel erg snel. Kijk het formulier na en verstuur het opnieuw.")
+    return str(nonce), issued
+
+
+def _use_form_once(store: Store, nonce: str, issued: datetime) -> None:
+    # A signed form replayed by a script would pass every other check for a day: its nonce is spent on the
+    # first post. Kept until the form would be stale anyway; a refused post's page carries a fresh form.
+    expires = (issued + timedelta(seconds=FORM_MAX_AGE)).isoformat(timespec="seconds")
+    if not store.use_form_nonce(nonce, expires):
+        raise SubmissionRefused("form_reused", "Dit formulier is al verstuurd. Laad de pagina opnieuw voor een "
+                                               "nieuw voorbeeld.")
 
 
 def _thanks() -> Response:
@@ -173,7 +188,7 @@ def make_public_server(settings: Settings, store: Store, host: str, port: int):
         # from anyone else the header is dropped, so a reader cannot pick an address to dodge the rate limit.
         options = {"trusted_proxy": settings.public_trusted_proxy, "trusted_proxy_count": 1,
                    "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"}}
-    return make_server(create_public_app(settings, store), host, port, **options)
+    return make_server(create_public_app(settings, store), host, port, settings, **options)
 
 
 def serve_public(settings: Settings, store: Store, *, host: str, port: int, announce=print) -> None:

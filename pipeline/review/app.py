@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -36,6 +37,9 @@ def create_app(settings: Settings, store: Store, *, analyst: str = "", host: str
         WTF_CSRF_TIME_LIMIT=None,  # a token lives as long as the session: analysts leave pages open for hours
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
+        # Behind a TLS proxy the cookie (the analyst's login) must never travel over plain HTTP; off by default
+        # because a browser drops a Secure cookie set over http://, and the app would then never stay logged in.
+        SESSION_COOKIE_SECURE=settings.review_https,
         MAX_CONTENT_LENGTH=256 * 1024,
         RADAR_TOKEN=settings.review_token,
         RADAR_BIND_HOST=host or settings.review_host,
@@ -86,20 +90,68 @@ class SecureChannel(HTTPChannel):
     error_task_class = SecureErrorTask
 
 
-def make_server(app: Flask, host: str, port: int, **options):
+class ClientCappedChannels:
+    """Open a SecureChannel per accepted connection, but close one whose address already holds `cap` of them.
+
+    waitress has a total connection_limit but no per-client one: without this, one client's idle
+    sockets fill every slot and nobody else is served until they time out.
+    """
+
+    def __init__(self, cap: int, exempt: frozenset[str] = frozenset()):
+        self.cap = cap  # 0: no cap
+        self.exempt = exempt  # a reverse proxy speaks for many readers from one address
+        self.warned_at = 0.0
+
+    def __call__(self, server, conn, addr, adj, map=None):
+        """Start the connection's channel, or close the connection when its client is at the cap."""
+        client = addr[0] if addr else ""
+        if self.cap and client not in self.exempt and connections_of(server, client) >= self.cap:
+            self._refuse(conn, client)
+            return None
+        return SecureChannel(server, conn, addr, adj, map=map)
+
+    def _refuse(self, conn, client: str) -> None:
+        conn.close()
+        # A client at the cap may retry in a loop: one warning a minute, not one per connection.
+        if time.monotonic() - self.warned_at > 60:
+            self.warned_at = time.monotonic()
+            log.warning("closed connections from %s: it already holds %d (server_connections_per_client)",
+                        client, self.cap)
+
+
+def connections_of(server, client: str) -> int:
+    """Count the connections a client address holds open on a waitress server."""
+    # Runs in waitress's loop thread, the one thread that opens and closes channels; at most
+    # server_connection_limit of them, so a count per accepted connection is cheap.
+    return sum(1 for channel in server.active_channels.values() if (channel.addr or ("",))[0] == client)
+
+
+# How often waitress looks for idle connections. A sweep walks at most server_connection_limit channels,
+# so once a second costs nothing and closes an idle one at most a second after server_idle_timeout.
+IDLE_SWEEP_SECONDS = 1
+
+
+def make_server(app: Flask, host: str, port: int, settings: Settings | None = None, **options):
     """Create a waitress server bound to host:port (0 picks a free port); call .run() to serve.
 
-    `options` are further waitress settings (the public app's trusted proxy).
+    `settings` gives the connection limits (the shipped defaults when None); `options` are further
+    waitress settings (the public app's trusted proxy, which the per-client cap exempts).
     """
     from waitress import create_server
 
-    server = create_server(app, host=host, port=port, threads=4, ident="radar-review", **options)
+    limits = settings or Settings.model_construct()  # the fields' defaults, without reading RADAR_* again
+    server = create_server(app, host=host, port=port, threads=4, ident="radar-review",
+                           connection_limit=limits.server_connection_limit,
+                           channel_timeout=limits.server_idle_timeout, cleanup_interval=IDLE_SWEEP_SECONDS,
+                           **options)
+    channels = ClientCappedChannels(limits.server_connections_per_client,
+                                    frozenset(filter(None, [options.get("trusted_proxy")])))
     # waitress answers malformed requests itself, before any WSGI code runs, and has no setting for
-    # those responses' headers; its channel_class and error_task_class attributes are the only hook.
-    # tests/test_review_app.py checks over a raw socket that this still works after an upgrade.
+    # those responses' headers nor a per-client connection cap; channel_class is the one hook for both.
+    # tests/test_review_app.py and tests/test_serve_limits.py check over raw sockets that it still works.
     for each in [server, *getattr(server, "map", {}).values()]:
         if hasattr(each, "channel_class"):
-            each.channel_class = SecureChannel
+            each.channel_class = channels
     return server
 
 
@@ -114,7 +166,7 @@ def serve(settings: Settings, store: Store, *, host: str, port: int, analyst: st
     registered = store.has_analysts()
     check_binding(host, settings.review_token, registered)
     app = create_app(settings, store, analyst=analyst, host=host)
-    server = make_server(app, host, port)
+    server = make_server(app, host, port, settings)
     announce(_announcement(settings, store, host, server.effective_port, analyst, registered))
     run_until_interrupted(server)
 

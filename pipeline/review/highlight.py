@@ -8,12 +8,14 @@ from urllib.parse import urlsplit
 
 from markupsafe import Markup, escape
 
+from pipeline.chars import has_forbidden
+
 log = logging.getLogger(__name__)
 
 
 def safe_href(url: str | None) -> str | None:
     """Return the URL when it is plain http(s), else None, so javascript: and data: never become links."""
-    if not url:
+    if not url or has_forbidden(url):  # a control character in a link breaks the feed it appears in
         return None
     scheme = urlsplit(url.strip()).scheme.lower()
     return url.strip() if scheme in ("http", "https") else None

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
 from pipeline import labels
+from pipeline.chars import xml_safe
 from pipeline.review import agreement, queries
 from pipeline.review.analysts import settle_refusal
 from pipeline.review.context import MAX_ROW_ID, ReviewContext
@@ -203,8 +204,10 @@ def _posted_form() -> dict:
 
 
 def _clean_note(note: str) -> str:
-    # Notes are kept verbatim apart from control characters, which have no business in a note.
-    return "".join(ch for ch in note if ch in "\n\t" or unicodedata.category(ch) != "Cc")[:4000].strip()
+    # Notes are kept verbatim apart from control characters, which have no business in a note, and the
+    # noncharacters XML and HTML forbid (U+FFFE would break every page and feed the lesson appears in).
+    kept = "".join(ch for ch in note if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    return xml_safe(kept)[:4000].strip()
 
 
 def _label_from(form: dict) -> tuple[Label | None, str]:
