@@ -47,7 +47,7 @@ test: install
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	command -v java >/dev/null || (apt-get update && apt-get install -y default-jre-headless)  # the Nu HTML checker
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile  # two processes, each test file on one (its module fixtures once)
 
 bench: install
 	$(BIN)/python -m benchmarks.run_all

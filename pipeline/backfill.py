@@ -29,7 +29,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import courlan
-from sqlalchemy import event
 from tqdm import tqdm
 
 from pipeline.dedupe import NearDuplicateIndex, band_keys, decide_duplicate, minhash_of, signature_bytes
@@ -174,17 +173,8 @@ def fill_missing_bands(store: Store, threshold: float) -> int:
 def worker_store(url: str, max_text_chars: int) -> Store:
     """Return this worker process's store of a database (opened once)."""
     # One engine (connection pool) per worker process and database, reused by every partition it runs.
-    store = Store(url, max_text_chars=max_text_chars)
-    if store.engine.dialect.name == "sqlite":
-        event.listen(store.engine, "do_connect", _few_cached_statements)
-    return store
-
-
-def _few_cached_statements(_dialect, _record, _cargs, cparams: dict) -> None:
-    # Measured: a worker's memory grew with the database by sqlite3's cache of 128 prepared statements per
-    # connection. A batch refreshes the cluster rows it joins with IN lists of every member, so each batch
-    # prepares statements with thousands of parameters that no later batch repeats, and the cache keeps them.
-    cparams["cached_statements"] = WORKER_CACHED_STATEMENTS
+    # On SQLite the store keeps few prepared statements per connection (see Store's cached_statements).
+    return Store(url, max_text_chars=max_text_chars, cached_statements=WORKER_CACHED_STATEMENTS)
 
 
 @lru_cache(maxsize=2)

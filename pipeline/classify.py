@@ -21,17 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.feature_extraction import DictVectorizer
-from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MaxAbsScaler
 
 from pipeline.codebook import load_codebook
 from pipeline.errors import ModelError  # re-exported: callers import it from here
 from pipeline.modelfile import load_parts, save_parts
 from pipeline.nlp import Analysis
+from pipeline.estimators import make_pipeline  # noqa: F401 (re-exported: the models' one definition)
 from pipeline.labellers import (DOC_VOTE_WEIGHT, KEY_VOTE_WEIGHT, Labellers, evidence_passages, fit_labellers,
                                 suggest_labels)
 from pipeline.passages import Passage, passages_of, training_passages
@@ -99,23 +96,6 @@ def frame(analyses: list[Analysis]) -> pd.DataFrame:
 def passage_frame(passages: list[Passage]) -> pd.DataFrame:
     """Return passages in the same two-column form as `frame`."""
     return pd.DataFrame({"lemmas": [p.lemmas for p in passages], "features": [p.features for p in passages]})
-
-
-def make_pipeline(c: float) -> Pipeline:
-    """Return an untrained text + evidence logistic-regression pipeline."""
-    # Hashed n-grams instead of a vocabulary: skops stores a 50k-term vocabulary as 10 MB, and a
-    # stateless hasher also lets Dask workers vectorise archives without sharing a vocabulary.
-    text = Pipeline([("hash", HashingVectorizer(ngram_range=(1, 2), n_features=2**18, alternate_sign=False,
-                                                norm=None)),
-                     ("tfidf", TfidfTransformer(sublinear_tf=True))])
-    features = ColumnTransformer([
-        ("text", text, "lemmas"),
-        ("evidence", Pipeline([("dict", DictVectorizer()), ("scale", MaxAbsScaler())]), "features"),
-    ])
-    # liblinear's dual solver: many more features than rows, and 5-30x faster than lbfgs here.
-    return Pipeline([("features", features),
-                     ("model", LogisticRegression(C=c, class_weight="balanced", solver="liblinear", dual=True,
-                                                  max_iter=5000))])
 
 
 @dataclass

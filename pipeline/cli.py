@@ -85,18 +85,16 @@ def _open_store(settings: Settings, later: list[str] | None = None):
 
 
 def _database_missing(settings: Settings) -> bool:
-    from sqlalchemy.engine import make_url
+    from pipeline.store import sqlite_file_missing
 
-    url = make_url(settings.effective_database_url)
-    return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-        and not Path(url.database).exists()
+    return sqlite_file_missing(settings.effective_database_url)
 
 
 def _shown_url(url: str) -> str:
     # Status output lands in logs and e-mails from cron: never print a database password.
-    from sqlalchemy.engine import make_url
+    from pipeline.store import shown_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    return shown_url(url)
 
 
 def _database_note(settings: Settings, state: str, hint: bool = True) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from pipeline.estimators import make_pipeline
 from pipeline.nlp import Analysis, Sentence, load_lexicon
 from pipeline.passages import evidence_span, overlaps, passages_of
 
@@ -31,7 +32,6 @@ KEY_SENTENCE_VOTE, TITLE_VOTE = 2.0, 1.5  # the key sentence and the title name 
 
 def make_labeller() -> Pipeline:
     """Return an untrained sector or type pipeline (multinomial, no class re-weighting)."""
-    from pipeline.classify import make_pipeline
     pipe = make_pipeline(c=4.0)
     pipe.set_params(model=LogisticRegression(C=4.0, max_iter=5000))
     return pipe

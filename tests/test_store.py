@@ -12,7 +12,7 @@ from pipeline.extract import cap_text
 from pipeline.records import (
     MAX_TEXT_CHARS, Article, FinalLabel, Prediction, QueueFilters, ReviewEvent, StoredArticle,
 )
-from pipeline.schema import (
+from pipeline.store.schema import (
     CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, QUEUE_INDEXES, SCHEMA_VERSION, _migrate_to_4, clusters, schema_info,
 )
 from pipeline.store import Store
@@ -114,7 +114,7 @@ def test_a_database_of_the_previous_release_upgrades_and_keeps_its_data(tmp_path
 
 
 def test_a_schema_8_database_upgrades_although_later_columns_are_missing(tmp_path, monkeypatch):
-    import pipeline.store as store_module
+    import pipeline.store.base as store_module  # the migrating code reads SCHEMA_VERSION there
 
     store = release_store(tmp_path)
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", 8)
@@ -134,7 +134,7 @@ def test_a_schema_8_database_upgrades_although_later_columns_are_missing(tmp_pat
 
 
 def test_a_settled_cluster_that_an_older_release_kept_disputed_is_undisputed_after_the_upgrade(tmp_path, monkeypatch):
-    import pipeline.store as store_module
+    import pipeline.store.base as store_module  # the migrating code reads SCHEMA_VERSION there
 
     store = release_store(tmp_path)
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", FLAGGED_ARTICLES_SINCE - 1)

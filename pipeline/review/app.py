@@ -21,7 +21,8 @@ from pipeline.review.queries import flag_threshold
 from pipeline.review.readers import install_reader_views
 from pipeline.review.security import SECURITY_HEADERS, check_binding, install_security
 from pipeline.settings import Settings
-from pipeline.review.views import bp
+from pipeline.review import queue_views, views  # noqa: F401 (their routes register on the blueprint)
+from pipeline.review.blueprint import bp
 from pipeline.store import Store
 
 log = logging.getLogger(__name__)

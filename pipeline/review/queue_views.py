@@ -12,7 +12,7 @@ from pipeline import export
 from pipeline.review import queries
 from pipeline.review.context import MAX_ROW_ID
 from pipeline.review.events import Label, record_decision
-from pipeline.review.views import bp, ctx, current_analyst, is_local_path
+from pipeline.review.blueprint import bp, ctx, current_analyst, is_local_path
 
 log = logging.getLogger(__name__)
 

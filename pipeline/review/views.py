@@ -5,39 +5,25 @@ from __future__ import annotations
 import logging
 import unicodedata
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import abort, flash, g, redirect, render_template, request, session, url_for
 
 from pipeline import labels
 from pipeline.chars import xml_safe
 from pipeline.review import agreement, queries
 from pipeline.review.analysts import settle_refusal
-from pipeline.review.context import MAX_ROW_ID, ReviewContext
+from pipeline.review.blueprint import bp, ctx, current_analyst, is_local_path
+from pipeline.review.context import MAX_ROW_ID
 from pipeline.review.events import Label, article_history, latest_settle, record_decision, record_settle, undo_last
 from pipeline.review.highlight import KIND_TITLES, best_quote, grouped_evidence, highlight_text
 from pipeline.review.security import is_token_mode, signed_in_analyst
 from pipeline.records import date_problems
 
 log = logging.getLogger(__name__)
-bp = Blueprint("review", __name__)
 
 SHOW_OTHERS = "show_others"  # session key of a lead's "show others' decisions" switch
 READ_ONLY = ("Read-only: you came in with the shared access token, which does not say who you are, so nothing "
              "was saved. Open the app with your own token (`radar analysts add NAME` prints one).")
-
-
-def ctx() -> ReviewContext:
-    """Return the app's review context."""
-    return current_app.extensions["radar"]
-
-
-def current_analyst() -> str:
-    """Return the analyst: from the credential when served to others, else this browser's typed name."""
-    if is_token_mode():
-        analyst = signed_in_analyst()
-        return analyst["name"] if analyst else ""
-    return session.get("analyst") or ctx().default_analyst
 
 
 @bp.before_request
@@ -374,18 +360,6 @@ def _next_to_settle(after_id: int) -> int | None:
                  if _settle_refusal(i, decisions.get(i, {}), histories.get(i, [])) is None), None)
 
 
-def is_local_path(target: str) -> bool:
-    """Tell whether a redirect target stays on this site (no scheme, no host, no control characters).
-
-    Browsers drop tabs and newlines from URLs, so "/\t/evil.example" would become "//evil.example":
-    an open redirect that lets a crafted link send the analyst elsewhere.
-    """
-    if not target.startswith("/") or any(ord(ch) < 32 or ch == "\\" for ch in target):
-        return False
-    parts = urlsplit(target)
-    return not parts.scheme and not parts.netloc and not target.startswith("//")
-
-
 @bp.route("/analyst", methods=["GET", "POST"])
 def choose_analyst():
     """Ask for, or change, the analyst name recorded with this browser's decisions."""
@@ -402,7 +376,3 @@ def choose_analyst():
             return redirect(target if is_local_path(target) else url_for("review.queue"))
         flash("Enter a name.", "error")
     return render_template("analyst.html", next=target)
-
-
-# The queue's actions (skip, bulk "no", export) live in their own module and register on this blueprint.
-from pipeline.review import queue_views  # noqa: E402,F401

@@ -1,0 +1,257 @@
+"""The review queue: paged, filtered and searched in SQL on the cluster table."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Integer, and_, case, exists, false, func, literal, or_, select, text
+from sqlalchemy.engine import Connection
+
+from pipeline.records import Cluster, QueueFilters, QueuePlace
+from pipeline.store.cluster import _clusters_by_ids
+from pipeline.store.schema import (
+    SEARCH_TABLE, SEARCH_VECTOR, articles, clusters, duplicates, predictions, reviews, skips
+)
+
+
+class QueueStore:
+    """The review queue: pages, sizes, places and progress of the flagged clusters."""
+
+    # -- the review queue: paged and filtered in SQL on the cluster table ---------------------------------
+    def review_queue(self, analyst: str, filters: QueueFilters, threshold: float, *, limit: int = 50,
+                     offset: int = 0) -> list[Cluster]:
+        """Return one page of the flagged clusters that pass the filters, in the requested order."""
+        where = _queue_where(analyst, filters, self.engine.dialect.name)
+        with self.engine.connect() as conn:
+            if filters.order == "uncertain":
+                ids = _uncertain_ids(conn, where, threshold, limit, offset)
+            else:
+                query = select(clusters.c.cluster_id).where(*where).order_by(*_QUEUE_ORDER[filters.order])
+                ids = list(conn.execute(query.limit(limit).offset(offset)).scalars())
+            return _clusters_by_ids(conn, ids)
+
+    def queue_size(self, analyst: str, filters: QueueFilters) -> int:
+        """Return how many flagged clusters pass the filters."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(clusters)
+                                .where(*_queue_where(analyst, filters, self.engine.dialect.name))).scalar()
+
+    def queue_place(self, analyst: str, filters: QueueFilters, threshold: float, cluster_id: int, *,
+                    counted: bool = True) -> QueuePlace:
+        """Return a cluster's neighbours and position in the filtered queue (the first entry when it is not in it).
+
+        With counted=False the position is left empty: a decision only needs the next cluster, not two counts.
+        """
+        where, key = _queue_where(analyst, filters, self.engine.dialect.name), _sort_key(filters.order, threshold)
+        count = select(func.count()).select_from(clusters)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(clusters.c.cluster_id, clusters.c.score, clusters.c.date)
+                               .where(clusters.c.cluster_id == cluster_id, *where)).first()
+            total = conn.execute(count.where(*where)).scalar() if counted else 0
+            if row is None:
+                first = _first_id(conn, where, key, ascending=True)
+                return QueuePlace(None, first, f"{total} left" if counted else "")
+            before = _before(key, row, threshold, filters.order)
+            prev_id = _first_id(conn, [*where, before], key, ascending=False)
+            next_id = _first_id(conn, [*where, _after(key, row, threshold, filters.order)], key, ascending=True)
+            ahead = conn.execute(count.where(*where, before)).scalar() if counted else 0
+        return QueuePlace(prev_id, next_id, f"{ahead + 1} of {total}" if counted else "")
+
+    def queue_cluster_ids(self, analyst: str, filters: QueueFilters) -> list[int]:
+        """Return the ids of every cluster that passes the queue's filters (an export of the filter selects them)."""
+        where = _queue_where(analyst, filters, self.engine.dialect.name)
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(clusters.c.cluster_id).where(*where).order_by(clusters.c.cluster_id))
+                        .scalars())
+
+    def queue_outlets(self) -> list[str]:
+        """Return the outlets that carry an article of a flagged cluster, sorted."""
+        with self.engine.connect() as conn:
+            names = [name for name in conn.execute(_DISTINCT_OUTLETS).scalars() if name is not None]
+            return [name for name in names if conn.execute(_flagged_outlet(name)).first() is not None]
+
+    def review_progress(self, analyst: str, today: str) -> dict:
+        """Count the analyst's reviewed and remaining flagged clusters, on `today` (ISO date) and overall."""
+        newest = (select(reviews.c.article_id, func.max(reviews.c.id).label("last"))
+                  .where(reviews.c.analyst == analyst, reviews.c.action != "settle")
+                  .group_by(reviews.c.article_id).subquery())
+        today_case = func.sum(case((func.substr(reviews.c.created_at, 1, 10) == today, 1), else_=0))
+        mine = (select(func.count(), today_case)
+                .select_from(newest.join(reviews, reviews.c.id == newest.c.last)
+                             .join(clusters, clusters.c.cluster_id == newest.c.article_id))
+                .where(reviews.c.cocreation.is_not(None), clusters.c.flagged == 1))
+        # From the analyst's few parked rows, not from every flagged cluster.
+        parked = (select(func.count()).select_from(skips.join(clusters, clusters.c.cluster_id == skips.c.cluster_id))
+                  .where(skips.c.analyst == analyst, clusters.c.flagged == 1, ~_has_decision(analyst)))
+        with self.engine.connect() as conn:
+            flagged, flagged_articles = _flagged_counts(conn)
+            reviewed, reviewed_today = conn.execute(mine).one()
+            skipped = conn.execute(parked).scalar()
+        return {"flagged": flagged, "flagged_articles": flagged_articles, "reviewed": reviewed,
+                "remaining": flagged - reviewed, "skipped": skipped, "reviewed_today": reviewed_today or 0}
+
+    def flagged_counts(self, run_id: int | None = None) -> tuple[int, int]:
+        """Return (stories, articles) flagged: in the queue now, or by the predictions of one run.
+
+        A story is a near-duplicate cluster; it is flagged when one of its articles is (labels.py).
+        """
+        with self.engine.connect() as conn:
+            if run_id is None:
+                return _flagged_counts(conn)
+            story = func.coalesce(duplicates.c.canonical_id, predictions.c.article_id)
+            query = (select(func.count(func.distinct(story)), func.count(func.distinct(predictions.c.article_id)))
+                     .select_from(predictions.join(duplicates, duplicates.c.article_id == predictions.c.article_id,
+                                                   isouter=True))
+                     .where(predictions.c.run_id == run_id, predictions.c.flagged == 1))
+            stories, flagged_articles = conn.execute(query).one()
+            return stories, flagged_articles
+
+
+def _has_decision(analyst: str):
+    # The analyst has a current decision on the cluster: a non-settle event of theirs with a label that no
+    # later non-settle event of theirs replaced. Written as EXISTS so PostgreSQL can hash-join it.
+    mine, newer = reviews.alias("mine"), reviews.alias("newer")
+    replaced = exists().where(newer.c.article_id == mine.c.article_id, newer.c.analyst == mine.c.analyst,
+                              newer.c.action != "settle", newer.c.id > mine.c.id)
+    return exists().where(mine.c.article_id == clusters.c.cluster_id, mine.c.analyst == analyst,
+                          mine.c.action != "settle", mine.c.cocreation.is_not(None), ~replaced)
+
+
+def _has_outlet(outlet: str):
+    copy = articles.alias("copy")
+    return or_(exists().where(articles.c.id == clusters.c.cluster_id, articles.c.outlet == outlet),
+               exists().where(duplicates.c.canonical_id == clusters.c.cluster_id, copy.c.id == duplicates.c.article_id,
+                              copy.c.outlet == outlet))
+
+
+def _is_skipped(analyst: str):
+    return exists().where(skips.c.cluster_id == clusters.c.cluster_id, skips.c.analyst == analyst)
+
+
+MAX_SEARCH_WORDS = 12  # more words than this narrow nothing further and only lengthen the query
+
+
+def search_words(search: str) -> list[str]:
+    """Return the words of a typed search: letters and digits only, so no input is query syntax."""
+    return re.findall(r"[^\W_]+", search)[:MAX_SEARCH_WORDS]
+
+
+def _search_matches(dialect: str, words: list[str]):
+    # The clusters with an article (head or copy) whose title or text holds every word, each as a prefix
+    # ("zorg" finds "zorgpad": Dutch compounds). PostgreSQL also stems the words the Dutch way.
+    if dialect == "postgresql":
+        query = " & ".join(f"{w}:*" for w in words)
+        sql = (f"SELECT COALESCE(d.canonical_id, a.id) AS cluster_id FROM articles a LEFT JOIN duplicates d "
+               f"ON d.article_id = a.id WHERE {SEARCH_VECTOR} @@ to_tsquery('dutch', :search_query)")
+    else:
+        query = " ".join(f'"{w}"*' for w in words)
+        sql = (f"SELECT COALESCE(d.canonical_id, f.rowid) AS cluster_id FROM {SEARCH_TABLE} f LEFT JOIN duplicates d "
+               f"ON d.article_id = f.rowid WHERE {SEARCH_TABLE} MATCH :search_query")
+    return text(sql).bindparams(search_query=query).columns(cluster_id=Integer)
+
+
+def _queue_where(analyst: str, f: QueueFilters, dialect: str = "sqlite") -> list:
+    c = clusters.c
+    where = [or_(c.flagged == 1, c.submitted == 1)]  # a reader's submission is queued whatever its score
+    if f.origin == "submission":
+        where.append(c.submitted == 1)
+    if f.search:
+        words = search_words(f.search)
+        where.append(c.cluster_id.in_(_search_matches(dialect, words)) if words else false())
+    if f.sector:
+        where.append(c.sector == f.sector)
+    if f.type:
+        where.append(c.type == f.type)
+    if f.outlet:
+        where.append(_has_outlet(f.outlet))
+    if f.date_from:
+        where += [c.date != "", func.substr(c.date, 1, 10) >= f.date_from]
+    if f.date_to:
+        where += [c.date != "", func.substr(c.date, 1, 10) <= f.date_to]
+    if f.status == "todo":
+        where += [~_has_decision(analyst), ~_is_skipped(analyst)]
+    elif f.status == "skipped":
+        where += [_is_skipped(analyst), ~_has_decision(analyst)]
+    elif f.status == "mine":
+        where.append(_has_decision(analyst))
+    elif f.status == "disputed":
+        where.append(c.disputed == 1)
+    return where
+
+
+_QUEUE_ORDER = {"score": (clusters.c.score.desc(), clusters.c.cluster_id.desc()),
+                "newest": (clusters.c.date.desc(), clusters.c.cluster_id.desc())}
+
+
+def _uncertain_ids(conn: Connection, where: list, threshold: float, limit: int, offset: int) -> list[int]:
+    # "Most uncertain" is closest to the threshold: the nearest above and the nearest below, each an index
+    # range read, merged; the first offset + limit of both hold the page.
+    c, wanted = clusters.c, offset + limit
+    above = conn.execute(select(c.cluster_id, c.score).where(*where, c.score >= threshold)
+                         .order_by(c.score, c.cluster_id).limit(wanted)).all()
+    below = conn.execute(select(c.cluster_id, c.score).where(*where, c.score < threshold)
+                         .order_by(c.score.desc(), c.cluster_id).limit(wanted)).all()
+    merged = sorted([*above, *below], key=lambda r: (abs(r.score - threshold), r.cluster_id))
+    return [r.cluster_id for r in merged[offset:wanted]]
+
+
+def _sort_key(order: str, threshold: float) -> tuple[Any, bool]:
+    # (expression, descending) of the queue order; the cluster id breaks ties in the same direction.
+    if order == "uncertain":
+        return func.abs(clusters.c.score - threshold), False
+    return (clusters.c.date, True) if order == "newest" else (clusters.c.score, True)
+
+
+def _key_value(order: str, row: Any, threshold: float) -> Any:
+    if order == "uncertain":
+        return abs(row.score - threshold)
+    return row.date if order == "newest" else row.score
+
+
+def _before(key: tuple[Any, bool], row: Any, threshold: float, order: str):
+    expr, descending = key
+    value, cid = _key_value(order, row, threshold), clusters.c.cluster_id
+    if descending:  # written as a range plus a tie-break so the index serves it
+        return and_(expr >= value, or_(expr > value, cid > row.cluster_id))
+    return and_(expr <= value, or_(expr < value, cid < row.cluster_id))
+
+
+def _after(key: tuple[Any, bool], row: Any, threshold: float, order: str):
+    expr, descending = key
+    value, cid = _key_value(order, row, threshold), clusters.c.cluster_id
+    if descending:
+        return and_(expr <= value, or_(expr < value, cid < row.cluster_id))
+    return and_(expr >= value, or_(expr > value, cid > row.cluster_id))
+
+
+def _first_id(conn: Connection, where: list, key: tuple[Any, bool], *, ascending: bool) -> int | None:
+    # The first cluster in queue order (ascending) or the last (not ascending) among those matching `where`.
+    expr, descending = key
+    forward = descending != ascending
+    order = (expr.asc(), clusters.c.cluster_id.asc()) if forward else (expr.desc(), clusters.c.cluster_id.desc())
+    return conn.execute(select(clusters.c.cluster_id).where(*where).order_by(*order).limit(1)).scalar()
+
+
+def _flagged_counts(conn: Connection) -> tuple[int, int]:
+    # Stories (flagged clusters) and their articles with a flagged newest prediction: one indexed range read.
+    query = (select(func.count(), func.coalesce(func.sum(clusters.c.flagged_articles), 0))
+             .where(clusters.c.flagged == 1))
+    stories, flagged_articles = conn.execute(query).one()
+    return stories, int(flagged_articles)
+
+
+# The distinct outlets by a loose index scan (one index probe per outlet), on SQLite and PostgreSQL alike.
+_DISTINCT_OUTLETS = text(
+    "WITH RECURSIVE o(name) AS (SELECT MIN(outlet) FROM articles UNION ALL "
+    "SELECT (SELECT MIN(a.outlet) FROM articles a WHERE a.outlet > o.name) FROM o WHERE o.name IS NOT NULL) "
+    "SELECT name FROM o"
+)
+
+
+def _flagged_outlet(outlet: str):
+    # Whether any article of this outlet belongs to a flagged cluster.
+    head = func.coalesce(duplicates.c.canonical_id, articles.c.id)
+    return (select(literal(1)).select_from(articles.join(duplicates, duplicates.c.article_id == articles.c.id,
+                                                         isouter=True).join(clusters, clusters.c.cluster_id == head))
+            .where(articles.c.outlet == outlet, clusters.c.flagged == 1).limit(1))
