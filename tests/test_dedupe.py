@@ -14,7 +14,8 @@ from sqlalchemy import insert, select
 from pipeline.dedupe import NUM_PERM, NearDuplicateIndex, minhash_of, shingles, signature_bytes, signature_from_bytes
 from pipeline.ingest import ingest_records
 from pipeline.records import Article
-from pipeline.store.schema import RENSA_SIGNATURES_SINCE, SCHEMA_VERSION, signature_bands
+from pipeline.store.migrations import RENSA_SIGNATURES_SINCE, SCHEMA_VERSION
+from pipeline.store.schema import signature_bands
 from pipeline.settings import Settings
 from pipeline.store import Store
 from tests.conftest import CORPUS, corpus_articles

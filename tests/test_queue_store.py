@@ -11,7 +11,8 @@ from sqlalchemy import func, insert, select, text
 from pipeline.export import export_rows
 from pipeline.records import QueueFilters
 from pipeline.review.events import Label, record_decision
-from pipeline.store.schema import FLAGGED_ARTICLES_SINCE, MIGRATIONS, SCHEMA_VERSION, schema_info
+from pipeline.store.migrations import FLAGGED_ARTICLES_SINCE, MIGRATIONS, SCHEMA_VERSION
+from pipeline.store.schema import schema_info
 from pipeline.store import Store, reviews, skips
 from tests.conftest import fresh_database
 from tests.review_scenario import add_article, fill_store

@@ -156,7 +156,8 @@ def test_radar_score_of_a_text_longer_than_spacys_limit_gives_its_record(tmp_pat
 
 
 def test_migration_adds_the_scoring_failures_table_to_an_older_database(tmp_path):
-    from pipeline.store.schema import MIGRATIONS, SCHEMA_VERSION, _migrate_to_6, schema_info
+    from pipeline.store.migrations import MIGRATIONS, SCHEMA_VERSION, _migrate_to_6
+    from pipeline.store.schema import schema_info
 
     store = Store(f"sqlite:///{tmp_path / 'oud.db'}")
     before = MIGRATIONS.index(_migrate_to_6)

@@ -12,9 +12,8 @@ from pipeline.extract import cap_text
 from pipeline.records import (
     MAX_TEXT_CHARS, Article, FinalLabel, Prediction, QueueFilters, ReviewEvent, StoredArticle,
 )
-from pipeline.store.schema import (
-    CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, QUEUE_INDEXES, SCHEMA_VERSION, _migrate_to_4, clusters, schema_info,
-)
+from pipeline.store.migrations import CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, SCHEMA_VERSION, _migrate_to_4
+from pipeline.store.schema import QUEUE_INDEXES, clusters, schema_info
 from pipeline.store import Store
 from tests.cli_helpers import radar
 from tests.conftest import corpus_articles

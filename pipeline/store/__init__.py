@@ -20,14 +20,17 @@ from pipeline.store.base import (
 )
 from pipeline.store.cluster import ClusterStore
 from pipeline.store.feed import FeedStore
+from pipeline.store.migrations import (
+    CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, RENSA_SIGNATURES_SINCE, SCHEMA_VERSION, add_later_columns,
+)
 from pipeline.store.queue import MAX_SEARCH_WORDS, QueueStore, search_words
 from pipeline.store.review import STATE_FIELDS, ReviewStore
 from pipeline.store.submission import SubmissionStore
 # The tables are re-exported here: callers use `from pipeline.store import Store, reviews`.
 from pipeline.store.schema import (
-    CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, RENSA_SIGNATURES_SINCE, SCHEMA_VERSION, SEARCH_TABLE, SEARCH_VECTOR,
-    add_later_columns, analysts, articles, backfill_partitions, clusters, duplicates, feeds, fetches, form_nonces, items,
-    metadata, pages, predictions, reviews, runs, schema_info, scoring_failures, signature_bands, signatures, skips, submissions,
+    SEARCH_TABLE, SEARCH_VECTOR, analysts, articles, backfill_partitions, clusters, duplicates, feeds, fetches, form_nonces,
+    items, metadata, pages, predictions, reviews, runs, schema_info, scoring_failures, signature_bands, signatures, skips,
+    submissions,
 )
 
 if TYPE_CHECKING:

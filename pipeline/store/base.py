@@ -15,10 +15,10 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
 
 from pipeline.errors import StoreError
 from pipeline.records import MAX_TEXT_CHARS
-from pipeline.store.schema import (
+from pipeline.store.migrations import (
     CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, RENSA_SIGNATURES_SINCE, SCHEMA_VERSION, add_later_columns,
-    articles, clusters, duplicates, feeds, items, predictions, reviews, runs, schema_info
 )
+from pipeline.store.schema import articles, clusters, duplicates, feeds, items, predictions, reviews, runs, schema_info
 
 R = TypeVar("R")
 # Columns stored as JSON text, decoded here and nowhere else; lists become tuples where the record says so.
