@@ -6,12 +6,14 @@ The command modules import from here and the package's `__init__` registers them
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from pipeline.errors import RadarError, StoreError
+from pipeline.errors import RadarError, RunCrashed, RunLocked, StoreError
 from pipeline.settings import Settings, load_settings
 
 log = logging.getLogger("pipeline")
@@ -95,3 +97,18 @@ def _with_store(ctx: typer.Context, config: Path | None, action):
             store.close()
     except RadarError as exc:
         _fail(exc)
+
+
+@contextmanager
+def run_errors(settings: Settings) -> Iterator[None]:
+    """Turn the errors of a command that takes the run lock into one line and its exit code."""
+    try:
+        yield
+    except RunLocked as exc:
+        _fail(exc, EXIT_LOCKED)
+    except RunCrashed as exc:
+        _fail(exc, EXIT_RUN_FAILED)
+    except RadarError as exc:
+        _fail(exc)
+    except OSError as exc:  # the lock file cannot be made: the data directory is not writable
+        _fail(_data_dir_error(settings, exc))

@@ -10,15 +10,14 @@ from pathlib import Path
 import typer
 
 from pipeline.cli.common import (
-    EXIT_LOCKED,
     EXIT_OK,
     EXIT_RUN_FAILED,
     ConfigOption,
-    _data_dir_error,
     _fail,
     _settings,
+    run_errors,
 )
-from pipeline.errors import RadarError, RunCrashed, RunLocked
+from pipeline.errors import RadarError
 
 
 def ingest_cmd(
@@ -32,21 +31,12 @@ def ingest_cmd(
     from pipeline.store import open_store
 
     settings = _settings(ctx, config)
-    try:
-        with run_lock(settings):
-            store = open_store(settings)  # ingest fills it: stderr stays the list of bad lines
-            try:
-                report = ingest_file(store, file, settings.near_duplicate_threshold)
-            finally:
-                store.close()
-    except RunLocked as exc:
-        _fail(exc, EXIT_LOCKED)
-    except RunCrashed as exc:
-        _fail(exc, EXIT_RUN_FAILED)
-    except RadarError as exc:
-        _fail(exc)
-    except OSError as exc:  # the lock file cannot be made: the data directory is not writable
-        _fail(_data_dir_error(settings, exc))
+    with run_errors(settings), run_lock(settings):
+        store = open_store(settings)  # ingest fills it: stderr stays the list of bad lines
+        try:
+            report = ingest_file(store, file, settings.near_duplicate_threshold)
+        finally:
+            store.close()
     typer.echo(f"Ingested {file}: {report.new} new, {report.duplicate} duplicate, "
                f"{report.already_stored} already stored, {len(report.conflicts)} conflicting, "
                f"{len(report.invalid)} invalid")

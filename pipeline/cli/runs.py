@@ -8,19 +8,18 @@ from pathlib import Path
 import typer
 
 from pipeline.cli.common import (
-    EXIT_LOCKED,
     EXIT_OK,
     EXIT_RUN_FAILED,
     ConfigOption,
-    _data_dir_error,
     _database_missing,
     _database_note,
     _fail,
     _open_store,
     _settings,
+    run_errors,
     _shown_url,
 )
-from pipeline.errors import RadarError, RunCrashed, RunLocked
+from pipeline.errors import RadarError
 from pipeline.settings import Settings, has_contact
 
 
@@ -34,16 +33,8 @@ def run_cmd(
 
     settings = _settings(ctx, config)
     missing = _database_missing(settings)
-    try:
+    with run_errors(settings):
         report = run_nightly(settings)
-    except RunLocked as exc:
-        _fail(exc, EXIT_LOCKED)
-    except RunCrashed as exc:
-        _fail(exc, EXIT_RUN_FAILED)
-    except RadarError as exc:
-        _fail(exc)
-    except OSError as exc:  # the lock file cannot be made: the data directory is not writable
-        _fail(_data_dir_error(settings, exc))
     if missing:  # said once the run has made it, so a database that cannot be made stays a one-line error
         typer.echo(_database_note(settings, "did not exist; this run created it", hint=False), err=True)
     # Said after the run, like the note above, so an unusable database stays a one-line error.
