@@ -26,7 +26,7 @@ from warcio.warcwriter import WARCWriter
 
 from benchmarks.bench_ingest import demo_like_pages, extraction_ratios, real_pages
 from tests.conftest import fresh_database
-from pipeline.backfill import BackfillOptions, local_cluster, run_backfill, worker_scorer
+from pipeline.runs.backfill import BackfillOptions, local_cluster, run_backfill, worker_scorer
 from pipeline.settings import load_settings
 
 UNITS = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import trafilatura
 
-from pipeline.dedupe import NearDuplicateIndex, minhash_of
-from pipeline.extract import build_article
+from pipeline.ingest.dedupe import NearDuplicateIndex, minhash_of
+from pipeline.ingest.extract import build_article
 from tests.conftest import CORPUS, article_html, corpus_articles, rss
 from tests.httpserver import ScriptedServer
 

@@ -19,11 +19,11 @@ import numpy as np
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import StratifiedKFold
 
-from pipeline.classify import fit_detector, threshold_for_recall
-from pipeline.evaluate import load_written
-from pipeline.nlp import analyse
+from pipeline.detect.classify import fit_detector, threshold_for_recall
+from pipeline.detect.evaluate import load_written
+from pipeline.detect.nlp import analyse
 from pipeline.settings import load_settings
-from pipeline.train import gather_examples
+from pipeline.detect.train import gather_examples
 
 NIGHTLY = 20
 CHECKPOINTS = (0, 50, 100, 200)

@@ -12,7 +12,7 @@ import time
 import trafilatura
 
 from benchmarks.bench_ingest import real_pages
-from pipeline.score import Scorer
+from pipeline.detect.score import Scorer
 from tests.conftest import CORPUS
 
 

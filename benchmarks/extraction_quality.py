@@ -6,7 +6,7 @@ import json
 
 import trafilatura
 
-from pipeline.extract import build_article
+from pipeline.ingest.extract import build_article
 from tests.conftest import CORPUS
 from tests.test_extract import token_recall_precision
 

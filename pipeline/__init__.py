@@ -9,12 +9,12 @@ __all__ = ["load_dataset", "score_texts"]
 
 
 def load_dataset(*args, **kwargs):
-    """Return articles, scores, predictions, evidence and review labels as a DataFrame (see pipeline.dataset)."""
-    from pipeline.dataset import load_dataset as _load
+    """Return articles, scores, predictions, evidence and review labels as a DataFrame (see pipeline.research.dataset)."""
+    from pipeline.research.dataset import load_dataset as _load
     return _load(*args, **kwargs)
 
 
 def score_texts(texts):
-    """Score Dutch texts with the shipped models and return a DataFrame (see pipeline.dataset)."""
-    from pipeline.dataset import score_texts as _score
+    """Score Dutch texts with the shipped models and return a DataFrame (see pipeline.research.dataset)."""
+    from pipeline.research.dataset import score_texts as _score
     return _score(texts)

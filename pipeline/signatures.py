@@ -12,7 +12,7 @@ import numpy as np
 import rensa
 from datasketch import MinHash
 
-from pipeline.repairs import words_of
+from pipeline.text import words_of
 
 
 NUM_PERM = 128

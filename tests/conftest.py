@@ -98,7 +98,7 @@ def internal_server():
 @pytest.fixture
 def loopback_is_public(monkeypatch):
     """Count 127.0.0.1 as a public address, so the `server` fixture plays a public host (127.0.0.2 stays private)."""
-    import pipeline.fetch as fetch
+    import pipeline.ingest.fetch as fetch
     real = getattr(fetch, "is_public_address", None)
     monkeypatch.setattr(fetch, "is_public_address", lambda address: address == "127.0.0.1" or real(address),
                         raising=False)

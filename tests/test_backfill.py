@@ -20,14 +20,14 @@ import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from pipeline.backfill import BackfillOptions, fill_missing_bands, run_backfill
+from pipeline.runs.backfill import BackfillOptions, fill_missing_bands, run_backfill
 from pipeline.demo_site import DEFAULT_ROOT, render_file, resolve_file
-from pipeline.dedupe import NearDuplicateIndex, decide_duplicate
+from pipeline.ingest.dedupe import NearDuplicateIndex, decide_duplicate
 from pipeline.errors import ExtractError
-from pipeline.extract import reads_as_dutch
-from pipeline.nightly import page_to_article
+from pipeline.ingest.extract import reads_as_dutch
+from pipeline.runs.nightly import page_to_article
 from pipeline.store import SCHEMA_VERSION, Store
-from pipeline.warc import RecordFilter, iter_records, record_ranges
+from pipeline.ingest.warc import RecordFilter, iter_records, record_ranges
 from tests.conftest import CORPUS, ROOT, fresh_database
 from tests import test_store_postgres
 
@@ -176,7 +176,7 @@ def _check_expected(result: dict, expected: dict) -> None:
 
 def _check_readers(url: str, expected: dict) -> None:
     # The review queue's cluster rows and load_dataset read backfilled articles like any other.
-    from pipeline.dataset import load_dataset
+    from pipeline.research.dataset import load_dataset
 
     data = load_dataset(url, origin="backfill")
     assert len(data) == len(expected["urls"]) and set(data["origin"]) == {"backfill"}
@@ -212,7 +212,7 @@ def test_record_ranges_cut_a_large_file_at_record_offsets(warcs):
 
 
 def test_partitions_run_largest_first_so_the_last_tasks_are_short(make_settings, warcs):
-    from pipeline.backfill import largest_first
+    from pipeline.runs.backfill import largest_first
 
     store = Store(_settings(make_settings).effective_database_url)
     store.migrate()
@@ -323,7 +323,7 @@ def test_killing_a_worker_mid_run_then_rerun_gives_the_same_result(postgres_url,
 
 
 def _totals(partitions: list[dict]) -> dict:
-    from pipeline.backfill import totals
+    from pipeline.runs.backfill import totals
 
     return totals(partitions)["skipped"]
 
@@ -345,8 +345,8 @@ def wire_pairs(count: int) -> list[tuple[tuple[str, bytes], tuple[str, bytes]]]:
 
 def write_stories(url: str, side: int, count: int, barrier) -> None:
     """In a process of its own: store one copy of every wire story as one batch, starting with the other writer."""
-    from pipeline.backfill import Batch, BackfillJob, duplicate_decider, prepare_page
-    from pipeline.warc import WarcPage
+    from pipeline.runs.backfill import Batch, BackfillJob, duplicate_decider, prepare_page
+    from pipeline.ingest.warc import WarcPage
 
     store = Store(url)
     job = BackfillJob(database_url=url, model_dir="", min_text_chars=400, max_text_chars=200_000, near_threshold=0.5,
@@ -453,7 +453,7 @@ def test_a_nightly_run_and_a_backfill_meeting_one_wire_story_at_once_end_with_on
 
 def _as_jsonl(tmp_path: Path, url: str, page: bytes) -> Path:
     """Write the page's article as the one line of a `radar ingest` file."""
-    from pipeline.extract import build_article
+    from pipeline.ingest.extract import build_article
 
     article = build_article(page, url)
     path = tmp_path / "wire.jsonl"
@@ -464,7 +464,7 @@ def _as_jsonl(tmp_path: Path, url: str, page: bytes) -> Path:
 
 # -- filters, and dedupe against what the nightly run stored ---------------------------------------------------
 def test_hosts_default_to_the_feed_lists_and_a_hosts_file_or_dates_narrow_the_records(make_settings, warcs, tmp_path):
-    from pipeline.backfill import make_job
+    from pipeline.runs.backfill import make_job
 
     settings = make_settings(None, feeds_file=ROOT / "data" / "feeds.toml")
     default = make_job(settings, BackfillOptions(), None)
@@ -482,8 +482,8 @@ def test_hosts_default_to_the_feed_lists_and_a_hosts_file_or_dates_narrow_the_re
 
 
 def test_a_backfilled_copy_joins_the_cluster_of_a_story_the_nightly_run_stored(make_settings, tmp_path):
-    from pipeline.backfill import make_job, run_partition
-    from pipeline.dedupe import save_deduplicated
+    from pipeline.runs.backfill import make_job, run_partition
+    from pipeline.ingest.dedupe import save_deduplicated
 
     first, second = (DEMO + p for p in EXPECTED["duplicates"][0])
     pages = dict(demo_pages())
@@ -523,7 +523,7 @@ def _profile_samples(dask_worker) -> int:
 def test_backfill_workers_keep_no_profile_of_their_work():
     # Measured (tracemalloc diffs between partitions): Dask's profiler's call trees were what grew a worker's
     # memory with its run time, so with the size of the file. The backfill's workers run without it.
-    from pipeline.backfill import dask_client
+    from pipeline.runs.backfill import dask_client
 
     with dask_client(BackfillOptions(workers=1)) as client:
         assert client.submit(_busy, 1.5, pure=False).result() > 0
@@ -548,7 +548,7 @@ def test_the_local_clusters_upkeep_leaves_the_cores_to_the_workers():
     # memory reads and work stealing) cost the driver process 1.0 s of CPU per 10 s run, 0.4 s at this pace.
     from dask.distributed import Client
 
-    from pipeline.backfill import local_cluster
+    from pipeline.runs.backfill import local_cluster
 
     with local_cluster(1) as cluster, Client(cluster) as client:
         workers = list(client.run(_worker_upkeep).values())
@@ -567,7 +567,7 @@ def _rss_mb() -> float:
 def test_a_worker_store_does_not_keep_every_large_statement_it_prepared(tmp_path):
     # Measured: refreshing the cluster rows a batch joins reads every member with a long IN list, a new one for
     # every batch, and sqlite3 kept 128 of those prepared per connection: memory grew with the database.
-    from pipeline.backfill import worker_store
+    from pipeline.runs.backfill import worker_store
 
     store = worker_store(f"sqlite:///{tmp_path / 'radar.db'}", 200_000)
     store.migrate()
@@ -638,7 +638,7 @@ def test_record_ranges_of_a_damaged_file_hold_every_readable_record_once(tmp_pat
 @pytest.mark.parametrize("batch", [50, 4])
 def test_a_partition_stores_the_records_around_damage_and_notes_where_it_is(make_settings, tmp_path, name, kind,
                                                                               after, batch):
-    from pipeline.backfill import make_job, run_partition
+    from pipeline.runs.backfill import make_job, run_partition
 
     path = tmp_path / name
     urls, damaged_at, resumed_at = write_damaged_warc(path, kind, after=after)

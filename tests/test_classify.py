@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import skops.io as sio
 
-from pipeline.classify import ModelError, fit_calibrator, load_model, save_model, threshold_for_recall, train_model
-from pipeline.labellers import confidence_for_accuracy, fit_labeller, key_passage_frame
-from pipeline.evaluate import detection_metrics, keyword_flags, label_metrics, load_written
-from pipeline.nlp import analyse
+from pipeline.detect.classify import ModelError, fit_calibrator, load_model, save_model, threshold_for_recall, train_model
+from pipeline.detect.labellers import confidence_for_accuracy, fit_labeller, key_passage_frame
+from pipeline.detect.evaluate import detection_metrics, keyword_flags, label_metrics, load_written
+from pipeline.detect.nlp import analyse
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +124,8 @@ def test_confidence_cut_keeps_only_suggestions_that_were_right_often_enough():
 
 
 def test_a_single_strong_passage_counts_less_than_two_separate_ones():
-    from pipeline.classify import passage_evidence
-    from pipeline.passages import Passage
+    from pipeline.detect.classify import passage_evidence
+    from pipeline.detect.passages import Passage
 
     windows = [Passage(0, 30, "", {}), Passage(10, 40, "", {}), Passage(30, 60, "", {}), Passage(60, 90, "", {})]
     order = [0, 1, 2, 3]
@@ -139,7 +139,7 @@ def test_a_single_strong_passage_counts_less_than_two_separate_ones():
 
 
 def test_models_that_score_differently_never_share_a_version():
-    from pipeline.classify import make_card
+    from pipeline.detect.classify import make_card
 
     examples = load_written()[:20]
     first, second = make_card(examples, 0.1078, {}), make_card(examples, 0.0788, {})

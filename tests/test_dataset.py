@@ -10,7 +10,7 @@ from nbclient import NotebookClient
 
 import pipeline
 from pipeline.demo_site import start_demo_site
-from pipeline.nightly import run_nightly
+from pipeline.runs.nightly import run_nightly
 from pipeline.store import Store
 from tests.conftest import ROOT
 

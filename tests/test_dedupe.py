@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from sqlalchemy import insert, select
 
-from pipeline.dedupe import NUM_PERM, NearDuplicateIndex, minhash_of, shingles, signature_bytes, signature_from_bytes
-from pipeline.ingest import ingest_records
+from pipeline.ingest.dedupe import NUM_PERM, NearDuplicateIndex, minhash_of, shingles, signature_bytes, signature_from_bytes
+from pipeline.ingest.jsonl import ingest_records
 from pipeline.records import Article
 from pipeline.store.migrations import RENSA_SIGNATURES_SINCE, SCHEMA_VERSION
 from pipeline.store.schema import signature_bands
@@ -111,7 +111,7 @@ def test_index_returns_best_head_above_threshold():
 
 def test_a_signature_is_the_same_in_another_process_so_stored_ones_stay_comparable():
     text = " ".join(f"woord{i % 97} zin{i % 13}" for i in range(200))
-    code = ("import sys; from pipeline.dedupe import minhash_of, signature_bytes; "
+    code = ("import sys; from pipeline.ingest.dedupe import minhash_of, signature_bytes; "
             "sys.stdout.write(signature_bytes(minhash_of(sys.argv[1])).hex())")
     other = subprocess.run([sys.executable, "-c", code, text], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": "12345"})
@@ -131,7 +131,7 @@ def test_the_estimate_follows_the_true_jaccard_of_real_texts():
 def test_the_index_finds_the_candidates_datasketchs_lsh_finds():
     from datasketch import MinHashLSH
 
-    from pipeline.dedupe import lsh_params
+    from pipeline.ingest.dedupe import lsh_params
 
     texts = [art["text"] for art in corpus_articles(min_chars=800)][:150]
     sigs = [s for s in (minhash_of(t) for t in texts) if s is not None]

@@ -12,8 +12,8 @@ import pytest
 
 from pipeline.codebook import load_codebook
 from pipeline.demo_site import start_demo_site
-from pipeline.digest import Window, clean_quote, digest_groups, parse_window, render_digest
-from pipeline.nightly import run_nightly
+from pipeline.public.digest import Window, clean_quote, digest_groups, parse_window, render_digest
+from pipeline.runs.nightly import run_nightly
 from pipeline.review.events import Label, record_decision, record_settle
 from pipeline.settings import load_settings
 from pipeline.store import Store

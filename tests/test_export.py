@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.export import COLUMNS, export_rows, parse_since, write_export
+from pipeline.research.export import COLUMNS, export_rows, parse_since, write_export
 from pipeline.review.events import Label, record_decision, record_settle
 from pipeline.store import Store
 from tests.cli_helpers import radar

@@ -20,10 +20,10 @@ import trafilatura.metadata
 from trafilatura.utils import load_html
 
 from pipeline.errors import ExtractError
-from pipeline.extract import (
+from pipeline.ingest.extract import (
     build_article, canonical_url, content_hash, decode_html, extract_document, find_author, find_categories, find_date,
 )
-from pipeline.repairs import (
+from pipeline.ingest.repairs import (
     OTHER_WHITESPACE,
     contains_words,
     find_lead,
@@ -286,7 +286,7 @@ def test_author_and_categories_are_trafilaturas_on_every_page():
 
 
 def test_the_kept_author_test_answers_are_the_tests_own_on_every_candidate():
-    from pipeline.extract import AUTHOR_TESTS, _author_candidates, _tests_passed
+    from pipeline.ingest.extract import AUTHOR_TESTS, _author_candidates, _tests_passed
 
     candidates = [el for html in _html_pages() for el in _author_candidates(load_html(html))]
     assert len(candidates) > 50
@@ -296,7 +296,7 @@ def test_the_kept_author_test_answers_are_the_tests_own_on_every_candidate():
 
 
 def test_teaser_links_are_the_links_holding_a_time():
-    from pipeline.extract import _teaser_links
+    from pipeline.ingest.extract import _teaser_links
 
     nested = '<html><body><a href="/a"><b><a href="/b"><time>1 mei</time></a></b></a><a><time>2 mei</time></a></body></html>'
     for html in [*_html_pages(), nested]:
@@ -318,7 +318,7 @@ def _spellings(pattern: str) -> list[str]:
 def test_every_value_and_attribute_the_author_xpaths_test_is_a_hint():
     from trafilatura.xpaths import AUTHOR_XPATHS
 
-    from pipeline.extract import AUTHOR_ATTRIBUTES, AUTHOR_HINT_WORDS
+    from pipeline.ingest.extract import AUTHOR_ATTRIBUTES, AUTHOR_HINT_WORDS
 
     literals = [lit for x in AUTHOR_XPATHS for lit in re.findall(r"'([^']*)'", x.path)]
     alternatives = [alt for lit in literals for part in lit.split("|") for alt in _spellings(part)]

@@ -8,7 +8,7 @@ import tracemalloc
 import pytest
 
 from pipeline.errors import ConfigError, FetchError
-from pipeline.feeds import load_feed_list, parse_feed
+from pipeline.ingest.feeds import load_feed_list, parse_feed
 from tests.conftest import CORPUS, ROOT, rss
 
 FEEDS = CORPUS / "feeds"

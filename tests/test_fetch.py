@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pipeline.errors import FetchError
-from pipeline.fetch import HTML_TYPES, HostPacer, HttpClient, is_public_address, is_public_host, map_by_host
+from pipeline.ingest.fetch import HTML_TYPES, HostPacer, HttpClient, is_public_address, is_public_host, map_by_host
 from tests.httpserver import Reply, ScriptedServer, drip
 
 PAGE = "<html><body><p>Hallo</p></body></html>"

@@ -1,4 +1,5 @@
-"""No two modules of the package import each other, directly or round a longer circle (read with stdlib ast)."""
+"""No two modules of the package import each other, directly or round a longer circle, and each folder imports only
+the folders below it (both read with stdlib ast)."""
 
 from __future__ import annotations
 
@@ -92,17 +93,66 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(groups)
 
 
+# The folders from the bottom up: a module may import its own folder and the ones before it, never one after.
+# "kernel" is the modules at the top of the package (settings, records, errors, codebook, labels, text, ...).
+LAYERS = ("kernel", "store", "ingest", "detect", "research", "review", "public", "runs", "cli")
+# pipeline/__init__.py is the notebook API (load_dataset, score_texts): a lazy door into research, above the rule.
+API = "pipeline"
+
+
+def folder_of(module: str, root: Path) -> str:
+    """Return the folder a module of the package lives in: its subpackage, or 'kernel' for a top-level module."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and (root / parts[1]).is_dir()) else "kernel"
+
+
+def boundary_breaches(graph: dict[str, set[str]], root: Path, layers=LAYERS, api: str = API) -> list[str]:
+    """Return each import of a module from a folder above its own, as 'importer -> imported', sorted."""
+    rank = {name: index for index, name in enumerate(layers)}
+    breaches = []
+    for importer, imported in graph.items():
+        if importer == api:
+            continue
+        for target in imported:
+            if rank[folder_of(target, root)] > rank[folder_of(importer, root)]:
+                breaches.append(f"{importer} -> {target}")
+    return sorted(breaches)
+
+
 def test_the_package_has_no_import_cycles():
     assert import_cycles(import_graph(PACKAGE)) == []
 
 
+def test_every_folder_is_a_known_layer():
+    folders = {path.parent.name for path in PACKAGE.glob("*/__init__.py")} | {"kernel"}
+    assert folders == set(LAYERS)
+
+
+def test_each_folder_imports_only_the_folders_below_it():
+    assert boundary_breaches(import_graph(PACKAGE), PACKAGE) == []
+
+
+def test_an_import_from_a_folder_above_is_found(tmp_path):
+    package = tmp_path / "pkg"
+    for folder in ("store", "review"):
+        (package / folder).mkdir(parents=True)
+        (package / folder / "__init__.py").write_text("", encoding="utf-8")
+    (package / "__init__.py").write_text("def load():\n    from pkg.review import views\n", encoding="utf-8")
+    (package / "labels.py").write_text("from pkg.store import tables\n", encoding="utf-8")  # kernel -> store
+    (package / "store" / "tables.py").write_text("from pkg.review.views import ctx\n", encoding="utf-8")
+    (package / "review" / "views.py").write_text("from pkg.store import tables\nfrom pkg import labels\n",
+                                                 encoding="utf-8")  # downwards: allowed
+    assert boundary_breaches(import_graph(package), package, layers=("kernel", "store", "review"), api="pkg") == [
+        "pkg.labels -> pkg.store.tables", "pkg.store.tables -> pkg.review.views"]
+
+
 def test_the_graph_sees_the_package_s_own_imports():
     graph = import_graph(PACKAGE)
-    assert "pipeline.store" in graph["pipeline.nightly"]  # `from pipeline.store import Store, open_store`
+    assert "pipeline.store" in graph["pipeline.runs.nightly"]  # `from pipeline.store import Store, open_store`
     assert "pipeline.review.blueprint" in graph["pipeline.review.queue_views"]
-    assert "pipeline.labels" in graph["pipeline.publish"]  # `from pipeline import labels`
-    assert "pipeline.dataset" in graph["pipeline"]  # a lazy import inside a function counts
-    assert "pipeline.store" in graph["pipeline.dedupe"]  # under `if TYPE_CHECKING:`: counted too
+    assert "pipeline.labels" in graph["pipeline.public.publish"]  # `from pipeline import labels`
+    assert "pipeline.research.dataset" in graph["pipeline"]  # a lazy import inside a function counts
+    assert "pipeline.store" in graph["pipeline.ingest.dedupe"]  # under `if TYPE_CHECKING:`: counted too
 
 
 def test_a_cycle_added_to_a_package_is_found(tmp_path):

@@ -203,14 +203,14 @@ def test_score_refuses_a_line_without_text(tmp_path):
     ({"id": "a", "text": TEXT + "\x00"}, "text: holds a NUL character"),
 ])
 def test_schema_refuses_with_a_reason(record, reason):
-    from pipeline.ingest import validate_record
+    from pipeline.ingest.jsonl import validate_record
 
     result = validate_record(3, record)
     assert isinstance(result, str) and result.startswith(f"line 3: {reason}")
 
 
 def test_schema_accepts_the_documented_record_and_ignores_other_keys():
-    from pipeline.ingest import ArticleRecord, validate_record
+    from pipeline.ingest.jsonl import ArticleRecord, validate_record
 
     record = validate_record(1, {"id": 12, "text": TEXT, "title": None, "url": "", "date": "2026-03-02",
                                  "outlet": "Krant", "source": "extra", "labels": {"a": [1]}})
@@ -218,7 +218,7 @@ def test_schema_accepts_the_documented_record_and_ignores_other_keys():
 
 
 def test_overlong_line_is_skipped_without_losing_the_next_one():
-    from pipeline.ingest import parse_jsonl_lines, split_lines
+    from pipeline.ingest.jsonl import parse_jsonl_lines, split_lines
 
     lines = io.BytesIO(b"x" * 1000 + b"\n" + good("k1") + b"\n")
     parsed = list(parse_jsonl_lines(split_lines(lines, limit=500)))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.evaluate import load_written
-from pipeline.labellers import (blend_votes, document_votes, fit_labeller, key_passage_frame, key_passage_votes,
+from pipeline.detect.evaluate import load_written
+from pipeline.detect.labellers import (blend_votes, document_votes, fit_labeller, key_passage_frame, key_passage_votes,
                                 suggest_labels)
-from pipeline.nlp import analyse
-from pipeline.passages import passages_of
+from pipeline.detect.nlp import analyse
+from pipeline.detect.passages import passages_of
 
 CPO_TEXT = (
     "De gemeente Kerkwijde verkoopt de kavels aan de Lindelaan aan een bouwgroep. "

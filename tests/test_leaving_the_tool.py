@@ -15,10 +15,10 @@ from sqlalchemy import update
 from pipeline import labels
 from pipeline.chars import has_forbidden, xml_safe
 from pipeline.codebook import load_codebook
-from pipeline.digest import FORMATS, Window, digest_groups, render_digest
-from pipeline.ingest import ingest_file
+from pipeline.public.digest import FORMATS, Window, digest_groups, render_digest
+from pipeline.ingest.jsonl import ingest_file
 from pipeline.public.app import make_public_server
-from pipeline.publish import publish_site
+from pipeline.public.publish import publish_site
 from pipeline.review.app import create_app
 from pipeline.review.events import Label, record_decision
 from pipeline.store import articles, reviews

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import skops.io as sio
 
-import pipeline.modelfile as modelfile
-from pipeline.classify import TRUSTED_TYPES, Example, ModelError, fit_calibrator, load_model, save_model, train_model
+import pipeline.detect.modelfile as modelfile
+from pipeline.detect.classify import TRUSTED_TYPES, Example, ModelError, fit_calibrator, load_model, save_model, train_model
 from pipeline.demo_site import start_demo_site
-from pipeline.nlp import analyse
+from pipeline.detect.nlp import analyse
 from tests.cli_helpers import radar
 from tests.conftest import ROOT
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import RunCrashed, RunLocked
-from pipeline.nightly import run_lock, run_nightly, summarise
+from pipeline.runs.nightly import run_lock, run_nightly, summarise
 from sqlalchemy import select
 
 from pipeline.store import Store, items
@@ -280,7 +280,7 @@ def test_second_run_is_refused_while_locked(make_settings):
 
 
 def test_unexpected_error_stops_fetching_records_a_crash_and_loses_nothing(server, make_settings, texts, monkeypatch):
-    import pipeline.nightly as nightly
+    import pipeline.runs.nightly as nightly
     items = []
     for i, art in enumerate(texts[:6]):
         server.add(f"/s/{i}.html", Reply(200, article_html(art["title"], art["text"]).encode(),

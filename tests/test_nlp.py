@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.nlp import analyse, get_nlp, load_lexicon, pattern_to_matcher
+from pipeline.detect.nlp import analyse, get_nlp, load_lexicon, pattern_to_matcher
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.nlp import analyse
-from pipeline.passages import evidence_span, passages_of, training_passages
+from pipeline.detect.nlp import analyse
+from pipeline.detect.passages import evidence_span, passages_of, training_passages
 
 TEXT = ("Het weer is vandaag grijs. De trein reed op tijd. Er was een markt in het centrum.\n"
         "De gemeente ontwerpt samen met bewoners het nieuwe park. Zij denken mee over de speelplekken.\n"

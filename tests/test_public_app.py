@@ -9,10 +9,10 @@ import requests
 
 from pipeline.codebook import load_codebook
 from pipeline.public.app import make_public_server
-from pipeline.publish import publish_site
+from pipeline.public.publish import publish_site
 from pipeline.review.events import Label, record_decision
 from pipeline.store import Store
-from pipeline.submissions import MAX_NOTE_CHARS
+from pipeline.public.submissions import MAX_NOTE_CHARS
 from tests.conftest import serving
 
 PRIVACY = "naam, e-mailadres en code wissen we na 90 dagen"

@@ -13,7 +13,7 @@ import feedparser
 import pytest
 
 from pipeline.codebook import load_codebook
-from pipeline.publish import MANIFEST, QUOTE_CHARS, collect_examples, short_quote, write_site
+from pipeline.public.publish import MANIFEST, QUOTE_CHARS, collect_examples, short_quote, write_site
 from pipeline.review.events import Label, record_decision
 from tests.cli_helpers import RADAR, radar
 from tests.review_scenario import CARE_TEXT, add_article, evidence, prediction

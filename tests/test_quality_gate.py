@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.classify import load_model
-from pipeline.nlp import get_nlp
-from pipeline.nlp_eval import evaluate_ud
+from pipeline.detect.classify import load_model
+from pipeline.detect.nlp import get_nlp
+from pipeline.detect.nlp_eval import evaluate_ud
 from pipeline.settings import load_settings
-from pipeline.train import gather_examples
+from pipeline.detect.train import gather_examples
 from tests.conftest import CORPUS
 
 FLOORS = json.loads((Path(__file__).parent / "quality_floors.json").read_text())
@@ -24,8 +24,8 @@ GATE_FOLDS = 5  # fewer grouped folds than `radar train` (10) to keep the suite 
 
 @pytest.fixture(scope="module")
 def grouped():
-    from pipeline.evaluate import cross_validate
-    from pipeline.nlp import analyse
+    from pipeline.detect.evaluate import cross_validate
+    from pipeline.detect.nlp import analyse
     settings = load_settings()
     if not all(p.exists() for p in settings.train_labels):
         pytest.skip("shared corpus missing")

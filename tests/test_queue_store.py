@@ -8,7 +8,7 @@ import itertools
 import pytest
 from sqlalchemy import func, insert, select, text
 
-from pipeline.export import export_rows
+from pipeline.research.export import export_rows
 from pipeline.records import QueueFilters
 from pipeline.review.events import Label, record_decision
 from pipeline.store.migrations import FLAGGED_ARTICLES_SINCE, MIGRATIONS, SCHEMA_VERSION

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from pipeline.codebook import load_codebook
 from pipeline.demo_site import start_demo_site
-from pipeline.export import COLUMNS, iter_export_rows, write_export
+from pipeline.research.export import COLUMNS, iter_export_rows, write_export
 from pipeline.review.app import create_app
 from pipeline.settings import load_settings
 from pipeline.store import Store, reviews, skips

@@ -82,7 +82,7 @@ def _long_text(chars: int) -> str:
 
 
 def test_stored_text_longer_than_spacys_limit_is_scored_in_a_bounded_piece(tmp_path):
-    from pipeline.score import Scorer, score_stored_articles
+    from pipeline.detect.score import Scorer, score_stored_articles
 
     store, ids = _stored(tmp_path, {"lang": "Voorlopig kort.", "kort": ARTICLES[0]["text"]})
     huge = _long_text(2_600_000)
@@ -95,7 +95,7 @@ def test_stored_text_longer_than_spacys_limit_is_scored_in_a_bounded_piece(tmp_p
 
 
 def test_article_that_fails_in_scoring_is_recorded_skipped_and_not_retried(tmp_path, monkeypatch):
-    from pipeline.score import Scorer, score_stored_articles
+    from pipeline.detect.score import Scorer, score_stored_articles
 
     store, ids = _stored(tmp_path, {"a": ARTICLES[0]["text"], "slecht": ARTICLES[1]["text"], "c": ARTICLES[0]["text"]})
     scorer = Scorer.load()
@@ -122,8 +122,8 @@ def test_article_that_fails_in_scoring_is_recorded_skipped_and_not_retried(tmp_p
 
 
 def test_nightly_report_counts_an_article_that_failed_in_scoring(server, make_settings, monkeypatch):
-    from pipeline.nightly import run_nightly
-    from pipeline.score import Scorer
+    from pipeline.runs.nightly import run_nightly
+    from pipeline.detect.score import Scorer
 
     for i, article in enumerate(ARTICLES):
         server.page(f"/art/{i}.html", article_html(article["title"], article["text"] * 4), "text/html; charset=utf-8")
@@ -172,9 +172,9 @@ def test_migration_adds_the_scoring_failures_table_to_an_older_database(tmp_path
 
 
 def test_key_passage_never_shows_a_paragraph_break_as_a_key_sentence():
-    from pipeline.classify import Prediction
-    from pipeline.nlp import analyse
-    from pipeline.score import with_key_passage
+    from pipeline.detect.classify import Prediction
+    from pipeline.detect.nlp import analyse
+    from pipeline.detect.score import with_key_passage
 
     text = ("De gemeente Kerkwijde ontwerpt samen met bewoners het nieuwe park.\n\n \n\n"
             "De bewoners denken mee over de speelplekken. Zij kiezen ook de bomen.")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, inspect, select
 
-from pipeline.extract import cap_text
+from pipeline.text import cap_text
 from pipeline.records import (
     MAX_TEXT_CHARS, Article, FinalLabel, Prediction, QueueFilters, ReviewEvent, StoredArticle,
 )
@@ -245,8 +245,8 @@ def test_queue_pages_orders_and_places_agree_with_sorting_everything(tmp_path):
 
 
 def test_origin_and_provenance_are_stored_exported_and_filter_the_dataset(tmp_path):
-    from pipeline.dataset import load_dataset
-    from pipeline.export import iter_export_rows
+    from pipeline.research.dataset import load_dataset
+    from pipeline.research.export import iter_export_rows
 
     path = tmp_path / "radar.db"
     store = Store(f"sqlite:///{path}")

@@ -11,7 +11,7 @@ import tempfile
 import pytest
 
 from pipeline.demo_site import start_demo_site
-from pipeline.nightly import run_nightly
+from pipeline.runs.nightly import run_nightly
 from pipeline.store import SCHEMA_VERSION, Store
 from tests.conftest import ROOT
 

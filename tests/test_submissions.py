@@ -12,9 +12,9 @@ import requests
 from sqlalchemy import update
 
 from pipeline.codebook import load_codebook
-from pipeline.digest import READERS, digest_groups, render_digest, split_readers
-from pipeline.export import export_rows
-from pipeline.nightly import run_nightly
+from pipeline.public.digest import READERS, digest_groups, render_digest, split_readers
+from pipeline.research.export import export_rows
+from pipeline.runs.nightly import run_nightly
 from pipeline.public.app import make_public_server
 from pipeline.review.app import create_app, make_server
 from pipeline.review.events import Label, record_decision

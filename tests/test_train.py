@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from pipeline.ingest import ingest_file
+from pipeline.ingest.jsonl import ingest_file
 from pipeline.review.events import Label, record_decision
 from pipeline.settings import load_settings
 from pipeline.store import Store
-from pipeline.train import gather_examples, no_worse, retrain_if_due, train_and_evaluate
+from pipeline.detect.train import gather_examples, no_worse, retrain_if_due, train_and_evaluate
 from tests.conftest import CORPUS
 
 SOURCES = ("VughtParticipeert", "nl-design-system", "gijsbotje", "lodagro", "BostoenToby", "Twinpixel-nl")

@@ -26,8 +26,8 @@ def ingest_cmd(
     file: Path = typer.Argument(..., help="JSONL with id, text and optional title, url, date, outlet."),
 ) -> None:
     """Import articles that are already text (one JSON object a line); exit 1 when any line was bad."""
-    from pipeline.ingest import ingest_file
-    from pipeline.nightly import run_lock
+    from pipeline.ingest.jsonl import ingest_file
+    from pipeline.runs.nightly import run_lock
     from pipeline.store import open_store
 
     settings = _settings(ctx, config)
@@ -53,8 +53,8 @@ def score_cmd(
     output: Path | None = typer.Option(None, "--output", "-o", help="Where to write scores (default stdout)."),
 ) -> None:
     """Score Dutch articles: co-creation probability, flag, sector, type and evidence per line."""
-    from pipeline.ingest import parse_jsonl_lines, read_jsonl, split_lines
-    from pipeline.score import Scorer
+    from pipeline.ingest.jsonl import parse_jsonl_lines, read_jsonl, split_lines
+    from pipeline.detect.score import Scorer
 
     settings = _settings(ctx, config)
     try:
@@ -74,7 +74,7 @@ def score_cmd(
 
 def _valid_records(source, bad: list[str]):
     # Validated before scoring: only sound records reach a batch, so a bad line never loses its neighbours.
-    from pipeline.ingest import validate_record
+    from pipeline.ingest.jsonl import validate_record
 
     for number, raw in source:
         record = validate_record(number, raw)
@@ -94,7 +94,7 @@ def train_cmd(
     folds: int = typer.Option(10, "--folds", help="Grouped (leave-sources-out) cross-validation folds."),
 ) -> None:
     """Train the detector and the sector and type models; cross-validate; save them with a card."""
-    from pipeline.train import gather_examples, train_and_evaluate
+    from pipeline.detect.train import gather_examples, train_and_evaluate
 
     settings = _settings(ctx, config)
     try:
@@ -119,7 +119,7 @@ def eval_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON (a flag)."),
 ) -> None:
     """Score labelled texts with the shipped model and report detection, sector and type metrics."""
-    from pipeline.evaluate import evaluate_model
+    from pipeline.detect.evaluate import evaluate_model
 
     settings = _settings(ctx, config)
     try:

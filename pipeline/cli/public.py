@@ -19,7 +19,7 @@ def publish_cmd(
 ) -> None:
     """Write the public collection (Dutch pages and Atom feeds) as a static site; only changed files are rewritten."""
     from pipeline.codebook import load_codebook
-    from pipeline.publish import publish_site
+    from pipeline.public.publish import publish_site
 
     settings = _settings(ctx, config)
     try:
@@ -96,7 +96,7 @@ def submissions_purge_cmd(
     config: ConfigOption = None,
 ) -> None:
     """Remove the personal fields (name, e-mail, address hash) of submissions older than the given age."""
-    from pipeline.export import parse_since
+    from pipeline.research.export import parse_since
 
     try:
         before = parse_since(older_than)

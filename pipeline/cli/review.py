@@ -112,7 +112,7 @@ def export_cmd(
     output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
 ) -> None:
     """Export the reviewed dataset: text, metadata, final labels and provenance (columns in the README)."""
-    from pipeline.export import iter_export_rows, parse_since, write_export
+    from pipeline.research.export import iter_export_rows, parse_since, write_export
 
     settings = _settings(ctx, config)
     counted = [0]
@@ -155,7 +155,7 @@ def digest_cmd(
 ) -> None:
     """Write the accepted co-creation examples in Dutch, grouped by sector, ready for a newsletter."""
     from pipeline.codebook import load_codebook
-    from pipeline.digest import FORMATS, digest_groups, parse_window, render_digest, split_readers
+    from pipeline.public.digest import FORMATS, digest_groups, parse_window, render_digest, split_readers
 
     settings = _settings(ctx, config)
     try:

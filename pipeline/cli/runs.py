@@ -29,7 +29,7 @@ def run_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (a flag)."),
 ) -> None:
     """Run the nightly job: fetch feeds and articles, extract, dedupe and store them."""
-    from pipeline.nightly import run_nightly, summarise
+    from pipeline.runs.nightly import run_nightly, summarise
 
     settings = _settings(ctx, config)
     missing = _database_missing(settings)
@@ -124,7 +124,7 @@ def backfill_cmd(
     """Backfill archived news from WARC files on a Dask cluster: the nightly stages, checkpointed per partition."""
     from datetime import date
 
-    from pipeline.backfill import BackfillOptions, report_dict, run_backfill, summarise
+    from pipeline.runs.backfill import BackfillOptions, report_dict, run_backfill, summarise
 
     settings = _settings(ctx, config)
     if database_url:

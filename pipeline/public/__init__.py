@@ -1,1 +1,4 @@
-"""The public side of the radar: the published collection's templates and the submission app (`radar public`)."""
+"""What readers see and send: the published collection (pages, Atom feeds), the digest, submissions, the live app.
+
+May import the shared modules, the store, ingest (to fetch a submitted link), research and review (its server).
+"""

@@ -21,12 +21,12 @@ from werkzeug.exceptions import HTTPException
 
 from pipeline.codebook import load_codebook
 from pipeline.errors import SubmissionRefused
-from pipeline.publish import collect_examples, render_site, render_template
+from pipeline.public.publish import collect_examples, render_site, render_template
 from pipeline.review.security import SECURITY_HEADERS
 from pipeline.settings import Settings
 from pipeline.store import Store
-from pipeline.submissions import MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_URL_CHARS
-from pipeline.submissions import accept_submission, address_hash, address_key
+from pipeline.public.submissions import MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_URL_CHARS
+from pipeline.public.submissions import accept_submission, address_hash, address_key
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pipeline.codebook import load_codebook
 from pipeline.review.analysts import check_token_setting
 from pipeline.review.context import MAX_ROW_ID, ReviewContext, RowIdConverter  # noqa: F401  (importable here too)
 from pipeline.dates import nl_date
-from pipeline.review.highlight import safe_href
+from pipeline.highlight import safe_href
 from pipeline.review.queries import flag_threshold
 from pipeline.review.readers import install_reader_views
 from pipeline.review.security import SECURITY_HEADERS, check_binding, install_security

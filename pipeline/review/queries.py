@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pipeline.labels import is_disputed  # noqa: F401  (kept importable here for callers of the old module)
 from pipeline.records import QUEUE_ORDERS, QUEUE_STATUSES, Cluster, QueueFilters, QueuePlace  # noqa: F401
-from pipeline.review.highlight import valid_spans
+from pipeline.highlight import valid_spans
 from pipeline.store import Store
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from datetime import datetime, UTC
 
 from flask import abort, flash, redirect, request, send_file, session, url_for
 
-from pipeline import export
+from pipeline.research import export
 from pipeline.review import queries
 from pipeline.review.context import MAX_ROW_ID
 from pipeline.review.events import Label, record_decision

@@ -15,7 +15,7 @@ from pipeline.review.analysts import settle_refusal
 from pipeline.review.blueprint import bp, ctx, current_analyst, is_local_path
 from pipeline.review.context import MAX_ROW_ID
 from pipeline.review.events import Label, article_history, latest_settle, record_decision, record_settle, undo_last
-from pipeline.review.highlight import KIND_TITLES, best_quote, grouped_evidence, highlight_text
+from pipeline.highlight import KIND_TITLES, best_quote, grouped_evidence, highlight_text
 from pipeline.review.security import is_token_mode, signed_in_analyst
 from pipeline.records import date_problems
 

@@ -17,6 +17,7 @@ from pipeline.store.cluster import _canonical_of, _clusters_by_ids, _newest_pred
 from pipeline.store.schema import (
     articles, clusters, duplicates, items, pages, predictions, scoring_failures, signatures
 )
+from pipeline.text import cap_article
 
 
 class ArticleStore:
@@ -29,8 +30,6 @@ class ArticleStore:
         minhash: bytes | None = None,
     ) -> int:
         """Store an article (text capped) with its raw page, duplicate link and signature in one transaction."""
-        from pipeline.extract import cap_article  # lazy: extraction libraries are heavy to import
-
         # Every path that stores an article (run, ingest, submissions, backfill) comes here, so no text outgrows
         # the scorer and none carries a character that would break the pages and feeds it appears in.
         article = _xml_safe_article(cap_article(article, self.max_text_chars))
@@ -227,7 +226,7 @@ class ArticleStore:
     def _resign_articles(self, conn: Connection) -> int:
         # Signatures of another algorithm never match new ones: every near-duplicate would be missed after
         # the upgrade. The stored text is the capped text that dedupe signed (nightly and backfill cap first).
-        from pipeline.signatures import minhash_of, signature_bytes  # lazy: as cap_article, heavy to import
+        from pipeline.signatures import minhash_of, signature_bytes  # lazy: numpy and the MinHash libraries are heavy to import
 
         count, last = 0, 0
         signed = select(signatures.c.article_id, articles.c.text).join(articles, articles.c.id == signatures.c.article_id)

@@ -12,6 +12,7 @@ from sqlalchemy import func, insert, select, update
 from pipeline.records import FeedConfig, FeedEntry, FeedItem
 from pipeline.store.base import as_record, now_iso
 from pipeline.store.schema import feeds, fetches, items, pages
+from pipeline.text import cap_text
 
 
 class FeedStore:
@@ -85,8 +86,6 @@ class FeedStore:
     # -- items --------------------------------------------------------------
     def add_items(self, feed_id: int, entries: Iterable[FeedEntry], run_id: int) -> tuple[int, int]:
         """Queue feed entries not seen before; return (new, already known)."""
-        from pipeline.extract import cap_text  # lazy: extraction libraries are heavy to import
-
         new = known = 0
         with self.engine.begin() as conn:
             for entry in entries:

@@ -20,7 +20,7 @@ from warcio.archiveiterator import WARCIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from pipeline.errors import ConfigError
-from pipeline.fetch import HTML_TYPES
+from pipeline.ingest.fetch import HTML_TYPES
 
 
 # warcio raises assorted errors on malformed records (a response without a target URI gives an AttributeError),

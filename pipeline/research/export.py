@@ -1,4 +1,4 @@
-"""The reviewed dataset as JSONL, CSV or Parquet (the digest of accepted examples is pipeline/digest.py)."""
+"""The reviewed dataset as JSONL, CSV or Parquet (the digest of accepted examples is pipeline/public/digest.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import BinaryIO
 from pipeline import labels
 from pipeline.errors import ConfigError
 from pipeline.records import FinalLabel, Prediction, StoredArticle
-from pipeline.review.highlight import best_quote
+from pipeline.highlight import best_quote
 from pipeline.store import Store
 
 log = logging.getLogger(__name__)

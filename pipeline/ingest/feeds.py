@@ -12,7 +12,7 @@ import feedparser
 from feedparser.encodings import convert_to_utf8
 
 from pipeline.errors import ConfigError, FetchError
-from pipeline.extract import canonical_url
+from pipeline.ingest.extract import canonical_url
 from pipeline.records import FeedConfig, FeedEntry, ParsedFeed
 
 log = logging.getLogger(__name__)

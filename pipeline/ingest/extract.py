@@ -1,7 +1,7 @@
 """Main text and metadata with trafilatura, byte decoding, language check and canonical URLs.
 
 The page is parsed once and that tree is shared by trafilatura, its metadata functions, the lead
-and boilerplate repairs (pipeline/repairs.py) and the date search, which runs once (or not at all
+and boilerplate repairs (pipeline/ingest/repairs.py) and the date search, which runs once (or not at all
 when the date is already known).
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import copy
-import dataclasses
 import hashlib
 import logging
 import re
@@ -32,7 +31,7 @@ from trafilatura.xpaths import AUTHOR_DISCARD_XPATHS, AUTHOR_XPATHS
 
 from pipeline.errors import ExtractError
 from pipeline.records import Article
-from pipeline.repairs import contains_words, find_lead, is_tidy, main_text, tidy_lines
+from pipeline.ingest.repairs import contains_words, find_lead, is_tidy, main_text, tidy_lines
 
 log = logging.getLogger(__name__)
 
@@ -406,26 +405,3 @@ def build_article(
         language=doc.get("language") or guess_language(text), method=method, source="feed",
         content_hash=content_hash(text), extra={"encoding": encoding, "is_article": doc.get("is_article")},
     )
-
-
-# -- caps ---------------------------------------------------------------------
-def cap_text(text: str, max_chars: int) -> tuple[str, int | None]:
-    """Cut a text longer than max_chars at its last paragraph break; return (text, original length or None)."""
-    if len(text) <= max_chars:
-        return text, None
-    window = text[:max_chars]
-    # Whole paragraphs when one ends in the second half of the window; else a sentence, a word, or a hard cut.
-    for separator, keep in (("\n", 0), (". ", 1), (" ", 0)):
-        cut = window.rfind(separator)
-        if cut >= max_chars // 2:
-            return window[:cut + keep].rstrip(), len(text)
-    return window, len(text)
-
-
-def cap_article(article: Article, max_chars: int) -> Article:
-    """Return the article with its text capped to max_chars, the original length kept in truncated_from."""
-    text, original = cap_text(article.text, max_chars)
-    if original is None:
-        return article
-    # content_hash stays the hash of the whole text: two copies of one long story are still one.
-    return dataclasses.replace(article, text=text, truncated_from=max(original, article.truncated_from or 0))

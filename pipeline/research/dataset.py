@@ -52,7 +52,7 @@ def _articles_frame(store) -> pd.DataFrame:
     if predictions.empty:
         predictions = pd.DataFrame(columns=["article_id"])
     predictions = predictions.rename(columns={"sector": "predicted_sector", "type": "predicted_type"})
-    from pipeline.export import submission_notes  # lazy, like the store: export imports the review app's helpers
+    from pipeline.research.export import submission_notes  # lazy, like the store: export imports the review app's helpers
 
     final = pd.DataFrame([{"cluster_id": k, "final_cocreation": v.cocreation, "final_sector": v.sector,
                            "final_type": v.type, "borderline": v.borderline, "reviewed_by": v.analyst,
@@ -116,7 +116,7 @@ def _filter(frame: pd.DataFrame, *, since, status, sector, outlet, origin) -> pd
 
 def score_texts(texts) -> pd.DataFrame:
     """Score Dutch texts with the shipped models: a list of strings, of dicts, or a DataFrame with `text`."""
-    from pipeline.score import Scorer
+    from pipeline.detect.score import Scorer
 
     if isinstance(texts, pd.DataFrame):
         records = [{"id": idx, "title": row.get("title", "") or "", "text": row["text"]}

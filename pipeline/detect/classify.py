@@ -26,16 +26,16 @@ from sklearn.pipeline import Pipeline
 
 from pipeline.codebook import load_codebook
 from pipeline.errors import ModelError  # re-exported: callers import it from here
-from pipeline.modelfile import load_parts, save_parts
-from pipeline.nlp import Analysis
-from pipeline.estimators import make_pipeline  # noqa: F401 (re-exported: the models' one definition)
-from pipeline.labellers import (DOC_VOTE_WEIGHT, KEY_VOTE_WEIGHT, Labellers, evidence_passages, fit_labellers,
+from pipeline.detect.modelfile import load_parts, save_parts
+from pipeline.detect.nlp import Analysis
+from pipeline.detect.estimators import make_pipeline  # noqa: F401 (re-exported: the models' one definition)
+from pipeline.detect.labellers import (DOC_VOTE_WEIGHT, KEY_VOTE_WEIGHT, Labellers, evidence_passages, fit_labellers,
                                 suggest_labels)
-from pipeline.passages import Passage, passages_of, training_passages
+from pipeline.detect.passages import Passage, passages_of, training_passages
 
 log = logging.getLogger(__name__)
 
-MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "radar"
+MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "radar"
 # skops already trusts plain estimators; these are the exact other types our trained models hold (none
 # since the passage model replaced CalibratedClassifierCV)
 # (tests/test_modelfile.py derives them by training). Never a prefix: skops can call any trusted
@@ -294,7 +294,7 @@ def make_card(examples: list[Example], threshold: float, metrics: dict) -> dict:
 
 def lexicon_digest() -> str:
     """Return a hash of the lexicon files the evidence features come from."""
-    from pipeline.nlp import LEXICON_DIR
+    from pipeline.detect.nlp import LEXICON_DIR
     digest = hashlib.sha256()
     for path in sorted(LEXICON_DIR.glob("*.toml")):
         digest.update(path.name.encode() + path.read_bytes())

@@ -1,6 +1,6 @@
 """A backfill worker's side: one partition of a WARC file through the nightly run's stages, a batch at a time.
 
-`run_partition` is what the driver (pipeline/backfill.py) hands to each Dask worker, with a BackfillJob that
+`run_partition` is what the driver (pipeline/runs/backfill.py) hands to each Dask worker, with a BackfillJob that
 carries everything the worker needs: it streams the partition's records, keeps HTTP 200 HTML responses of the
 listed hosts, extracts, checks the language, signs and scores them, and stores each batch with the partition's
 checkpoint, so a killed worker or a rerun resumes at the last committed batch. Dedupe across workers goes
@@ -19,15 +19,15 @@ from pathlib import Path
 
 import courlan
 
-from pipeline.dedupe import NearDuplicateIndex, band_keys, decide_duplicate, minhash_of, signature_bytes
+from pipeline.ingest.dedupe import NearDuplicateIndex, band_keys, decide_duplicate, minhash_of, signature_bytes
 from pipeline.errors import ExtractError, ModelMissing, RadarError
-from pipeline.extract import reads_as_dutch
-from pipeline.nightly import page_to_article
+from pipeline.ingest.extract import reads_as_dutch
+from pipeline.runs.nightly import page_to_article
 from pipeline.records import Article
 from pipeline.store import Store
-from pipeline.warc import Damage, RecordFilter, WarcPage, iter_records
+from pipeline.ingest.warc import Damage, RecordFilter, WarcPage, iter_records
 
-log = logging.getLogger("pipeline.backfill")  # one logger for the backfill's driver and workers, as before
+log = logging.getLogger("pipeline.runs.backfill")  # one logger for the backfill's driver and workers, as before
 
 WORKER_CACHED_STATEMENTS = 16  # prepared statements kept per SQLite connection of a worker (sqlite3's default: 128)
 
@@ -89,7 +89,7 @@ def duplicate_decider(threshold: float) -> Callable:
 
 def fill_missing_bands(store: Store, threshold: float) -> int:
     """Store the band keys of cluster heads stored without them (by the nightly run); return how many."""
-    from pipeline.dedupe import signature_from_bytes
+    from pipeline.ingest.dedupe import signature_from_bytes
 
     done = 0
     while rows := store.heads_without_bands():
@@ -111,7 +111,7 @@ def worker_store(url: str, max_text_chars: int) -> Store:
 def worker_scorer(model_dir: str):
     """Return this worker process's Scorer (loaded once), or None when there is no model yet."""
     # Loaded once per worker process; None (and articles left unscored) when there is no model yet.
-    from pipeline.score import Scorer
+    from pipeline.detect.score import Scorer
 
     try:
         return Scorer.load(Path(model_dir))

@@ -15,8 +15,8 @@ from pipeline import labels
 from pipeline.chars import one_line, xml_safe
 from pipeline.codebook import Codebook
 from pipeline.errors import ConfigError
-from pipeline.export import export_rows, parse_since
-from pipeline.review.highlight import safe_href
+from pipeline.research.export import export_rows, parse_since
+from pipeline.highlight import safe_href
 from pipeline.store import Store
 
 FORMATS = ("md", "html", "text", "eml")

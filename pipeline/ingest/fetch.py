@@ -21,7 +21,7 @@ from urllib3.util import parse_url
 from pipeline.errors import FetchError
 from pipeline.records import Response
 from pipeline.settings import Settings
-from pipeline.transport import PinnedAdapter, RequestDeadline, retry_class_for
+from pipeline.ingest.transport import PinnedAdapter, RequestDeadline, retry_class_for
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from pipeline.dedupe import ClusterHeads, load_heads, save_article_deduplicated
+from pipeline.ingest.dedupe import ClusterHeads, load_heads, save_article_deduplicated
 from pipeline.errors import ExtractError, FetchError, RadarError, RunCrashed, RunLocked
-from pipeline.extract import build_article, cap_article, reads_as_dutch
-from pipeline.feeds import load_feed_list, parse_feed
-from pipeline.fetch import FEED_TYPES, HTML_TYPES, HttpClient, map_by_host
+from pipeline.ingest.extract import build_article, reads_as_dutch
+from pipeline.text import cap_article
+from pipeline.ingest.feeds import load_feed_list, parse_feed
+from pipeline.ingest.fetch import FEED_TYPES, HTML_TYPES, HttpClient, map_by_host
 from pipeline.records import Article, FeedConfig, FeedItem, Response
 from pipeline.settings import Settings
 from pipeline.store import Store, open_store
@@ -307,7 +308,7 @@ def _count(bucket: dict[str, int], reason: str) -> None:
 
 def fetch_submissions(store: Store, report: RunReport, settings: Settings) -> None:
     """Fetch the readers' submissions with the same fetch, extraction, language check and dedupe (submissions.py)."""
-    from pipeline.submissions import process_submissions
+    from pipeline.public.submissions import process_submissions
 
     report.submissions = process_submissions(store, settings, report.run_id)
 
@@ -320,8 +321,8 @@ def score_new_articles(store: Store, report: RunReport, settings: Settings) -> N
     and the run, after the feed and article stages have stored their work.
     """
     from pipeline.errors import ModelError, ModelMissing
-    from pipeline.score import Scorer, score_stored_articles
-    from pipeline.train import retrain_if_due
+    from pipeline.detect.score import Scorer, score_stored_articles
+    from pipeline.detect.train import retrain_if_due
 
     try:
         retrained = retrain_if_due(settings, store)  # a kept model has a new version: everything is re-scored

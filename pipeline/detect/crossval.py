@@ -15,9 +15,9 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 
-from pipeline.classify import Detector, Example, fit_calibrator, fit_detector, key_spans, threshold_for_recall
-from pipeline.labellers import Labellers, evidence_passages, fit_labellers, suggest_labels
-from pipeline.nlp import Analysis
+from pipeline.detect.classify import Detector, Example, fit_calibrator, fit_detector, key_spans, threshold_for_recall
+from pipeline.detect.labellers import Labellers, evidence_passages, fit_labellers, suggest_labels
+from pipeline.detect.nlp import Analysis
 
 INNER_FOLDS = 3
 # AD and its regional titles (Brabants Dagblad, PZC, ...) share one newsroom's copy.

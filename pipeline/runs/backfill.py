@@ -30,14 +30,14 @@ import courlan
 from tqdm import tqdm
 
 from pipeline.errors import ConfigError, RadarError
-from pipeline.feeds import load_feed_list
+from pipeline.ingest.feeds import load_feed_list
 from pipeline.settings import Settings
 from pipeline.store import Store, open_store
-from pipeline.partition import (  # noqa: F401 (the worker's names, re-exported for callers of this module)
+from pipeline.runs.partition import (  # noqa: F401 (the worker's names, re-exported for callers of this module)
     Batch, BackfillJob, PageToStore, duplicate_decider, fill_missing_bands, prepare_page, run_partition, worker_scorer,
     worker_store,
 )
-from pipeline.warc import RecordFilter, record_ranges
+from pipeline.ingest.warc import RecordFilter, record_ranges
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipeline.dedupe import ClusterHeads, load_heads, save_article_deduplicated
+from pipeline.ingest.dedupe import ClusterHeads, load_heads, save_article_deduplicated
 from pipeline.errors import ExtractError, FetchError, SubmissionRefused
-from pipeline.extract import build_article, canonical_url, cap_article, reads_as_dutch
-from pipeline.fetch import HTML_TYPES, HttpClient, is_public_address, map_by_host, read_target
+from pipeline.ingest.extract import build_article, canonical_url, reads_as_dutch
+from pipeline.text import cap_article
+from pipeline.ingest.fetch import HTML_TYPES, HttpClient, is_public_address, map_by_host, read_target
 from pipeline.records import Submission
 from pipeline.settings import Settings
 from pipeline.store import Store

@@ -14,7 +14,8 @@ import trafilatura
 from lxml import etree
 from trafilatura.xml import xmltotxt
 
-WORD = re.compile(r"\w+")
+from pipeline.text import words_of
+
 # Call-to-action phrases; only removed from SHORT paragraphs at the END of the text. Searched in the lower-cased
 # text: a case-blind search costs two and a half times as much (the two differ only on letters such as 'ſ' and
 # 'İ', which lower-case to something other than 's' and 'i').
@@ -51,10 +52,6 @@ def tidy_lines(text: str) -> str:
         return text
     return "\n".join(line for line in (norm_space(x) for x in text.splitlines()) if line)
 
-
-def words_of(text: str | None) -> list[str]:
-    """Return the lower-cased word tokens of a text."""
-    return WORD.findall((text or "").lower())
 
 
 def has_words(text: str, count: int) -> bool:

@@ -16,9 +16,9 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from pipeline.estimators import make_pipeline
-from pipeline.nlp import Analysis, Sentence, load_lexicon
-from pipeline.passages import evidence_span, overlaps, passages_of
+from pipeline.detect.estimators import make_pipeline
+from pipeline.detect.nlp import Analysis, Sentence, load_lexicon
+from pipeline.detect.passages import evidence_span, overlaps, passages_of
 
 LABEL_TARGET = 0.8  # a sector or type is prefilled only where suggestions this sure were right 80 % of the time
 # How much the lexicon's votes count beside the learned probabilities. The learned labellers alone

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.classify import Example, RadarModel, save_model, train_model
-from pipeline.evaluate import cross_validate, load_labelled, load_written
+from pipeline.detect.classify import Example, RadarModel, save_model, train_model
+from pipeline.detect.evaluate import cross_validate, load_labelled, load_written
 from pipeline.errors import ConfigError
-from pipeline.extract import content_hash
-from pipeline.nlp import analyse
+from pipeline.ingest.extract import content_hash
+from pipeline.detect.nlp import analyse
 
 log = logging.getLogger(__name__)
 

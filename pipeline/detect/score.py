@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterable, Iterator
 
-from pipeline.classify import MODEL_DIR, Prediction, RadarModel, load_model
+from pipeline.detect.classify import MODEL_DIR, Prediction, RadarModel, load_model
 from pipeline.codebook import load_codebook
-from pipeline.extract import cap_text
-from pipeline.nlp import Analysis, analyse, get_nlp
+from pipeline.text import cap_text
+from pipeline.detect.nlp import Analysis, analyse, get_nlp
 from pipeline.records import ScoreRecord
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-LEXICON_DIR = Path(__file__).resolve().parents[1] / "data" / "lexicon"
+LEXICON_DIR = Path(__file__).resolve().parents[2] / "data" / "lexicon"
 SPAN_KEY = "evidence"
 GAP = "..."
 MAX_GAP = 4

@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
 
-from pipeline.dedupe import ClusterHeads, load_heads, save_article_deduplicated
+from pipeline.ingest.dedupe import ClusterHeads, load_heads, save_article_deduplicated
 from pipeline.errors import ConfigError, RadarError, RunCrashed
-from pipeline.extract import canonical_url, content_hash, guess_language
+from pipeline.ingest.extract import canonical_url, content_hash, guess_language
 from pipeline.records import Article
 from pipeline.store import Store
 

@@ -21,9 +21,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from pipeline import labels
 from pipeline.chars import one_line, xml_safe
 from pipeline.codebook import Codebook
-from pipeline.digest import clean_quote, dutch_date
+from pipeline.public.digest import clean_quote, dutch_date
 from pipeline.errors import ConfigError, PublishRefused
-from pipeline.review.highlight import best_quote, safe_href
+from pipeline.highlight import best_quote, safe_href
 from pipeline.store import Store
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 QUOTE_CHARS = 300
 SITE_TITLE = "Cocreatie in het nieuws"
 MANIFEST = ".radar-site.json"  # the files the last publish wrote: only those are ever replaced or removed
-STYLE = Path(__file__).parent / "public" / "static" / "style.css"
+STYLE = Path(__file__).parent / "static" / "style.css"
 # Feeds need a time even when empty; a fixed one keeps an empty collection's bytes the same on every run.
 EPOCH = "2026-01-01T00:00:00+00:00"
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/cocreatie-radar/voorbeeld")

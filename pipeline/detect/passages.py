@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.nlp import Analysis
+from pipeline.detect.nlp import Analysis
 
 WINDOW = 3  # three sentences: grouped CV on dev + dev2 gave AP 0.51 against 0.49 for two and 0.42 for one
 CATEGORIES = ("construction", "participant", "organisation")
