@@ -84,3 +84,33 @@ def test_features_count_sectors_near_evidence():
     (result,) = analyse([("", text)])
     assert any(key.startswith("near:organisation:zorg") for key in result.features)
     assert result.features["n_sentences_any"] >= 2
+
+
+
+def _negatives(text: str) -> dict[str, str]:
+    (result,) = analyse([("", text)])
+    return {item["text"].lower(): item["label"] for item in result.evidence if item["label"].startswith("negative:")}
+
+
+# Everyday words that fired as negative cues (issue 21, item 10). The lexicon without them (bare "beurs" ->
+# "naar/aan de beurs", no "procent van de", "trainer", "scheidsrechter") was retrained on 2026-12-07: grouped
+# AP 0.5132 -> 0.5125, every other grouped figure (clear recall, precision, news flag rate, sector and type) equal.
+@pytest.mark.parametrize(("text", "word"), [
+    # From the demo's citizens' assembly and a sports club that plans its new canteen with its members.
+    ("Wie met een smalle beurs leeft, mag niet de rekening betalen, vindt het beraad.", "beurs"),
+    ("Ruim zestig procent van de deelnemers woont in de binnenstad.", "procent van de"),
+    ("De trainers en scheidsrechters van de club denken samen met de leden mee over de nieuwe kantine.",
+     "trainers"),
+    ("De trainers en scheidsrechters van de club denken samen met de leden mee over de nieuwe kantine.",
+     "scheidsrechters"),
+])
+def test_everyday_words_are_no_negative_cues(text, word):
+    assert word not in _negatives(text)
+
+
+@pytest.mark.parametrize(("text", "label"), [
+    ("Het energiebedrijf gaat volgend jaar naar de beurs.", "negative:financieel"),
+    ("De wedstrijd eindigde in 2-1 voor de thuisploeg.", "negative:sport"),
+])
+def test_stock_exchange_and_match_words_remain_negative_cues(text, label):
+    assert label in _negatives(text).values()
