@@ -17,22 +17,26 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 
 install: $(VENV)/.installed
 
-# Serve the bundled demo site on 127.0.0.1 (its feeds rewritten to DEMO_PORT), run the real nightly job against
-# it, show the status, stop the site again and say what to do next.
+# Serve the bundled demo site on 127.0.0.1, run the real nightly job against it, show the status, stop the site
+# again and say what to do next. The demo config reads its feeds from data/local/demo/feeds.toml, written here
+# with DEMO_PORT, so a later `radar --config data/demo/radar-demo.toml run` reads the port this served.
 demo: install
-	@feeds=$$(mktemp); sed 's/127\.0\.0\.1:8765/127.0.0.1:$(DEMO_PORT)/' data/demo/feeds.toml > $$feeds; \
+	@mkdir -p data/local/demo; \
+	sed 's/127\.0\.0\.1:8765/127.0.0.1:$(DEMO_PORT)/' data/demo/feeds.toml > data/local/demo/feeds.toml; \
 	$(BIN)/python -m pipeline.demo_site --host 127.0.0.1 --port $(DEMO_PORT) >/dev/null & server=$$!; \
-	trap 'kill $$server 2>/dev/null; rm -f $$feeds' EXIT INT TERM; \
+	trap 'kill $$server 2>/dev/null' EXIT INT TERM; \
 	for i in $$(seq 100); do \
 	  $(BIN)/python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$(DEMO_PORT)/robots.txt', timeout=1)" 2>/dev/null && break; \
 	  sleep 0.1; \
 	done; \
 	echo "Demo news site (fictional outlets) on http://127.0.0.1:$(DEMO_PORT)/, stopped again after this run."; \
-	RADAR_FEEDS_FILE=$$feeds $(BIN)/radar --config $(DEMO_CONFIG) run; rc=$$?; \
+	$(BIN)/radar --config $(DEMO_CONFIG) run; rc=$$?; \
 	echo; $(BIN)/radar --config $(DEMO_CONFIG) status; \
 	echo; \
 	echo "The failed feed (kanaalzone-sport: truncated XML) and the HTTP 500 (one Kanaalzone article) are"; \
 	echo "scripted faults of the demo site, there to show how a run reports them (data/demo/README.md)."; \
+	echo "To run it again later, serve the site on the same port and run with the demo config:"; \
+	echo "  $(BIN)/python -m pipeline.demo_site --port $(DEMO_PORT) &  $(BIN)/radar --config $(DEMO_CONFIG) run"; \
 	echo; \
 	echo "Next: review the flagged articles in your browser, then write the digest of the accepted ones:"; \
 	echo "  $(BIN)/radar --config $(DEMO_CONFIG) review --analyst ann"; \

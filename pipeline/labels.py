@@ -39,9 +39,25 @@ def current_decisions(events: Iterable[ReviewEvent]) -> dict[str, ReviewEvent]:
 
 
 def newest_settle(events: Iterable[ReviewEvent]) -> ReviewEvent | None:
-    """Return the newest settle event among one article's events, or None."""
+    """Return the settle in force among one article's events: the newest settle event, None when there is none.
+
+    A lead's undo of a settle is itself a settle event restoring what was in force before it; when that was
+    nothing, it carries no decision, and the article is not settled.
+    """
     settles = [e for e in events if e.action == "settle"]
-    return max(settles, key=lambda e: e.id) if settles else None
+    newest = max(settles, key=lambda e: e.id) if settles else None
+    return newest if newest is not None and newest.cocreation is not None else None
+
+
+def required_reviews(setting: int | None, registered_analysts: int) -> int:
+    """Return how many agreeing analysts make a label final: the setting, else 2 once a team is registered, else 1.
+
+    One analyst's yes must not reach the public site before the second reviewer looked (Argilla's and Label
+    Studio's "minimum submitted"): with more than one registered analyst the default is double review.
+    """
+    if setting:
+        return max(1, setting)
+    return 2 if registered_analysts > 1 else 1
 
 
 def is_disputed(decisions: Decisions, settled: bool = False) -> bool:
@@ -52,36 +68,62 @@ def is_disputed(decisions: Decisions, settled: bool = False) -> bool:
     return not settled and len({label_key(e) for e in decisions.values()}) > 1
 
 
-def final_label(article_id: int, decisions: Decisions, settle: ReviewEvent | None) -> FinalLabel | None:
-    """Return the final label of one article: the newest settle, else the analysts' shared decision.
+def final_label(article_id: int, decisions: Decisions, settle: ReviewEvent | None,
+                min_reviews: int = 1) -> FinalLabel | None:
+    """Return the final label of one article: the settle in force, else the decision min_reviews analysts share.
 
-    An article whose analysts disagree and that nobody settled has no final label (None).
+    An article fewer analysts decided, or whose analysts disagree, and that nobody settled has no final label.
     """
-    rows = list(decisions.values())
-    if settle is None and (not rows or is_disputed(decisions)):
+    rows = sorted(decisions.values(), key=lambda e: e.id)
+    if settle is None and (len(rows) < max(1, min_reviews) or is_disputed(decisions)):
         return None
-    event = settle or max(rows, key=lambda e: e.id)
+    event = settle or rows[-1]
     settled = settle is not None
     names = {e.analyst for e in rows} | ({settle.analyst} if settled else set())
+    written = [*rows, settle] if settled else rows
     return FinalLabel(article_id=article_id, event=event, label_source="settled" if settled else "agreed",
                       analysts=", ".join(sorted(names)), settled_by=settle.analyst if settled else "",
                       reviewed_at=max([e.created_at for e in rows] + [event.created_at]),
                       # Publishing what one analyst asked to keep private cannot be undone: any one mark counts.
-                      marked_private=any(bool(e.private) for e in [*rows, event]))
+                      marked_private=any(bool(e.private) for e in [*rows, event]),
+                      lesson=kept_lesson(rows, settle), note=joined_notes(written), quote=kept_quote(rows, settle))
 
 
-def final_labels(current: Iterable[ReviewEvent], settles: Iterable[ReviewEvent]) -> dict[int, FinalLabel]:
+def kept_lesson(decisions: list[ReviewEvent], settle: ReviewEvent | None) -> str:
+    """Return the lesson a final label keeps: the settling lead's, else the first analyst's who wrote one.
+
+    A second analyst who agrees without writing a lesson must not wipe out the first one's.
+    """
+    if settle is not None and settle.lesson:
+        return settle.lesson
+    return next((e.lesson for e in sorted(decisions, key=lambda e: e.id) if e.lesson), "")
+
+
+def kept_quote(decisions: list[ReviewEvent], settle: ReviewEvent | None) -> str:
+    """Return the quote a final label keeps: the settling lead's choice, else the first analyst's who chose one."""
+    if settle is not None and settle.quote:
+        return settle.quote
+    return next((e.quote for e in sorted(decisions, key=lambda e: e.id) if e.quote), "")
+
+
+def joined_notes(events: Iterable[ReviewEvent]) -> str:
+    """Return every non-empty note of the events, oldest first, each after its author's name ("ann: ... | bob: ...")."""
+    return " | ".join(f"{e.analyst}: {e.note}" for e in sorted(events, key=lambda e: e.id) if e.note)
+
+
+def final_labels(current: Iterable[ReviewEvent], settles: Iterable[ReviewEvent],
+                 min_reviews: int = 1) -> dict[int, FinalLabel]:
     """Return the final label per article from every current decision and every settle event."""
     by_article: dict[int, dict[str, ReviewEvent]] = {}
     for event in current:
         by_article.setdefault(event.article_id, {})[event.analyst] = event
-    newest: dict[int, ReviewEvent] = {}
+    settles_by_article: dict[int, list[ReviewEvent]] = {}
     for event in settles:
-        if event.article_id not in newest or event.id > newest[event.article_id].id:
-            newest[event.article_id] = event
+        settles_by_article.setdefault(event.article_id, []).append(event)
     result = {}
-    for article_id in sorted(set(by_article) | set(newest)):
-        label = final_label(article_id, by_article.get(article_id, {}), newest.get(article_id))
+    for article_id in sorted(set(by_article) | set(settles_by_article)):
+        label = final_label(article_id, by_article.get(article_id, {}),
+                            newest_settle(settles_by_article.get(article_id, [])), min_reviews)
         if label is not None:
             result[article_id] = label
     return result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from pipeline.dates import parse_nl_date
+from pipeline.dates import parse_nl_date, period_start
 from pipeline.errors import ConfigError
 
 # Default cap of a stored text or summary (Settings.max_text_chars); the store cuts longer ones.
@@ -168,8 +168,9 @@ class StoredArticle(RowAccess):
 
     @property
     def date(self) -> str:
-        """Return the publication date, else the storage date, as sortable text."""
-        return self.published or self.created_at or ""
+        """Return the publication date, else the storage date, as sortable text (a bare year or month: its first day)."""
+        # export --since compares the first ten characters: '2019' must count from 2019-01-01, not before it.
+        return period_start(self.published) if self.published else self.created_at or ""
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,7 @@ class ReviewEvent(RowAccess):
     created_at: str
     lesson: str = ""  # "Wat we ervan leren", shown with the example in the public collection
     private: int = 0  # 1: never published, whatever the label
+    quote: str = ""  # the sentence of the text the analyst chose to quote; '' leaves the choice to the model
 
 
 @dataclass(frozen=True)
@@ -237,20 +239,21 @@ class FinalLabel(RowAccess):
     settled_by: str
     reviewed_at: str
     marked_private: bool = False  # an analyst who took part marked it private: one is enough to keep it unpublished
+    lesson: str = ""  # the settling lead's lesson, else the first one an analyst wrote (labels.kept_lesson)
+    note: str = ""  # every note of the analysts who took part, with their names (labels.joined_notes)
+    quote: str = ""  # the settling lead's chosen quote, else the first an analyst chose (labels.kept_quote)
 
     # The label itself is the deciding event's; these keep `final["cocreation"]` working as before.
     cocreation = property(lambda self: self.event.cocreation)
     sector = property(lambda self: self.event.sector)
     type = property(lambda self: self.event.type)
     borderline = property(lambda self: self.event.borderline)
-    note = property(lambda self: self.event.note)
     action = property(lambda self: self.event.action)
     analyst = property(lambda self: self.event.analyst)
     created_at = property(lambda self: self.event.created_at)
     model_version = property(lambda self: self.event.model_version)
     codebook_version = property(lambda self: self.event.codebook_version)
     previous = property(lambda self: self.event.previous)
-    lesson = property(lambda self: self.event.lesson)
     private = property(lambda self: self.marked_private or bool(self.event.private))
 
     def keys(self) -> list[str]:
@@ -258,8 +261,8 @@ class FinalLabel(RowAccess):
         return [*super().keys(), *DELEGATED_LABEL_FIELDS]
 
 
-DELEGATED_LABEL_FIELDS = ("cocreation", "sector", "type", "borderline", "note", "action", "analyst", "created_at",
-                          "model_version", "codebook_version", "previous", "lesson", "private")
+DELEGATED_LABEL_FIELDS = ("cocreation", "sector", "type", "borderline", "action", "analyst", "created_at",
+                          "model_version", "codebook_version", "previous", "private")
 
 
 @dataclass

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     review_host: str = Field("127.0.0.1", description="address the review app binds")
     review_port: int = Field(0, ge=0, le=65535, description="port of the review app; 0 picks a free one")
     review_token: str = Field("", description="access token; required to bind anything but loopback")
+    min_reviews: int | None = Field(
+        None, ge=1, description="agreeing analysts that make a label final (unset: 2 once more than one analyst "
+                                "is registered, else 1); a settle is final at once"
+    )
     analyst: str = Field("", description="default analyst name in the review app")
     review_https: bool = Field(
         False, description="the review app is reached over HTTPS (a TLS proxy in front): its session cookie is "
@@ -109,6 +113,11 @@ class Settings(BaseSettings):
     public_rate_per_ip: int = Field(5, ge=1, description="submissions one address may make per hour")
     public_rate_global: int = Field(100, ge=1, description="submissions everyone together may make per hour")
     public_min_seconds: float = Field(3.0, ge=0, description="least time between loading the form and posting it")
+    public_output: str = Field("", description="folder deploy/radar-nightly publishes the static site to after "
+                                               "each run (empty: not published)")
+    # The public form promises readers this (form.html says 90 dagen): keep the two the same.
+    submission_retention: int = Field(90, ge=1, description="days a reader's name, e-mail and address code are "
+                                                            "kept; the nightly run wipes older ones")
     submission_allow_loopback: bool = Field(
         False, description="tests only: let a submission fetch a page on 127.0.0.1; never set in production"
     )
@@ -138,15 +147,20 @@ class Settings(BaseSettings):
         return self.data_dir / "radar.lock"
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Read a TOML config file; keys may sit at the top or under [radar]."""
+def read_toml(path: Path, what: str, when_missing: str = "") -> dict[str, Any]:
+    """Read a TOML file; a missing or malformed one is a ConfigError naming `what` it is ('config file')."""
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError as exc:
-        raise ConfigError(f"config file {path} does not exist") from exc
+        raise ConfigError(f"{what} {path} does not exist{when_missing}") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from exc
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML config file; keys may sit at the top or under [radar]."""
+    data = read_toml(path, "config file")
     return data.get("radar", data)
 
 

@@ -728,3 +728,23 @@ def test_cli_refuses_paths_that_match_nothing_and_bad_dates(tmp_path):
     bad_date = radar("backfill", str(tmp_path / "x.warc"), "--since", "2024-13-01", env=env)
     assert bad_date.returncode == 2 and "ISO date" in bad_date.stderr
     assert "backfill" in radar("--help").stdout
+
+
+# -- Dask's own log lines ----------------------------------------------------------------------------------
+def test_cli_backfill_keeps_dasks_info_lines_for_verbose(make_settings, tmp_path, warcs):
+    # distributed sets its loggers to INFO when imported: about fifteen lines (scheduler at, nanny started,
+    # client removed ...) reached stderr on every backfill. They are the cluster's upkeep: shown with -v.
+    from tests.cli_helpers import radar
+
+    settings = _settings(make_settings)
+    env = {"RADAR_DATA_DIR": str(settings.data_dir), "RADAR_PROGRESS": "false",
+           "RADAR_MODEL_DIR": str(tmp_path / "no-model")}
+    quiet = radar("backfill", *map(str, warcs), "--workers", "1", "--all-hosts", env=env)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert "articles stored" in quiet.stdout
+    # Warnings stay (a worker killed after 4 s on a loaded machine is worth a line); the upkeep's INFO does not.
+    assert [line for line in quiet.stderr.splitlines() if " INFO " in line] == []
+    (tmp_path / "garbage.warc").write_bytes(b"GET / HTTP/1.1\r\n\r\n" * 50)  # a short run: one failed partition
+    verbose = radar("-v", "backfill", str(tmp_path / "garbage.warc"), "--workers", "1", "--all-hosts", env=env)
+    assert verbose.returncode == 1 and "FAILED partition" in verbose.stdout
+    assert " INFO distributed.scheduler: " in verbose.stderr

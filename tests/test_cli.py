@@ -290,18 +290,21 @@ def test_unusable_database_is_one_sentence_and_exit_2(tmp_path, damage, command)
     finally:
         if damage == "read-only":
             subprocess.run(["chattr", "-i", str(data_dir)], check=True)  # or pytest cannot clean up
-    assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    if damage == "parent-is-a-file" and command[0] in ("status", "export", "digest"):
+        # A read-only command makes no database, so a folder that cannot be made is no error: there is none yet.
+        assert result.returncode == 0 and "does not exist yet; nothing was created" in result.stderr
+        return
+    assert result.returncode == 2, result.stderr
     expected = {"truncated": "damaged", "garbage": "damaged", "read-only": "writ", "parent-is-a-file": "writ"}
     assert result.stderr.startswith("radar: error: ") and expected[damage] in result.stderr
 
 
 def test_empty_or_missing_database_is_named_on_stderr(tmp_path):
     # As after `make demo` without its --config: plain commands open data/local/radar.db under the cwd.
-    first = radar("status", cwd=tmp_path)
+    first = radar("analysts", "add", "ann", cwd=tmp_path)  # a command that writes makes the database
     assert first.returncode == 0, first.stderr
     assert "radar: note: the database sqlite:///data/local/radar.db did not exist; created it empty" in first.stderr
-    assert "Database: sqlite:///data/local/radar.db" in first.stdout
     for command in (["export"], ["digest"], ["status", "--json"], ["analysts", "list"]):
         result = radar(*command, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
@@ -314,6 +317,51 @@ def test_empty_or_missing_database_is_named_on_stderr(tmp_path):
     assert radar("ingest", str(jsonl), cwd=tmp_path).returncode == 0
     filled = radar("export", "--status", "all", cwd=tmp_path)
     assert filled.returncode == 0 and "note:" not in filled.stderr and filled.stdout.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["export"], ["export", "-f", "csv"],
+                                     ["digest"], ["digest", "--format", "html"], ["analysts", "list"]])
+def test_read_only_commands_on_a_missing_database_create_nothing(tmp_path, command):
+    result = radar(*command, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("radar: note: the database sqlite:///data/local/radar.db does not exist yet; "
+                                    "nothing was created."), result.stderr
+    assert "--config data/demo/radar-demo.toml" in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # neither data/local/radar.db nor its folder
+    if command[0] == "status":
+        assert "sqlite:///data/local/radar.db" in result.stdout
+        if "--json" in command:  # the keys of an empty database, for scripts that read them
+            assert json.loads(result.stdout)["counts"]["articles"] == 0 and json.loads(result.stdout)["runs"] == []
+        else:
+            assert "articles 0" in result.stdout and "Recent runs: none yet" in result.stdout
+    elif command == ["export", "-f", "csv"]:
+        assert result.stdout.startswith("article_id,") and result.stdout.count("\n") == 1  # the header only
+    elif command[0] == "export":
+        assert result.stdout == ""
+    elif command[0] == "digest":
+        assert "Cocreatie in het nieuws" in result.stdout  # the empty digest, in Dutch
+
+
+def test_a_read_only_command_writes_its_empty_output_file_but_no_database(tmp_path):
+    result = radar("export", "-f", "csv", "-o", "out/flagged.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "flagged.csv").read_text(encoding="utf-8").startswith("article_id,")
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_feed_that_refuses_the_connection_is_one_short_line_in_the_report_and_status(tmp_path):
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = write_config(tmp_path, [("dichte-krant", f"http://127.0.0.1:{port}/feed.xml")], retries=0,
+                          allow_private_addresses=True)
+    ran = radar("--config", str(config), "run")
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    failed = [line.strip() for line in ran.stdout.splitlines() if "dichte-krant" in line]
+    assert failed == [f"FAILED dichte-krant: connection_error: connection refused (127.0.0.1:{port})"]
+    status = radar("--config", str(config), "status")
+    assert f"  dichte-krant (1x): connection_error: connection refused (127.0.0.1:{port})" in status.stdout.splitlines()
+    assert "HTTPConnectionPool" not in ran.stdout + ran.stderr + status.stdout
 
 
 def test_review_on_an_empty_database_prints_its_link_first_then_names_the_database(tmp_path):
@@ -336,3 +384,11 @@ def test_config_never_prints_the_database_password(tmp_path):
     result = radar("config", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "s3cret-pw" not in result.stdout and "radar:***@127.0.0.1:5999/radar" in result.stdout
+
+
+def test_publish_on_a_missing_database_writes_the_empty_site_but_creates_no_database(tmp_path):
+    site = tmp_path.parent / f"{tmp_path.name}-site"  # outside the working folder, which must stay empty
+    result = radar("publish", "--output", str(site), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "does not exist yet; nothing was created" in result.stderr and "Published 0 examples" in result.stdout
+    assert list(tmp_path.iterdir()) == [] and (site / "index.html").exists()

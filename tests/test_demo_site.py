@@ -110,7 +110,8 @@ def test_make_demo_explains_itself_and_the_readme_commands_read_its_database(dem
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RADAR_", "MAKE"))}
     # -o: the checkout's own venv is installed already; a pyproject.toml newer than its stamp must not make
     # this folder of links reinstall the package from here (which would point the venv at a temporary folder).
-    done = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "demo", f"DEMO_PORT={_free_port()}"],
+    port = _free_port()
+    done = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "demo", f"DEMO_PORT={port}"],
                           cwd=demo_checkout,
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -136,5 +137,50 @@ def test_make_demo_explains_itself_and_the_readme_commands_read_its_database(dem
     assert (demo_checkout / "digest.html").read_text(encoding="utf-8").startswith("<!doctype html>")
 
     plain = subprocess.run([".venv/bin/radar", "status"], cwd=demo_checkout, env=env, capture_output=True, text=True)
-    assert plain.returncode == 0 and "sqlite:///data/local/radar.db did not exist" in plain.stderr
+    assert plain.returncode == 0 and "sqlite:///data/local/radar.db does not exist yet" in plain.stderr
     assert "--config data/demo/radar-demo.toml" in plain.stderr
+    assert not (demo_checkout / "data" / "local" / "radar.db").exists()  # a look creates nothing
+
+    # Later, with the demo site served again on the port `make demo` used, the demo config reads that port.
+    assert f"127.0.0.1:{port}/" in (demo_checkout / "data" / "local" / "demo" / "feeds.toml").read_text()
+    server, _base = start_demo_site("127.0.0.1", port)
+    try:
+        again = subprocess.run([".venv/bin/radar", "--config", "data/demo/radar-demo.toml", "run", "--json"],
+                               cwd=demo_checkout, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        server.shutdown()
+        server.server_close()
+    report = json.loads(again.stdout)
+    assert again.returncode == 0, again.stderr
+    assert [f["name"] for f in report["feeds"] if f["status"] == "failed"] == EXPECTED["broken_feeds"]
+    assert {f["status"] for f in report["feeds"] if f["name"] not in EXPECTED["broken_feeds"]} == {"not_modified"}
+
+
+def test_the_demo_config_before_make_demo_says_to_run_it(demo_checkout):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RADAR_", "MAKE"))}
+    ran = subprocess.run([".venv/bin/radar", "--config", "data/demo/radar-demo.toml", "run"], cwd=demo_checkout,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 2, ran.stdout + ran.stderr
+    assert ran.stderr.strip().splitlines() == [
+        "radar: error: the feed list data/local/demo/feeds.toml does not exist yet: it is written by `make demo`, "
+        "with the port it serves the demo site on; run `make demo` first (or set feeds_file in the config)"]
+    assert not (demo_checkout / "data" / "local" / "demo" / "radar.db").exists()
+
+
+def test_the_demo_config_lets_a_readers_submission_of_a_demo_page_be_accepted_and_fetched(demo_base, tmp_path):
+    # `radar public` (accept_submission's check) and `radar run` (SubmissionClient) both read this one setting.
+    from pipeline.ingest.fetch import HTML_TYPES
+    from pipeline.public.submissions import SubmissionClient, check_url
+    from pipeline.settings import load_settings
+
+    settings = load_settings(DEMO / "radar-demo.toml", data_dir=tmp_path, host_delay=0)
+    assert settings.submission_allow_loopback
+    page = next(a for a in EXPECTED["articles"] if a["kind"] == "cocreation")
+    link = demo_base + page["path"]
+    assert check_url(link, allow_loopback=settings.submission_allow_loopback) == link
+    client = SubmissionClient(settings)
+    try:
+        answer = client.get(link, accept=HTML_TYPES, check_robots=True)
+    finally:
+        client.close()
+    assert answer.status == 200 and page["title"].split(":")[0].encode() in answer.body

@@ -358,3 +358,78 @@ def test_map_by_host_runs_hosts_concurrently_and_keeps_failures():
     assert time.monotonic() - started < 0.85  # 3 hosts x 3 tasks in parallel; in series it takes >= 0.9 s
     assert isinstance(results["http://h1.test/4"], ValueError)
     assert results["http://h0.test/0"] == "HTTP://H0.TEST/0" and len(results) == 9
+
+
+# -- a failed connection is said in a few words on one line, never in requests' nested reprs ----------------------
+
+def _closed_port() -> int:
+    """Return a loopback port that nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _one_short_line(error: FetchError) -> str:
+    text = str(error)
+    assert "\n" not in text and len(text) < 160, text
+    for raw in ("HTTPConnectionPool", "Max retries", "Caused by", "Errno", "<urllib3", "object at 0x"):
+        assert raw not in text, text
+    return text
+
+
+def test_a_refused_connection_is_connection_refused(client):
+    port = _closed_port()
+    with pytest.raises(FetchError) as err:
+        client(retries=1).get(f"http://127.0.0.1:{port}/feed.xml", accept=HTML_TYPES)
+    assert err.value.reason == "connection_error" and err.value.retryable
+    assert _one_short_line(err.value) == f"connection_error: connection refused (127.0.0.1:{port})"
+
+
+def test_a_read_timeout_is_timed_out(server, client):
+    server.add("/slow.html", Reply(200, PAGE.encode(), {"Content-Type": "text/html"}, delay=2.0))
+    with pytest.raises(FetchError) as err:
+        client(read_timeout=0.3, retries=0).get(server.url("/slow.html"), accept=HTML_TYPES)
+    assert err.value.reason == "timeout"
+    assert _one_short_line(err.value) == f"timeout: timed out (127.0.0.1:{server.port})"
+
+
+def test_a_name_that_does_not_resolve_is_name_not_found(client):
+    with pytest.raises(FetchError) as err:  # .invalid never resolves (RFC 6761)
+        client().get("http://krant-die-niet-bestaat.invalid/feed.xml", accept=HTML_TYPES)
+    assert err.value.reason == "dns_error"
+    assert _one_short_line(err.value) == "dns_error: name not found (krant-die-niet-bestaat.invalid)"
+
+
+def test_a_certificate_for_another_name_says_so_in_one_line(tls_server, tls_files, client, fake_dns):
+    fake_dns.set("ander.test", ["127.0.0.1"])
+    http = client(retries=0)
+    http.session.verify = str(tls_files / "ca.pem")
+    with pytest.raises(FetchError) as err:
+        http.get(f"https://ander.test:{tls_server.port}/x.html", accept=HTML_TYPES)
+    text = _one_short_line(err.value)
+    assert text.startswith("connection_error: certificate check failed: ") and "ander.test" in text
+
+
+def test_describe_connection_error_reads_the_chain_and_falls_back_to_the_class_name():
+    from http.client import BadStatusLine, RemoteDisconnected
+
+    import requests
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError, ResponseError
+
+    from pipeline.ingest.transport import describe_connection_error
+
+    def wrapped(inner: BaseException) -> requests.exceptions.ConnectionError:
+        return requests.exceptions.ConnectionError(MaxRetryError(None, "/x", inner))
+
+    unreachable = NewConnectionError(None, "Failed to establish a new connection: [Errno 113] No route to host")
+    unreachable.__cause__ = OSError(113, "No route to host")
+    assert describe_connection_error(wrapped(unreachable)) == "no route to host"  # not "timed out" (its base class)
+    assert describe_connection_error(wrapped(TimeoutError("timed out"))) == "timed out"
+    assert describe_connection_error(wrapped(ResponseError("too many 503 error responses"))) == \
+        "too many 503 error responses"
+    closed = ProtocolError("Connection aborted.", RemoteDisconnected("Remote end closed connection without response"))
+    assert describe_connection_error(requests.exceptions.ConnectionError(closed)) == "connection reset"
+    garbled = ProtocolError("Connection aborted.", BadStatusLine("HTTP/9 200 OK\r\n<html>"))
+    assert describe_connection_error(requests.exceptions.ConnectionError(garbled)) == "BadStatusLine"

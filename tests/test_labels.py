@@ -127,3 +127,57 @@ def test_one_analysts_private_mark_keeps_an_agreed_label_private():
     label = final_of([marked, ev(2, "bea", "decide", YES_ZORG)])  # bea's newer decision is the deciding event
     assert label.event.analyst == "bea" and label.private is True
     assert final_of([ev(1, "ann", "decide", YES_ZORG), ev(2, "bea", "decide", YES_ZORG)]).private is False
+
+
+# -- issue 21: what analysts wrote is kept, and one analyst's yes is not final in a team -----------------------
+def written(event_id: int, analyst: str, action: str, label: tuple, note: str = "", lesson: str = "") -> ReviewEvent:
+    """Build a review event that carries a note and a lesson."""
+    return ReviewEvent(**{**ev(event_id, analyst, action, label).__dict__, "note": note, "lesson": lesson})
+
+
+def test_a_lesson_and_a_note_written_first_survive_a_second_analyst_who_agrees_without_one():
+    events = [written(1, "ann", "decide", YES_ZORG, note="zie alinea 3", lesson="Begin klein, met de buurt"),
+              written(2, "bea", "decide", YES_ZORG)]
+    final = final_of(events)
+    assert final.lesson == "Begin klein, met de buurt"  # before: bea's empty lesson, the newest decision's
+    assert final.note == "ann: zie alinea 3"
+    both = [*events[:1], written(2, "bea", "decide", YES_ZORG, note="eens", lesson="Later geschreven")]
+    assert final_of(both).lesson == "Begin klein, met de buurt" and final_of(both).note == "ann: zie alinea 3 | bea: eens"
+    assert {**final_of(both)}["lesson"] == "Begin klein, met de buurt"  # the export reads the label as a mapping
+
+
+def test_the_settling_leads_lesson_wins_and_every_note_is_kept_with_its_author():
+    events = [written(1, "ann", "decide", YES_ZORG, note="zorg", lesson="Les van ann"),
+              written(2, "bea", "decide", YES_WONEN, note="wonen"),
+              written(3, "lea", "settle", YES_WONEN, note="het is wonen", lesson="Les van de lead")]
+    final = final_of(events)
+    assert final.lesson == "Les van de lead" and final.note == "ann: zorg | bea: wonen | lea: het is wonen"
+    quiet_lead = [*events[:2], written(3, "lea", "settle", YES_WONEN)]
+    assert final_of(quiet_lead).lesson == "Les van ann"  # a settle without a lesson keeps the analysts' first one
+
+
+def test_required_reviews_is_two_once_a_team_is_registered_unless_set():
+    assert [labels.required_reviews(None, n) for n in (0, 1, 2, 5)] == [1, 1, 2, 2]
+    assert labels.required_reviews(1, 5) == 1 and labels.required_reviews(3, 0) == 3
+
+
+def test_one_analysts_yes_is_final_only_when_one_review_is_required_and_a_settle_is_final_at_once():
+    one = [ev(1, "ann", "decide", YES_ZORG)]
+    decisions = labels.current_decisions(one)
+    assert labels.final_label(7, decisions, None, min_reviews=2) is None
+    assert labels.final_label(7, decisions, None, min_reviews=1).cocreation == 1
+    two = [*one, ev(2, "bea", "decide", YES_ZORG)]
+    assert labels.final_label(7, labels.current_decisions(two), None, min_reviews=2).analysts == "ann, bea"
+    settled = [*one, ev(2, "lea", "settle", YES_WONEN)]
+    final = labels.final_label(7, labels.current_decisions(settled), labels.newest_settle(settled), min_reviews=2)
+    assert final.label_source == "settled" and final.sector == "wonen"
+    assert labels.final_labels(one, [], min_reviews=2) == {}
+
+
+def test_a_settle_undone_to_nothing_leaves_the_dispute_open_and_one_undone_to_an_earlier_settle_restores_it():
+    dispute = [ev(1, "ann", "decide", YES_ZORG), ev(2, "bea", "decide", NO)]
+    undone = [*dispute, ev(3, "lea", "settle", YES_WONEN), ev(4, "lea", "settle", NONE)]
+    assert labels.newest_settle(undone) is None and final_of(undone) is None
+    back = [*dispute, ev(3, "lea", "settle", YES_WONEN), ev(4, "lea", "settle", YES_ZORG),
+            ev(5, "lea", "settle", YES_WONEN)]
+    assert labels.newest_settle(back).id == 5 and final_of(back).sector == "wonen"

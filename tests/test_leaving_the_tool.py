@@ -137,3 +137,32 @@ def test_publish_and_the_live_site_survive_forbidden_characters_already_stored(r
 def test_xml_safe(raw, clean):
     assert xml_safe(raw) == clean
     etree.fromstring(f"<a>{xml_safe(raw)}</a>".encode())
+
+
+def test_in_a_team_one_analysts_yes_leaves_by_no_output_until_a_second_agrees(review_store, tmp_path):
+    # Issue 21, item 4: with two registered analysts a label is final only once both agree (min_reviews unset).
+    from pipeline.detect.train import reviewed_examples
+    from pipeline.research.dataset import load_dataset
+    from pipeline.research.export import export_rows
+    from pipeline.review.analysts import add_analyst
+
+    settings, store, ids = review_store
+    for name in ("ann", "bea"):
+        add_analyst(store, name)
+    park = b"Bewoners ontwerpen nieuw park mee"
+    record_decision(store, ids["park"], "ann", Label(True, "overheid", "ontwerp"), model_version=None,
+                    codebook_version="1")
+    assert store.required_reviews() == 2 and store.final_labels() == {}
+    outputs = every_output(store, tmp_path / "one", settings)
+    assert [name for name, body in outputs.items() if park in body] == []
+    assert [r["article_id"] for r in export_rows(store, "reviewed")] == []
+    url = settings.effective_database_url
+    assert load_dataset(url)["final_cocreation"].notna().sum() == 0 and reviewed_examples(url) == []
+
+    record_decision(store, ids["park"], "bea", Label(True, "overheid", "ontwerp"), model_version=None,
+                    codebook_version="1")
+    outputs = every_output(store, tmp_path / "two", settings)
+    assert all(park in outputs[name] for name in ("digest.md", "site/index.html", "site/feed.atom", "live/index"))
+    assert ids["park"] in {r["article_id"] for r in export_rows(store, "reviewed")}
+    assert load_dataset(url)["final_cocreation"].notna().sum() >= 1 and len(reviewed_examples(url)) == 1
+    assert load_dataset(url, min_reviews=3)["final_cocreation"].notna().sum() == 0  # a setting can ask for more

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
 import pytest
 
 from pipeline.errors import RunCrashed, RunLocked
 from pipeline.runs.nightly import run_lock, run_nightly, summarise
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from pipeline.store import Store, items
-from tests.conftest import article_html, corpus_articles, rss
+from pipeline.store import Store, items, submissions
+from tests.cli_helpers import RADAR
+from tests.conftest import ROOT, article_html, corpus_articles, rss
 from tests.httpserver import Reply, drip
 
 
@@ -314,3 +320,90 @@ def test_non_dutch_page_is_skipped(server, make_settings):
     server.page("/feed.xml", rss([{"title": "Budget", "link": server.url("/en.html")}]), "application/rss+xml")
     report = run_nightly(make_settings([{"name": "krant", "url": server.url("/feed.xml")}]))
     assert report.skipped == {"not_dutch": 1} and report.articles_new == 0
+
+
+# -- the privacy promise of the public form and the shipped schedule (issue item 6) ----------------------------
+
+def _submission_aged(store: Store, days: int, name: str) -> int:
+    """Store a reader's submission made `days` ago, with name, e-mail and address code; return its id."""
+    made = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
+    submission_id = store.add_submission(f"https://example.org/{name}", f"tip van {name}", name,
+                                         f"{name}@example.nl", f"hash-{name}")
+    with store.engine.begin() as conn:
+        conn.execute(update(submissions).where(submissions.c.id == submission_id).values(created_at=made))
+    return submission_id
+
+
+def test_the_nightly_run_wipes_personal_fields_past_the_retention_and_reports_it(make_settings):
+    settings = make_settings([], submission_retention=30)
+    store = _store(settings)
+    store.migrate()
+    old, fresh = _submission_aged(store, 40, "anna"), _submission_aged(store, 10, "bram")
+    report = run_nightly(settings)
+    assert report.submissions_purged == 1 and report.as_dict()["submissions_purged"] == 1
+    assert "Submissions purged (name, e-mail, address code past retention): 1" in summarise(report)
+    wiped, kept = store.submission(old), store.submission(fresh)
+    assert (wiped.name, wiped.email, wiped.ip_hash, wiped.note) == ("", "", "", "tip van anna")
+    assert (kept.name, kept.email, kept.ip_hash) == ("bram", "bram@example.nl", "hash-bram")
+    stored = [r for r in store.recent_runs() if r["id"] == report.run_id][0]
+    assert stored["report"]["submissions_purged"] == 1
+    assert run_nightly(settings).submissions_purged == 0  # nothing left to wipe
+    store.close()
+
+
+def test_the_default_retention_is_the_90_days_the_form_promises(make_settings):
+    from pipeline.public.publish import render_template
+
+    settings = make_settings([])
+    assert settings.submission_retention == 90
+    form = render_template("form.html", root="/", form_url="deel", values={}, error="", issued="", csrf_token="",
+                           honeypot="website", limits={"url": 1, "note": 1, "name": 1, "email": 1}).decode()
+    assert f"wissen we na {settings.submission_retention} dagen" in form
+
+
+def _wrapper_config(tmp_path, settings, **extra: str) -> Path:
+    """Write a config file for deploy/radar-nightly on the test database and an empty feed list."""
+    lines = [f'data_dir = "{settings.data_dir}"', f'feeds_file = "{settings.feeds_file}"', "progress = false"]
+    lines += [f'{key} = "{value}"' for key, value in extra.items()]
+    path = tmp_path / f"nightly-{len(extra)}.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _nightly(config: Path):
+    """Run the shipped nightly wrapper as cron and systemd start it, with this checkout's radar."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RADAR_")} | {"RADAR": RADAR}
+    return subprocess.run([str(ROOT / "deploy" / "radar-nightly"), str(config)], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=300)
+
+
+def test_the_shipped_nightly_job_purges_and_publishes_when_public_output_is_set(make_settings, tmp_path):
+    from pipeline.review.events import Label, record_decision
+    from tests.review_scenario import fill_store
+
+    settings = make_settings([])
+    store = _store(settings)
+    store.migrate()
+    ids = fill_store(store)
+    record_decision(store, ids["park"], "ann", Label(True, "overheid", "ontwerp"), model_version=None,
+                    codebook_version="1")
+    _submission_aged(store, 120, "anna")
+    site = tmp_path / "site"
+    result = _nightly(_wrapper_config(tmp_path, settings, public_output=str(site)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Submissions purged (name, e-mail, address code past retention): 1" in result.stdout
+    assert "Published 1 examples to" in result.stdout
+    assert "Bewoners ontwerpen nieuw park mee" in (site / "index.html").read_text(encoding="utf-8")
+    unpublished = _nightly(_wrapper_config(tmp_path, settings))
+    assert unpublished.returncode == 0, unpublished.stderr
+    assert "Published" not in unpublished.stdout and "Run " in unpublished.stdout
+    store.close()
+
+
+def test_cron_and_systemd_start_the_nightly_wrapper():
+    cron = [line for line in (ROOT / "deploy" / "crontab").read_text().splitlines() if line and line[0] != "#"]
+    assert cron == ["17 3 * * * cd /opt/cocreatie-radar && deploy/radar-nightly /etc/cocreatie-radar/radar.toml "
+                    ">> data/local/nightly.log 2>&1"]
+    unit = (ROOT / "deploy" / "cocreatie-radar.service").read_text().splitlines()
+    assert "ExecStart=/opt/cocreatie-radar/deploy/radar-nightly /etc/cocreatie-radar/radar.toml" in unit
+    assert (ROOT / "deploy" / "radar-nightly").stat().st_mode & 0o111  # executable, as cron runs it

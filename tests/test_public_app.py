@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import feedparser
 import pytest
 import requests
 
@@ -207,3 +208,19 @@ def test_live_pages_are_the_published_bytes_and_no_review_routes(public, tmp_pat
     assert "Patiënten denken mee" in requests.get(f"{base}/index.html").text
     for path in ("/article/1", "/agreement", "/analyst", "/../radar.db", "/voorbeeld/999.html"):
         assert requests.get(base + path).status_code == 404
+
+
+def test_live_feeds_are_rfc_4287_atom_with_rel_links(public):
+    from tests.review_scenario import fill_store
+    from tests.test_publish import BASE_URL, atom_problems
+
+    base, store = public(public_base_url=BASE_URL)
+    ids = fill_store(store)
+    record_decision(store, ids["park"], "ann", Label(True, "overheid", "ontwerp", lesson="Teken samen."),
+                    model_version=None, codebook_version="1")
+    for path in ("feed.atom", "feed/overheid.atom"):
+        body = requests.get(f"{base}/{path}").content
+        assert atom_problems(body) == [], path
+    entry = feedparser.parse(requests.get(f"{base}/feed.atom").content).entries[0]
+    assert {(link.rel, link.href) for link in entry.links} == {
+        ("alternate", "https://example.org/park"), ("related", f"{BASE_URL}voorbeeld/{ids['park']}.html")}

@@ -242,3 +242,132 @@ def test_pages_pass_the_nu_html_checker(collection, tmp_path):
     result = subprocess.run([str(checker), "--root", str(output), "--also-check-css", "--show-warnings"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+BASE_URL = "https://radar.example.nl/collectie/"
+
+
+def _absolute(href: str) -> bool:
+    parts = urlsplit(href)
+    return bool(parts.scheme and parts.netloc)
+
+
+def _link_problems(where: str, element) -> list[str]:
+    """Check one feed's or entry's own links: absolute, at most one alternate per type and hreflang (RFC 4287 4.1.1)."""
+    problems, alternates = [], []
+    for link in element.findall(f"{ATOM}link"):
+        href = link.get("href", "")
+        if not _absolute(href):
+            problems.append(f"{where}: link {href!r} is not absolute")
+        if link.get("rel", "alternate") == "alternate":  # a link without rel is an alternate (RFC 4287 4.2.7.2)
+            alternates.append((link.get("type"), link.get("hreflang")))
+    problems += [f"{where}: {alternates.count(key)} alternate links of type/hreflang {key}"
+                 for key in set(alternates) if alternates.count(key) > 1]
+    return problems
+
+
+def _required_problems(where: str, element, names: tuple[str, ...]) -> list[str]:
+    """Check that each required child is there exactly once and that ids are IRIs and times RFC 3339."""
+    problems = []
+    for name in names:
+        found = element.findall(f"{ATOM}{name}")
+        if len(found) != 1 or not (found[0].text or "").strip():
+            problems.append(f"{where}: {len(found)} atom:{name}")
+        elif name == "id" and not urlsplit(found[0].text.strip()).scheme:
+            problems.append(f"{where}: atom:id {found[0].text!r} is not an IRI")
+        elif name == "updated" and "T" not in found[0].text:
+            problems.append(f"{where}: atom:updated {found[0].text!r} is not an RFC 3339 date-time")
+    return problems
+
+
+def atom_problems(body: bytes) -> list[str]:
+    """Return what breaks RFC 4287 in an Atom feed (the parts this tool writes), empty when it is valid."""
+    from lxml import etree
+
+    root = etree.fromstring(body)
+    if root.tag != f"{ATOM}feed":
+        return [f"root is {root.tag}, not atom:feed"]
+    problems = _required_problems("feed", root, ("id", "title", "updated")) + _link_problems("feed", root)
+    if not [link for link in root.findall(f"{ATOM}link") if link.get("rel") == "self"]:
+        problems.append('feed: no rel="self" link')
+    entries = root.findall(f"{ATOM}entry")
+    if root.find(f"{ATOM}author") is None and any(e.find(f"{ATOM}author") is None for e in entries):
+        problems.append("feed: no atom:author, and not every entry has one")
+    for number, entry in enumerate(entries, 1):
+        where = f"entry {number}"
+        problems += _required_problems(where, entry, ("id", "title", "updated")) + _link_problems(where, entry)
+        rels = [link.get("rel", "alternate") for link in entry.findall(f"{ATOM}link")]
+        if rels.count("alternate") != 1:
+            problems.append(f"{where}: {rels.count('alternate')} alternate links, not one")
+    return problems
+
+
+def test_the_atom_checker_catches_the_links_without_rel():
+    feed = (b'<feed xmlns="http://www.w3.org/2005/Atom"><id>urn:x:1</id><title>t</title>'
+            b'<updated>2026-01-01T00:00:00Z</updated><author><name>a</name></author>'
+            b'<entry><id>urn:x:2</id><title>t</title><updated>2026-01-01T00:00:00Z</updated>'
+            b'<link href="https://a.nl/1"/><link href="/voorbeeld/1.html"/></entry></feed>')
+    assert atom_problems(feed) == ['feed: no rel="self" link', "entry 1: link '/voorbeeld/1.html' is not absolute",
+                                   "entry 1: 2 alternate links of type/hreflang (None, None)",
+                                   "entry 1: 2 alternate links, not one"]
+
+
+def publish_with_base_url(settings, tmp_path: Path, output: Path) -> None:
+    """Run `radar publish` with public_base_url set in the config file."""
+    path = tmp_path / "radar-base.toml"
+    path.write_text(f'data_dir = "{settings.data_dir}"\npublic_base_url = "{BASE_URL}"\n', encoding="utf-8")
+    result = radar("--config", str(path), "publish", "--output", str(output))
+    assert result.returncode == 0, result.stderr
+
+
+def test_published_feeds_link_the_story_as_alternate_our_page_as_related_and_themselves(collection, tmp_path):
+    settings, store, ids = collection
+    # An accepted story whose address may not become a link: our own page is then its one alternate.
+    ids["unsafe"] = add_article(store, "unsafe", "Buurt ontwerpt plein", CARE_TEXT, "Wijkkrant",
+                                "2026-03-13T09:00:00+01:00", url="javascript:alert(1)")
+    decide(store, ids["unsafe"], "ann", True)
+    output = tmp_path / "site"
+    publish_with_base_url(settings, tmp_path, output)
+    feeds = sorted(output.rglob("*.atom"))
+    assert len(feeds) == 1 + 9  # the whole collection and one per sector
+    for path in feeds:
+        body = path.read_bytes()
+        assert not feedparser.parse(body).bozo
+        assert atom_problems(body) == [], path.name
+    feed = feedparser.parse((output / "feed.atom").read_bytes())
+    assert {(link.rel, link.href) for link in feed.feed.links} == {
+        ("self", BASE_URL + "feed.atom"), ("alternate", BASE_URL)}
+    links = {e.title: {(link.rel, link.href) for link in e.links} for e in feed.entries}
+    assert links["Bewoners ontwerpen nieuw park mee"] == {
+        ("alternate", "https://example.org/park"), ("related", f"{BASE_URL}voorbeeld/{ids['park']}.html")}
+    assert links["Buurt ontwerpt plein"] == {("alternate", f"{BASE_URL}voorbeeld/{ids['unsafe']}.html")}
+    sector = feedparser.parse((output / "feed" / "overheid.atom").read_bytes())
+    assert ("self", BASE_URL + "feed/overheid.atom") in {(link.rel, link.href) for link in sector.feed.links}
+
+
+@pytest.mark.parametrize("stored, dutch, typed", [
+    ("2019", "2019", "2019"), ("2019-05", "mei 2019", "05-2019"),
+    ("2026-03-10T09:00:00+01:00", "10 maart 2026", "10-03-2026"), ("gisteren", "", ""), (None, "", "")])
+def test_dates_given_as_a_year_or_month_are_shown_as_such(stored, dutch, typed):
+    from pipeline.dates import nl_date
+    from pipeline.public.digest import dutch_date
+
+    assert (dutch_date(stored), nl_date(stored)) == (dutch, typed)
+
+
+def test_a_story_dated_only_by_year_or_month_is_published_with_that_date(collection, tmp_path):
+    settings, store, ids = collection
+    for key, date in (("jaar", "2019"), ("maand", "2019-05")):
+        ids[key] = add_article(store, key, f"Buurt ontwerpt plein ({key})", CARE_TEXT, "Wijkkrant", date)
+        decide(store, ids[key], "ann", True)
+    output = tmp_path / "site"
+    publish(settings, tmp_path, output)
+    year_page = (output / "voorbeeld" / f"{ids['jaar']}.html").read_text(encoding="utf-8")
+    assert 'Wijkkrant, <time datetime="2019">2019</time>' in year_page
+    month_page = (output / "voorbeeld" / f"{ids['maand']}.html").read_text(encoding="utf-8")
+    assert 'Wijkkrant, <time datetime="2019-05">mei 2019</time>' in month_page
+    feed = feedparser.parse((output / "feed.atom").read_bytes())
+    # Newest first: the dated 2026 stories, then May 2019, then the year 2019 (counted from its first day).
+    assert [e.title for e in feed.entries][-2:] == ["Buurt ontwerpt plein (maand)", "Buurt ontwerpt plein (jaar)"]
+    assert feed.entries[-1].content[0].value.startswith("Wijkkrant, 2019\n")

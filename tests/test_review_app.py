@@ -366,3 +366,31 @@ def test_dates_read_and_type_as_dd_mm_jjjj():
     assert parse_nl_date("5-3-2026") == "2026-03-05" == parse_nl_date("2026-03-05") and parse_nl_date(" ") is None
     with pytest.raises(ConfigError, match="dd-mm-jjjj"):
         parse_nl_date("31-02-2026")
+
+
+def test_every_screen_writes_dates_and_times_as_dd_mm_jjjj(review_store):
+    # Issue 21, item 16: ISO in the article header, raw UTC stamps on the settle and history screens before.
+    from pipeline.dates import nl_datetime
+    from tests.test_review_settle import disagree
+
+    settings, store, ids = review_store
+    disagree(store, ids["care"])
+    client = create_app(settings, store, analyst="lea").test_client()
+    decide(client, ids["park"], cocreation="1", sector="overheid", type="ontwerp")
+    iso = re.compile(r"\d{4}-\d{2}-\d{2}")
+    stamp = store.review_history([ids["park"]])[ids["park"]][0].created_at
+    for path in (f"/article/{ids['park']}", f"/article/{ids['park']}/history", f"/article/{ids['care']}/settle",
+                 f"/article/{ids['care']}/history", "/", "/agreement"):
+        text = " ".join(re.sub(r"<[^>]+>", " ", client.get(path).get_data(as_text=True)).split())
+        assert iso.findall(text) == [], path
+    article = client.get(f"/article/{ids['park']}").get_data(as_text=True)
+    assert "10-03-2026" in article and f"({nl_datetime(stamp)})" in article  # published date; my decision's time
+    assert re.fullmatch(r"\d{2}-\d{2}-\d{4} \d{2}:\d{2}", nl_datetime(stamp))
+    assert nl_datetime(stamp) in client.get(f"/article/{ids['park']}/history").get_data(as_text=True)
+
+
+def test_nl_datetime_is_dutch_time_and_keeps_a_bare_date():
+    from pipeline.dates import nl_datetime
+    assert nl_datetime("2026-03-05T09:30:12+00:00") == "05-03-2026 10:30"  # winter: UTC+1
+    assert nl_datetime("2026-07-05T09:30:12Z") == "05-07-2026 11:30"  # summer time: UTC+2
+    assert nl_datetime("2026-03-05") == "05-03-2026" and nl_datetime("") == "" and nl_datetime("gisteren") == ""

@@ -153,6 +153,9 @@ def test_run_report_and_queue_count_the_same_stories_and_articles(tmp_path):
     assert tuple(map(int, reported.groups())) == truth and truth[0] < truth[1]  # the demo has a flagged copy
     page = create_app(settings, store, analyst="ann").test_client().get("/").get_data(as_text=True)
     assert f"{truth[0]} stories flagged ({truth[1]} articles)" in words(page)
+    queued = store.queued_counts()[0]
+    assert f"Queue: {queued} stories in all, 0 of them sent in by readers" in result.stdout
+    assert f"{queued} stories to review" in words(page)
     store.close()
 
 
@@ -324,3 +327,22 @@ def test_s_on_the_article_page_parks_it_and_opens_the_next(live_app, watched_pag
     press_and_wait(page, "s")
     assert skips_of(store, "ann") == [ids["park"]] and event_count(store) == 0
     assert f"/article/{ids['care']}" in page.url and page.errors == []
+
+
+def test_the_queue_head_and_agreement_progress_count_stories_readers_sent_in(review_store):
+    # Issue 21, item 11: road (score 0.02, not flagged) was sent in by a reader, so it waits in the queue.
+    settings, store, ids = review_store
+    submission = store.add_submission("https://example.nl/dijkweg", "Kijk hier", "", "", "h")
+    store.finish_submission(submission, "fetched", article_id=ids["road"])
+    client = create_app(settings, store, analyst="ann").test_client()
+    html = client.get("/").get_data(as_text=True)
+    flagged = store.flagged_counts()[0]
+    assert f"{flagged + 1} stories to review" in " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    assert re.search(r'id="submitted-count"><strong>1</strong> story sent in by readers', html)
+    assert f'<meter min="0" max="{flagged + 1}" value="0">' in html
+    assert store.review_progress("ann", "2000-01-01")["remaining"] == flagged + 1
+    assert store.queued_counts() == (flagged + 1, 1)  # what the run report says (nightly.summarise)
+    store.append_decision(ids["road"], "ann", {"cocreation": 0, "sector": None, "type": None, "borderline": 0,
+                                               "note": ""}, model_version=None, codebook_version="1")
+    (ann,) = [p for p in store.analyst_progress("2000-01-01") if p["analyst"] == "ann"]
+    assert (ann["decided"], ann["flagged"]) == (1, flagged + 1)  # before: 0 of the flagged stories only

@@ -144,7 +144,8 @@ def test_a_settle_without_a_sector_says_so_on_the_same_screen_and_saves_nothing(
     assert [e for e in events(store) if e["action"] == "settle"] == []
 
 
-def test_the_list_stays_in_place_and_a_settled_row_shows_its_label_and_settler_without_a_form(review_store, ann):
+def test_the_list_stays_in_place_and_a_settled_row_shows_its_label_and_settler_and_a_settle_again_form(
+        review_store, ann):
     _settings, store, ids = review_store
     for key in ("park", "care", "xss"):
         disagree(store, ids[key])
@@ -164,7 +165,9 @@ def test_the_list_stays_in_place_and_a_settled_row_shows_its_label_and_settler_w
     care = dict(after)[ids["care"]]
     assert care.endswith("settled yes · Welzijn · Uitvoering by ann") and "Settle →" not in care
     html = ann.get(f"/article/{ids['care']}/settle").get_data(as_text=True)
-    assert 'id="settle-form"' not in html and "Settled by ann : yes · Welzijn · Uitvoering" in text_of(html)
+    # A settled article shows who settled it and how, and can be settled again (issue 21, item 7).
+    assert "Settled by ann : yes · Welzijn · Uitvoering" in text_of(html)
+    assert 'id="settle-form"' in html and "Settle again" in text_of(html)
 
 
 def test_only_a_neutral_lead_gets_the_settle_form(review_store):
@@ -175,10 +178,16 @@ def test_only_a_neutral_lead_gets_the_settle_form(review_store):
     for name, offered in (("bob", False), ("ann", False), ("lea", True)):
         client = app.test_client()
         client.get(f"/?token={tokens[name]}")
-        html = client.get(f"/article/{ids['care']}/settle").get_data(as_text=True)
+        answer = client.get(f"/article/{ids['care']}/settle")
+        html = answer.get_data(as_text=True)
         assert ('id="settle-form"' in html) is offered, name
-        assert ("Only a lead analyst may settle" in html) is (name == "bob"), name
         assert ("reviewed #" in html) is (name == "ann"), name  # ann, a lead, decided care herself
+    # bob, no lead and undecided on care, is not shown the settle screen at all: the decisions stay blind to him.
+    assert answer.status_code == 200
+    client = app.test_client()
+    client.get(f"/?token={tokens['bob']}")
+    answer = client.get(f"/article/{ids['care']}/settle")
+    assert answer.status_code == 403 and "stay hidden until you decide it yourself" in answer.get_data(as_text=True)
 
 
 # -- the agreement page -----------------------------------------------------------------------------------------

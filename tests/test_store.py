@@ -95,9 +95,9 @@ def test_a_database_of_the_previous_release_upgrades_and_keeps_its_data(tmp_path
     # Schema 8 appends origin and provenance to articles; an old release's articles came from ingest or feeds.
     assert {row[-2:] for row in after["articles"]} == {("ingest", "")}
     after["articles"] = [row[:-2] for row in after["articles"]]
-    # Schema 10 appends lesson and private to review events: none yet, nothing private.
-    assert {row[-2:] for row in after["reviews"]} == {("", 0)}
-    after["reviews"] = [row[:-2] for row in after["reviews"]]
+    # Schema 10 appends lesson and private to review events, schema 14 the chosen quote: none yet, nothing private.
+    assert {row[-3:] for row in after["reviews"]} == {("", 0, "")}
+    after["reviews"] = [row[:-3] for row in after["reviews"]]
     assert after == before
     final = {k: (v.action, v.analyst, v.cocreation, v.sector, v.type) for k, v in store.final_labels().items()}
     assert final == RELEASE_FINAL
@@ -162,8 +162,9 @@ def test_the_queue_of_an_upgraded_database_filters_in_sql(tmp_path):
     assert queue(status="all", date_to="2026-03-10") == [1]
     assert queue(status="all", date_from="2026-03-11") == [5]  # no publication date: its storage date counts
     assert store.queue_outlets() == ["Dagblad De Polder", "Rivierstad Courant", "Zorg Vandaag"]
-    assert store.review_progress("ann", "2000-01-01") == {"flagged": 2, "flagged_articles": 2, "reviewed": 2,
-                                                          "remaining": 0, "skipped": 0, "reviewed_today": 0}
+    assert store.review_progress("ann", "2000-01-01") == {"flagged": 2, "flagged_articles": 2, "queued": 2,
+                                                          "submitted": 0, "reviewed": 2, "remaining": 0, "skipped": 0,
+                                                          "reviewed_today": 0}
 
 
 def test_records_come_typed_with_json_decoded_and_still_read_like_rows(tmp_path):
@@ -265,3 +266,29 @@ def test_origin_and_provenance_are_stored_exported_and_filter_the_dataset(tmp_pa
     store.close()
     assert load_dataset(path, origin="backfill")["article_id"].tolist() == [ids[1]]
 
+
+
+def test_a_deleted_submissions_id_is_never_given_to_the_next_one(tmp_path, monkeypatch):
+    # Issue 21, item 18: SQLite reuses the highest rowid after a delete unless the table has AUTOINCREMENT.
+    import pipeline.store.base as store_module  # the migrating code reads SCHEMA_VERSION there
+
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 13)
+    store = Store(f"sqlite:///{tmp_path / 'radar.db'}")
+    store.migrate()
+    kept = store.add_submission("https://example.nl/a", "eerste", "", "", "h")
+    store.close()
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 14)  # the upgrade rebuilds the table, rows and ids kept
+    store = Store(f"sqlite:///{tmp_path / 'radar.db'}")
+    store.migrate()
+    assert [s.id for s in store.list_submissions()] == [kept]
+    gone = store.add_submission("https://example.nl/b", "tweede", "", "", "h")
+    assert store.delete_submission(gone)
+    assert store.add_submission("https://example.nl/c", "derde", "", "", "h") not in (kept, gone)
+    assert {s.note for s in store.list_submissions()} == {"eerste", "derde"}
+    fresh = Store(f"sqlite:///{tmp_path / 'fresh.db'}")
+    fresh.migrate()
+    first = fresh.add_submission("https://example.nl/a", "", "", "", "h")
+    fresh.delete_submission(first)
+    assert fresh.add_submission("https://example.nl/b", "", "", "", "h") != first
+    store.close()
+    fresh.close()

@@ -61,6 +61,21 @@ def _open_store(settings: Settings, later: list[str] | None = None):
     return store
 
 
+def _open_existing_store(settings: Settings):
+    """Open the configured database for a read-only command; a missing one reads as empty and is not created.
+
+    Opening a missing SQLite file would create it (and its folder): a look at `radar status` must leave
+    nothing behind. So the command reads an empty in-memory database instead (the same counts, columns and
+    JSON keys as a new one), and the note says the real one does not exist yet.
+    """
+    from pipeline.store import open_store
+
+    if not _database_missing(settings):
+        return _open_store(settings)
+    typer.echo(_database_note(settings, "does not exist yet; nothing was created"), err=True)
+    return open_store(settings.model_copy(update={"database_url": "sqlite://"}))
+
+
 def _database_missing(settings: Settings) -> bool:
     from pipeline.store import sqlite_file_missing
 
@@ -87,16 +102,22 @@ def _data_dir_error(settings: Settings, exc: OSError) -> RadarError:
                       "make it writable or set data_dir to another folder")
 
 
-def _with_store(ctx: typer.Context, config: Path | None, action):
+def _with_store(ctx: typer.Context, config: Path | None, action, opener=None):
+    """Return `action(store)` on the configured database (opened by `opener`, default _open_store), then close it."""
     settings = _settings(ctx, config)
     try:
-        store = _open_store(settings)
+        store = (opener or _open_store)(settings)
         try:
             return action(store)
         finally:
             store.close()
     except RadarError as exc:
         _fail(exc)
+
+
+def _with_existing_store(ctx: typer.Context, config: Path | None, action):
+    """Return `action(store)` for a read-only command, never creating a missing database (see _open_existing_store)."""
+    return _with_store(ctx, config, action, opener=_open_existing_store)
 
 
 @contextmanager

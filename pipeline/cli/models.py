@@ -100,7 +100,8 @@ def train_cmd(
     try:
         # Analysts' final labels in the configured database train the models too: reviewing improves them.
         data = gather_examples(articles or settings.train_articles, labels or settings.train_labels, written,
-                               database_url=settings.effective_database_url if reviews else None)
+                               database_url=settings.effective_database_url if reviews else None,
+                               min_reviews=settings.min_reviews)
         model, metrics = train_and_evaluate(data, settings.model_dir, folds, settings.progress)
     except (RadarError, ValueError) as exc:
         _fail(exc)

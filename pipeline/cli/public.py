@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.common import ConfigOption, _fail, _open_store, _settings, _with_store
+from pipeline.cli.common import ConfigOption, _fail, _open_existing_store, _open_store, _settings, _with_store
 from pipeline.errors import RadarError
 
 
@@ -23,7 +23,7 @@ def publish_cmd(
 
     settings = _settings(ctx, config)
     try:
-        store = _open_store(settings)
+        store = _open_existing_store(settings)  # publishing reads the database: a missing one is not created
         try:
             counts = publish_site(store, load_codebook(), output, form_url=settings.public_form_url,
                                   base_url=settings.public_base_url, force=force)

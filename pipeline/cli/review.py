@@ -7,15 +7,31 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.common import ConfigOption, _fail, _open_store, _settings, _with_store
+from pipeline.cli.common import (
+    ConfigOption,
+    _fail,
+    _open_existing_store,
+    _open_store,
+    _settings,
+    _with_existing_store,
+    _with_store,
+)
 from pipeline.errors import RadarError
+
+
+def check_port(value: int | None) -> int | None:
+    """Refuse a port outside 0-65535 with the range; waitress would bind a random port for it instead."""
+    if value is not None and not 0 <= value <= 65535:
+        raise typer.BadParameter(f"{value} is not a port: give 0-65535 (0 picks a free one)")
+    return value
 
 
 def review_cmd(
     ctx: typer.Context,
     config: ConfigOption = None,
     host: str | None = typer.Option(None, "--host", help="Address to bind (default: review_host, 127.0.0.1)."),
-    port: int | None = typer.Option(None, "--port", help="Port (default: review_port; 0 picks a free one)."),
+    port: int | None = typer.Option(None, "--port", callback=check_port,
+                                    help="Port, 0-65535 (default: review_port; 0 picks a free one)."),
     analyst: str | None = typer.Option(None, "--analyst", help="Analyst name recorded with decisions."),
 ) -> None:
     """Start the analyst's review web app and print its link."""
@@ -70,7 +86,7 @@ def analysts_add_cmd(
 @analysts_app.command("list")
 def analysts_list_cmd(ctx: typer.Context, config: ConfigOption = None) -> None:
     """List the registered analysts, their role and whether they are disabled (never their tokens)."""
-    rows = _with_store(ctx, config, lambda store: store.list_analysts())
+    rows = _with_existing_store(ctx, config, lambda store: store.list_analysts())
     if not rows:
         typer.echo("No analysts: the review app runs single-user on 127.0.0.1. Add one with `radar analysts add NAME`.")
     for row in rows:
@@ -125,7 +141,7 @@ def export_cmd(
     try:
         if format == "parquet" and output is None:
             raise RadarError("parquet is binary: give --output FILE")
-        store = _open_store(settings)
+        store = _open_existing_store(settings)
         try:
             data = write_export(counting(iter_export_rows(store, status, parse_since(since))), format, output)
         finally:
@@ -162,7 +178,7 @@ def digest_cmd(
         if format not in FORMATS:
             raise RadarError(f"--format must be one of {', '.join(FORMATS)}")
         window, codebook = parse_window(since, decided_since), load_codebook()
-        store = _open_store(settings)
+        store = _open_existing_store(settings)
         try:
             groups = digest_groups(store, codebook, window)
             groups, submitted = split_readers(store, groups) if readers else (groups, [])

@@ -14,12 +14,12 @@ from pipeline.cli.common import (
     _database_missing,
     _database_note,
     _fail,
-    _open_store,
+    _open_existing_store,
     _settings,
     run_errors,
     _shown_url,
 )
-from pipeline.errors import RadarError
+from pipeline.errors import ConfigError, RadarError
 from pipeline.settings import Settings, has_contact
 
 
@@ -32,6 +32,7 @@ def run_cmd(
     from pipeline.runs.nightly import run_nightly, summarise
 
     settings = _settings(ctx, config)
+    _check_runtime_feeds_file(settings)
     missing = _database_missing(settings)
     with run_errors(settings):
         report = run_nightly(settings)
@@ -50,6 +51,15 @@ def run_cmd(
     raise typer.Exit(EXIT_OK if report.status == "ok" else EXIT_RUN_FAILED)
 
 
+def _check_runtime_feeds_file(settings: Settings) -> None:
+    """Fail with the way out when the feed list is a runtime file (under data_dir) that was never written."""
+    # The demo config reads data/local/demo/feeds.toml, which `make demo` writes with the port it serves on.
+    feeds = settings.feeds_file
+    if not feeds.exists() and feeds.resolve().is_relative_to(settings.data_dir.resolve()):
+        _fail(ConfigError(f"the feed list {feeds} does not exist yet: it is written by `make demo`, with the port "
+                          "it serves the demo site on; run `make demo` first (or set feeds_file in the config)"))
+
+
 def status_cmd(
     ctx: typer.Context,
     config: ConfigOption = None,
@@ -59,7 +69,7 @@ def status_cmd(
     """Show the last runs, failing feeds and counts."""
     settings = _settings(ctx, config)
     try:
-        store = _open_store(settings)
+        store = _open_existing_store(settings)
     except RadarError as exc:
         _fail(exc)
     try:

@@ -29,7 +29,7 @@ class TrainingData:
 
 
 def gather_examples(articles: Path | list[Path] | None, labels: Path | list[Path] | None, use_written: bool = True,
-                    database_url: str | None = None) -> TrainingData:
+                    database_url: str | None = None, min_reviews: int | None = None) -> TrainingData:
     """Load the real labelled texts, the analysts' final reviews and, optionally, the written texts."""
     pairs = list(zip(_as_list(articles), _as_list(labels)))  # noqa: B905 (the lengths are compared on the next line)
     if len(_as_list(articles)) != len(_as_list(labels)):
@@ -38,7 +38,7 @@ def gather_examples(articles: Path | list[Path] | None, labels: Path | list[Path
     if database_url:
         # A dev text that was also ingested and reviewed must count once, or CV would test on training text.
         known = {content_hash(e.text) for e in real}
-        real += [e for e in reviewed_examples(database_url) if content_hash(e.text) not in known]
+        real += [e for e in reviewed_examples(database_url, min_reviews) if content_hash(e.text) not in known]
     extra = load_written() if use_written else []
     return TrainingData(real, extra)
 
@@ -49,11 +49,14 @@ def _as_list(paths: Path | list[Path] | None) -> list[Path]:
     return [Path(p) for p in paths] if isinstance(paths, (list, tuple)) else [Path(paths)]
 
 
-def reviewed_examples(database_url: str) -> list[Example]:
-    """Return the analysts' final labels from the store as real examples (source 'review')."""
+def reviewed_examples(database_url: str, min_reviews: int | None = None) -> list[Example]:
+    """Return the analysts' final labels from the store as real examples (source 'review').
+
+    Final as everywhere else (labels.final_label): min_reviews agreeing analysts, or a settle.
+    """
     from pipeline.store import Store
 
-    store = Store(database_url)
+    store = Store(database_url, min_reviews=min_reviews)
     try:
         store.migrate()
         final = store.final_labels()
@@ -124,7 +127,7 @@ def retrain_if_due(settings, store) -> dict:
     if waiting < settings.retrain_after:
         return {"retrain": f"waiting for {settings.retrain_after - waiting} more final labels"}
     data = gather_examples(settings.train_articles, settings.train_labels, True,
-                           database_url=settings.effective_database_url)
+                           database_url=settings.effective_database_url, min_reviews=settings.min_reviews)
     staging = settings.model_dir.with_name(f".{settings.model_dir.name}.candidate")
     model, metrics = train_and_evaluate(data, staging, progress=False)
     kept = no_worse(metrics["grouped"], card.get("metrics", {}).get("grouped"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tomllib
 from pathlib import Path
 from time import strftime
 
@@ -14,6 +13,7 @@ from feedparser.encodings import convert_to_utf8
 from pipeline.errors import ConfigError, FetchError
 from pipeline.ingest.extract import canonical_url
 from pipeline.records import FeedConfig, FeedEntry, ParsedFeed
+from pipeline.settings import read_toml
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +27,7 @@ REQUIRED_FIELDS = ("name", "url", "outlet")
 
 def load_feed_list(path: Path) -> list[FeedConfig]:
     """Read and check the feed list; names must be unique."""
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"feed list {path} does not exist; set feeds_file in the config") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"feed list {path} is not valid TOML: {exc}") from exc
+    data = read_toml(path, "feed list", "; set feeds_file in the config")
     configs = [_feed_config(raw, path) for raw in data.get("feeds", [])]
     names = [c.name for c in configs]
     doubles = sorted({n for n in names if names.count(n) > 1})

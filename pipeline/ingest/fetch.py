@@ -21,7 +21,7 @@ from urllib3.util import parse_url
 from pipeline.errors import FetchError
 from pipeline.records import Response
 from pipeline.settings import Settings
-from pipeline.ingest.transport import PinnedAdapter, RequestDeadline, retry_class_for
+from pipeline.ingest.transport import PinnedAdapter, RequestDeadline, describe_connection_error, retry_class_for
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def resolve_addresses(name: str) -> list[str]:
     try:
         infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError("dns_error", f"{name}: {exc}", retryable=True) from exc
+        raise FetchError("dns_error", f"name not found ({name})", retryable=True) from exc
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
@@ -237,7 +237,7 @@ class HttpClient:
         try:
             return self.session.send(prepared, timeout=timeout, stream=True, allow_redirects=False)
         except requests.exceptions.RequestException as exc:
-            raise _request_error(exc, deadline) from exc
+            raise _request_error(exc, deadline, urlsplit(url).netloc) from exc
 
     def _finish(self, url: str, resp: requests.Response, accept: set[str], deadline: RequestDeadline) -> Response:
         headers = {k.lower(): v for k, v in resp.headers.items()}
@@ -265,7 +265,9 @@ class HttpClient:
         except requests.exceptions.RequestException as exc:
             if deadline.expired:
                 raise _deadline_error(deadline) from exc
-            raise FetchError("timeout" if "timed out" in str(exc) else "read_error", str(exc), retryable=True) from exc
+            words = describe_connection_error(exc)
+            raise FetchError("timeout" if words == "timed out" else "read_error", f"{words} while reading the answer",
+                             retryable=True) from exc
         if deadline.expired:  # a cut socket ends a body without a length as if it were complete
             raise _deadline_error(deadline)
         return b"".join(chunks)
@@ -328,17 +330,24 @@ def _deadline_error(deadline: RequestDeadline) -> FetchError:
                       retryable=True)
 
 
-def _request_error(exc: requests.exceptions.RequestException, deadline: RequestDeadline) -> FetchError:
-    """Return the FetchError for a failed request; a cut by the deadline is a timeout whatever it looked like."""
+def _request_error(exc: requests.exceptions.RequestException, deadline: RequestDeadline, where: str) -> FetchError:
+    """Return the FetchError for a failed request; a cut by the deadline is a timeout whatever it looked like.
+
+    The detail is a few words and the address (`connection refused (127.0.0.1:8765)`), never requests' nested
+    reprs: it is the one line a run report and `radar status` give the failure.
+    """
     if deadline.expired:
         return _deadline_error(deadline)
-    if isinstance(exc, requests.exceptions.Timeout):
-        return FetchError("timeout", str(exc), retryable=True)
+    words = describe_connection_error(exc)
+    detail = f"{words} ({where})"
+    # A read time-out after the last retry reaches us as a ConnectionError (urllib3's MaxRetryError): a time-out.
+    if isinstance(exc, requests.exceptions.Timeout) or words == "timed out":
+        return FetchError("timeout", detail, retryable=True)
     if isinstance(exc, requests.exceptions.RetryError):
-        return FetchError("retries_exhausted", str(exc), retryable=True)
+        return FetchError("retries_exhausted", detail, retryable=True)
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return FetchError("connection_error", str(exc), retryable=True)
-    return FetchError("http_error", str(exc))
+        return FetchError("connection_error", detail, retryable=True)
+    return FetchError("http_error", detail)
 
 
 def map_by_host(

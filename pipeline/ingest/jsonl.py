@@ -2,6 +2,7 @@
 
 The JSONL reader and the record schema (ArticleRecord) live here; `radar ingest` and `radar score`
 both validate every line with it, so a bad line is reported with its number and never stops the others.
+A date never refuses its article: one that is not a date is left out, and the line says so (logged to stderr).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import logging
 import re
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, BinaryIO
 from collections.abc import Iterable, Iterator
@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
 
+from pipeline.dates import stored_date
 from pipeline.ingest.dedupe import ClusterHeads, load_heads, save_article_deduplicated
 from pipeline.errors import ConfigError, RadarError, RunCrashed
 from pipeline.ingest.extract import canonical_url, content_hash, guess_language
@@ -37,6 +38,7 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@#+-]*")
 MAX_ID_CHARS = 200
 # The stored run report keeps this many bad lines; the command prints all of them.
 REPORTED_PROBLEMS = 100
+MAX_DATE_CHARS = 40  # the longest ISO 8601 timestamp with fractions and an offset is 32
 
 
 def _check_string(value: str) -> str:
@@ -83,11 +85,25 @@ def _check_url(value: str) -> str:
 def _check_date(value: str) -> str:
     # An ISO date keeps `export --since` (a string comparison on the first ten characters) right.
     try:
-        if value:
-            datetime.fromisoformat(value)
+        return stored_date(value) if value else value
     except ValueError:
-        raise PydanticCustomError("date", "must be an ISO 8601 date such as 2026-03-02 or 2026-03-02T09:30:00+01:00") from None
-    return value
+        raise PydanticCustomError("date", "must be an ISO 8601 date such as 2026-03-02, 2026-03 or 2026") from None
+
+
+def read_date(value: object) -> tuple[str | None, str]:
+    """Return (the date as stored, "") or, for a value that is no date, (None, what is wrong with it)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, ""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 9999:
+        value = str(value)  # a year written as a number, as some exports do
+    if isinstance(value, str) and len(value) <= MAX_DATE_CHARS:
+        try:
+            return stored_date(value), ""
+        except ValueError:
+            pass
+    shown = json.dumps(value)  # ASCII: a stray surrogate or control character cannot break the message
+    shown = shown if len(shown) <= 60 else shown[:59] + "…"
+    return None, f"date {shown} is not an ISO 8601 date (such as 2026-03-02, 2026-03 or 2026)"
 
 
 RecordId = Annotated[str, StringConstraints(max_length=MAX_ID_CHARS), AfterValidator(_check_id),
@@ -97,7 +113,7 @@ RecordId = Annotated[str, StringConstraints(max_length=MAX_ID_CHARS), AfterValid
 RecordText = Annotated[str, AfterValidator(_check_text)]
 Title = Annotated[str, StringConstraints(max_length=2_000), AfterValidator(_check_string)]
 Url = Annotated[str, StringConstraints(max_length=2_000), AfterValidator(_check_url)]
-IsoDate = Annotated[str, StringConstraints(max_length=40), AfterValidator(_check_date)]
+IsoDate = Annotated[str, StringConstraints(max_length=MAX_DATE_CHARS), AfterValidator(_check_date)]
 Outlet = Annotated[str, StringConstraints(max_length=200), AfterValidator(_check_string)]
 
 
@@ -124,14 +140,25 @@ def describe_errors(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def validate_record(number: int, raw: dict | str) -> ArticleRecord | str:
-    """Return the line's ArticleRecord, or `line N: reason` when it is not one."""
+def validate_record(number: int, raw: dict | str, notes: list[str] | None = None) -> ArticleRecord | str:
+    """Return the line's ArticleRecord, or `line N: reason` when it is not one.
+
+    A date that is not one never refuses the line: the record is kept without it, `line N: ...` is logged as a
+    warning (stderr from the command line) and added to notes when given.
+    """
     if isinstance(raw, str):
         return raw
+    date, problem = read_date(raw.get("date"))
     try:
-        return ArticleRecord.model_validate(raw)
+        record = ArticleRecord.model_validate({**raw, "date": date})
     except ValidationError as exc:
         return f"line {number}: {describe_errors(exc)}"
+    if problem:
+        note = f"line {number}: {problem}; the article is kept without a date"
+        log.warning("%s", note)
+        if notes is not None:
+            notes.append(note)
+    return record
 
 
 def open_jsonl(path: Path) -> BinaryIO:
@@ -199,6 +226,7 @@ class IngestReport:
     already_stored: int = 0
     invalid: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    undated: list[str] = field(default_factory=list)  # stored, but their date was not one and was left out
     last_line: int = 0
 
     def bad_lines(self) -> list[str]:
@@ -209,7 +237,8 @@ class IngestReport:
         """Return the report as stored with the run: counts and the first bad lines."""
         return {"new": self.new, "duplicate": self.duplicate, "already_stored": self.already_stored,
                 "invalid": len(self.invalid), "conflicts": len(self.conflicts), "lines_read": self.last_line,
-                "bad_lines": self.bad_lines()[:REPORTED_PROBLEMS]}
+                "bad_lines": self.bad_lines()[:REPORTED_PROBLEMS], "dates_left_out": len(self.undated),
+                "date_notes": self.undated[:REPORTED_PROBLEMS]}
 
 
 def article_from_record(record: ArticleRecord, source: str = "ingest") -> Article:
@@ -231,13 +260,14 @@ def ingest_records(store: Store, records: Iterable[tuple[int, dict | str]], thre
     heads = load_heads(store, threshold)
     for number, raw in records:
         report.last_line = number
-        record = validate_record(number, raw)
+        record = validate_record(number, raw, report.undated)
         if isinstance(record, str):
             report.invalid.append(record)
         else:
             _ingest_article(store, heads, number, article_from_record(record), report, run_id)
-    log.info("ingest: %d new, %d duplicate, %d already stored, %d conflicting, %d invalid", report.new,
-             report.duplicate, report.already_stored, len(report.conflicts), len(report.invalid))
+    log.info("ingest: %d new, %d duplicate, %d already stored, %d conflicting, %d invalid, %d dates left out",
+             report.new, report.duplicate, report.already_stored, len(report.conflicts), len(report.invalid),
+             len(report.undated))
     return report
 
 

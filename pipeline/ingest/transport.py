@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
+import ssl
 import threading
 import time
 from collections import namedtuple
@@ -19,7 +20,8 @@ from collections import namedtuple
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError, ResponseError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.poolmanager import PoolKey, _default_key_normalizer
 from urllib3.util.retry import Retry
 
@@ -212,3 +214,54 @@ class PinnedAdapter(HTTPAdapter):
     def proxy_manager_for(self, proxy, **proxy_kwargs):
         """Refuse proxies: through one, the proxy resolves names and the address check means nothing."""
         raise ValueError("radar connects directly; a proxy would bypass its address check")
+
+
+# -- why a connection failed, in a few words ------------------------------------------------------------------
+# requests wraps urllib3's MaxRetryError, which wraps NewConnectionError, which wraps the socket's OSError: their
+# texts, nested, run to several hundred characters of reprs. The run report gives each failure one line, so the
+# cause is looked up in the chain and said in words; the first match wins (a timeout inside a refused retry is a
+# timeout).
+CONNECTION_WORDS: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
+    ((NameResolutionError, socket.gaierror), "name not found"),
+    ((ConnectionRefusedError,), "connection refused"),
+    ((TimeoutError, Urllib3Timeout), "timed out"),  # socket.timeout is TimeoutError since Python 3.10
+    ((ConnectionResetError,), "connection reset"),
+)
+
+
+def describe_connection_error(exc: BaseException) -> str:
+    """Say in a few words on one line why a request failed: connection refused, timed out, name not found, ..."""
+    chain = list(_error_chain(exc))
+    # urllib3 2 derives NewConnectionError from ConnectTimeoutError: by its class alone every failed connect
+    # would read as a time-out, so it is only looked through, at the OSError it wraps.
+    causes = [error for error in chain if not isinstance(error, NewConnectionError)]
+    for kinds, words in CONNECTION_WORDS:
+        if any(isinstance(error, kinds) for error in causes):
+            return words
+    for error in chain:
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return f"certificate check failed: {_one_line(error.verify_message or error.reason or 'not valid')}"
+        if isinstance(error, ResponseError):  # urllib3's own short text: "too many 503 error responses"
+            return _one_line(str(error))
+    innermost = chain[-1]
+    if isinstance(innermost, OSError) and innermost.strerror:  # "no route to host", "network is unreachable"
+        return _one_line(innermost.strerror).lower()
+    return type(innermost).__name__  # the innermost error's name (BadStatusLine, SSLError ...) says enough
+
+
+def _error_chain(exc: BaseException):
+    """Yield the error, then what it wraps: exception arguments, urllib3's `reason`, causes and contexts."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        error = todo.pop(0)
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        yield error
+        wrapped = [*error.args, getattr(error, "reason", None), error.__cause__, error.__context__]
+        todo.extend(item for item in wrapped if isinstance(item, BaseException))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())[:200]

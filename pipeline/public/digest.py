@@ -14,6 +14,7 @@ from urllib.parse import quote
 from pipeline import labels
 from pipeline.chars import one_line, xml_safe
 from pipeline.codebook import Codebook
+from pipeline.dates import date_parts
 from pipeline.errors import ConfigError
 from pipeline.research.export import export_rows, parse_since
 from pipeline.highlight import safe_href
@@ -60,12 +61,14 @@ def parse_window(since: str | None, decided_since: str | None, today: date | Non
 
 
 def dutch_date(iso: str | None) -> str:
-    """Return an ISO date as Dutch readers write it ('10 maart 2026'); '' when there is none."""
-    try:
-        day = date.fromisoformat((iso or "")[:10])
-    except ValueError:
+    """Return an ISO date as Dutch readers write it ('10 maart 2026', 'maart 2026', '2026'); '' when there is none."""
+    parts = date_parts(iso)  # a story dated by year or month only is shown so, never on a made-up day
+    if parts is None:
         return ""
-    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+    year, month, day = parts
+    if day is not None:
+        return f"{day} {MONTHS[month - 1]} {year}"
+    return f"{MONTHS[month - 1]} {year}" if month else str(year)
 
 
 def clean_quote(text: str | None) -> str:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from feedgen.entry import FeedEntry
+from feedgen.feed import FeedGenerator
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from pipeline import labels
@@ -73,7 +75,8 @@ def collect_examples(store: Store, codebook: Codebook) -> list[Example]:
         rows.append({"article_id": art.id, "url": art.url, "title": art.title, "outlet": art.outlet,
                      "published": art.published, "sector": label.sector, "type": label.type, "lesson": label.lesson,
                      "reviewed_at": label.reviewed_at,
-                     "evidence_quote": best_quote(art.text, pred.evidence) if pred else ""})
+                     # The analysts' chosen quote, else the model's strongest key sentence.
+                     "evidence_quote": label.quote or (best_quote(art.text, pred.evidence) if pred else "")})
     rows.sort(key=lambda r: ((r["published"] or "")[:10], r["article_id"]), reverse=True)
     return [_example(r, codebook) for r in rows]
 
@@ -144,9 +147,11 @@ def _counts(examples: list[Example], codebook: Codebook) -> dict[str, list[tuple
 
 
 def render_feed(examples: list[Example], title: str, path: str, base_url: str = "") -> bytes:
-    """Return an Atom feed of the examples: stable ids, updated from the final-label time, one entry each."""
-    from feedgen.feed import FeedGenerator
+    """Return an Atom feed of the examples: stable ids, updated from the final-label time, one entry each.
 
+    With a base_url the feed links to itself (rel="self") and to the site; without one it carries no links of its
+    own, as Atom wants them absolute and only the settings know the site's address.
+    """
     feed = FeedGenerator()
     feed.id(f"urn:uuid:{uuid.uuid5(ID_NAMESPACE, 'feed:' + path)}")
     feed.title(title)
@@ -163,15 +168,28 @@ def render_feed(examples: list[Example], title: str, path: str, base_url: str = 
     return feed.atom_str(pretty=True)
 
 
+class _LinkedEntry(FeedEntry):
+    """An Atom entry whose links keep their rel and type."""
+
+    def atom_entry(self, extensions=True):
+        """Return the entry's element, with each link's attributes as given."""
+        # feedgen 1.0.0 writes an entry's <link> with href only (a name shadowed in FeedEntry.atom_entry), and RFC
+        # 4287 then reads every link as rel="alternate". The links come out in the order given: set them back.
+        entry = super().atom_entry(extensions)
+        for element, link in zip(entry.findall("link"), self.link() or [], strict=True):
+            for key in ("rel", "type", "hreflang", "title", "length"):
+                if link.get(key):
+                    element.set(key, str(link[key]))
+        return entry
+
+
 def _add_entry(feed, example: Example, base_url: str) -> None:
-    entry = feed.add_entry(order="append")
+    entry = feed.add_entry(_LinkedEntry(), order="append")
     entry.id(example.entry_id)
     entry.title(example.title)
     entry.updated(example.updated)
-    if example.href:
-        entry.link(href=example.href, rel="alternate", type="text/html")
-    if base_url:
-        entry.link(href=f"{base_url.rstrip('/')}/voorbeeld/{example.article_id}.html", rel="related", type="text/html")
+    for href, rel in _entry_links(example, base_url):
+        entry.link(href=href, rel=rel, type="text/html")
     entry.category(term=example.sector, label=example.sector_label)
     if example.type:
         entry.category(term=example.type, label=example.type_label)
@@ -179,6 +197,16 @@ def _add_entry(feed, example: Example, base_url: str) -> None:
     lines += [f"“{example.quote}”"] if example.quote else []
     lines += [f"Wat we ervan leren: {example.lesson}"] if example.lesson else []
     entry.content("\n".join(lines), type="text")  # content, not summary: Atom needs it when no link is safe
+
+
+def _entry_links(example: Example, base_url: str) -> list[tuple[str, str]]:
+    # The story itself is the entry's alternate, our page about it is related. When the story's address is not
+    # safe to link, our page is the only representation left, so it becomes the alternate.
+    page = f"{base_url.rstrip('/')}/voorbeeld/{example.article_id}.html" if base_url else ""
+    links = [(example.href, "alternate")] if example.href else []
+    if page:
+        links.append((page, "related" if links else "alternate"))
+    return links
 
 
 def write_site(pages: dict[str, bytes], output: Path, *, force: bool = False) -> dict[str, int]:

@@ -162,6 +162,19 @@ class SubmissionClient(HttpClient):
         return is_public_address(plain) or (self.allow_loopback and ipaddress.ip_address(plain).is_loopback)
 
 
+def retention_cutoff(settings: Settings, now: datetime | None = None) -> str:
+    """Return the ISO time before which a submission's personal fields are past `submission_retention`."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=settings.submission_retention)
+    return cutoff.isoformat(timespec="seconds")  # the form of submissions.created_at, so the two compare as text
+
+
+def purge_expired_personal(store: Store, settings: Settings, now: datetime | None = None) -> int:
+    """Wipe name, e-mail and address code of submissions past the retention the form promises; return how many."""
+    count = store.purge_submission_personal(retention_cutoff(settings, now))
+    log.info("submissions: personal fields wiped from %d older than %d days", count, settings.submission_retention)
+    return count
+
+
 def process_submissions(store: Store, settings: Settings, run_id: int | None) -> dict[str, int]:
     """Fetch, extract, check, dedupe and store every due submission; return the count per outcome."""
     counts: dict[str, int] = {}

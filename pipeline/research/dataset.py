@@ -22,18 +22,20 @@ def database_url(source: str | Path | None = None) -> str:
 
 
 def load_dataset(source: str | Path | None = None, *, since: str | None = None, status: str = "all",
-                 sector: str | None = None, outlet: str | None = None, origin: str | None = None) -> pd.DataFrame:
+                 sector: str | None = None, outlet: str | None = None, origin: str | None = None,
+                 min_reviews: int | None = None) -> pd.DataFrame:
     """Return articles with metadata, scores, predictions, evidence and final review labels.
 
     `source` is a database file, a SQLAlchemy URL or None for the configured database; `status`
     is one of all, flagged, reviewed, unreviewed; `sector` filters on the final label when the
     article is reviewed, else on the predicted sector; `origin` is feed, ingest, submission or backfill.
+    A final label is one min_reviews analysts agree on, or a settle (unset: as the review app decides, see labels).
     """
     from pipeline.store import Store
 
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
-    store = Store(database_url(source))
+    store = Store(database_url(source), min_reviews=min_reviews)
     try:
         store.migrate()
         frame = _articles_frame(store)

@@ -35,6 +35,10 @@ COLUMNS: dict[str, str] = {
     "origin": "str", "provenance": "str",
     "submission_note": "str", "lesson": "str", "private": "bool",
 }
+# The columns that come from the analysts' decisions: what blind review hides from an analyst who has not
+# decided the article (pipeline/review/blind.py) when the review app's queue is downloaded.
+REVIEW_COLUMNS = ("cocreation", "sector", "type", "borderline", "note", "label_source", "analysts", "settled_by",
+                  "reviewed_at", "review_model_version", "codebook_version", "lesson", "private")
 
 
 def parse_since(text: str | None, today: date | None = None) -> str | None:
@@ -80,7 +84,8 @@ def iter_export_rows(store: Store, status: str = "reviewed", since: str | None =
         label, from_cluster = labels.label_for_member(final, art.id, art.canonical_id)
         if not _selected(status, label, art.cluster_id in flagged_clusters) or not _since(art, since):
             continue
-        quote_text = best_quote(art.text, pred.evidence) if pred else ""
+        # The analysts' chosen quote, else the model's strongest key sentence (publish reads it the same way).
+        quote_text = (label.quote if label else "") or (best_quote(art.text, pred.evidence) if pred else "")
         count += 1
         yield {**_row(art, pred, label, from_cluster, quote_text), "submission_note": notes.get(art.cluster_id),
                "lesson": label.lesson if label else None, "private": label.private if label else None}

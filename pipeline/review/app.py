@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
+import socket
 import time
 
 from flask import Flask, render_template
@@ -158,8 +160,22 @@ def make_server(app: Flask, host: str, port: int, settings: Settings | None = No
 
 def review_link(host: str, port: int, token: str) -> str:
     """Return the address an analyst opens, with the token when one is required."""
+    host = link_host(host)
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
+def link_host(host: str) -> str:
+    """Return the name analysts reach a bind address by: this machine's name for 0.0.0.0 or ::, else the address."""
+    try:
+        wildcard = ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        wildcard = not host
+    if not wildcard:
+        return host
+    # 0.0.0.0 is where the server listens, not an address anyone can open; the machine's full name is.
+    name = socket.getfqdn()
+    return name if name and not name.startswith("localhost") else socket.gethostname()
 
 
 def serve(settings: Settings, store: Store, *, host: str, port: int, analyst: str = "", announce=print) -> None:

@@ -22,12 +22,14 @@ class Label:
     note: str = ""
     lesson: str = ""  # for the public collection: what readers can learn from the example
     private: bool = False  # never published
+    quote: str = ""  # the sentence chosen to quote outside the tool; '' leaves it to the model (highlight.best_quote)
 
     def row(self) -> dict:
         """Return the label as review-table values; a no carries no sector or type (codebook rule)."""
         return {"cocreation": int(self.cocreation), "sector": self.sector if self.cocreation else None,
                 "type": self.type if self.cocreation else None, "borderline": int(self.borderline),
-                "note": self.note, "lesson": self.lesson, "private": int(self.private)}
+                "note": self.note, "lesson": self.lesson, "private": int(self.private),
+                "quote": self.quote if self.cocreation else ""}
 
 
 def record_decision(store: Store, article_id: int, analyst: str, label: Label, *,
@@ -39,13 +41,13 @@ def record_decision(store: Store, article_id: int, analyst: str, label: Label, *
     return event_id
 
 
-def undo_last(store: Store, analyst: str, codebook_version: str, article_id: int | None = None) -> int | None:
-    """Append an undo of the analyst's newest decision not undone yet; return its article id."""
+def undo_last(store: Store, analyst: str, codebook_version: str, article_id: int | None = None) -> ReviewEvent | None:
+    """Append an undo of the analyst's newest decision or settle not undone yet; return the event undone."""
     target = store.append_undo(analyst, codebook_version, article_id)
     if target is None:
         return None
-    log.info("%s undid review %d on article %d", analyst, target.id, target.article_id)
-    return target.article_id
+    log.info("%s undid %s %d on article %d", analyst, target.action, target.id, target.article_id)
+    return target
 
 
 def record_settle(store: Store, article_id: int, analyst: str, label: Label, *,
@@ -61,5 +63,5 @@ def article_history(store: Store, article_id: int) -> list[ReviewEvent]:
 
 
 def latest_settle(store: Store, article_id: int) -> ReviewEvent | None:
-    """Return the newest settle event of an article, or None."""
+    """Return the settle in force of an article (its newest settle, unless a lead undid it), or None."""
     return store.latest_settle(article_id)

@@ -12,6 +12,7 @@ from pipeline.research import export
 from pipeline.review import queries
 from pipeline.review.context import MAX_ROW_ID
 from pipeline.review.events import Label, record_decision
+from pipeline.review.blind import blind_rows
 from pipeline.review.blueprint import bp, ctx, current_analyst, is_local_path
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,9 @@ def export_queue():
     if fmt not in EXPORT_FORMATS:
         abort(400, description=f"format must be one of {', '.join(EXPORT_FORMATS)}.")
     filters = queries.QueueFilters.from_args(request.args)
-    rows = export.iter_export_rows(c.store, "all", cluster_ids=c.store.queue_cluster_ids(analyst, filters))
+    cluster_ids = c.store.queue_cluster_ids(analyst, filters)
+    rows = blind_rows(export.iter_export_rows(c.store, "all", cluster_ids=cluster_ids),
+                      c.store.decisions_by_article(cluster_ids), export.REVIEW_COLUMNS)
     # Written to a temporary file, so a large filter does not sit in memory.
     sink = tempfile.TemporaryFile()  # noqa: SIM115  (send_file closes it after the response)
     export.write_export(rows, fmt, sink)

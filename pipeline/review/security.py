@@ -86,7 +86,7 @@ def _store():
 
 def _authenticate():
     # The analyst's identity comes from their credential only, never from a form field or argument.
-    if not is_token_mode():
+    if is_public_static(request.endpoint) or not is_token_mode():
         return None
     token, from_query = _presented_token()
     if token is None:
@@ -101,6 +101,15 @@ def _authenticate():
     session["auth"] = analyst["token_hash"] if analyst else VIEWER
     rest = {k: v for k, v in request.args.items() if k != "token"}
     return redirect(request.path + ("?" + urlencode(rest) if rest else ""))
+
+
+def is_public_static(endpoint: str | None) -> bool:
+    """Tell whether a request is for the app's own static files (style and script), served without a login.
+
+    The 401 page links review.css: behind the login it could never load, and the page asking for a token
+    showed unstyled. Only Flask's `static` endpoint (pipeline/review/static/) is open; no data lives there.
+    """
+    return endpoint == "static"
 
 
 def _presented_token() -> tuple[str | None, bool]:

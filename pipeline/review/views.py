@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import unicodedata
 from datetime import UTC, datetime
@@ -12,16 +13,20 @@ from pipeline import labels
 from pipeline.chars import xml_safe
 from pipeline.review import agreement, queries
 from pipeline.review.analysts import settle_refusal
+from pipeline.review.blind import (
+    SHOW_OTHERS, is_lead, others_visible, shows_others, visible_clusters, visible_decisions, visible_events,
+)
 from pipeline.review.blueprint import bp, ctx, current_analyst, is_local_path
 from pipeline.review.context import MAX_ROW_ID
 from pipeline.review.events import Label, article_history, latest_settle, record_decision, record_settle, undo_last
 from pipeline.highlight import KIND_TITLES, best_quote, grouped_evidence, highlight_text
 from pipeline.review.security import is_token_mode, signed_in_analyst
+from pipeline.dates import nl_datetime
 from pipeline.records import date_problems
 
 log = logging.getLogger(__name__)
 
-SHOW_OTHERS = "show_others"  # session key of a lead's "show others' decisions" switch
+RESTORED_FORM = "restored_form"  # session key: the values of the decision just undone, shown once in its form
 READ_ONLY = ("Read-only: you came in with the shared access token, which does not say who you are, so nothing "
              "was saved. Open the app with your own token (`radar analysts add NAME` prints one).")
 
@@ -38,6 +43,9 @@ def require_analyst():
     return None
 
 
+bp.add_app_template_filter(nl_datetime, "nl_datetime")  # every screen's times: dd-mm-jjjj uu:mm, Dutch time
+
+
 @bp.app_context_processor
 def common_context() -> dict:
     """Give every template the analyst, the access mode, the codebook and the evidence kind names."""
@@ -45,32 +53,6 @@ def common_context() -> dict:
     return {"analyst": current_analyst(), "token_mode": is_token_mode(), "read_only": read_only,
             "codebook": ctx().codebook, "kind_titles": KIND_TITLES, "visible_decisions": visible_decisions,
             "is_lead": is_lead, "shows_others": shows_others}
-
-
-def is_lead() -> bool:
-    """Tell whether the analyst is a lead: from the credential when served to others, else anyone (one person)."""
-    if is_token_mode():
-        analyst = signed_in_analyst()
-        return bool(analyst and analyst["is_lead"])
-    return True
-
-
-def shows_others() -> bool:
-    """Tell whether a lead switched on others' decisions before deciding (blind review is the default)."""
-    return bool(session.get(SHOW_OTHERS)) and is_lead()
-
-
-def others_visible(per_article: dict) -> bool:
-    """Tell whether the analyst may see other analysts' decisions on one article: after deciding it, or as a lead."""
-    return shows_others() or current_analyst() in per_article
-
-
-def visible_decisions(per_article: dict | None) -> dict:
-    """Return the decisions on one article this analyst may see: only their own until they decided it."""
-    per_article = per_article or {}
-    if others_visible(per_article):
-        return per_article
-    return {name: r for name, r in per_article.items() if name == current_analyst()}
 
 
 @bp.get("/favicon.ico")
@@ -125,12 +107,20 @@ def render_article(article_id: int, filters: queries.QueueFilters, form: dict | 
     return render_template(
         "article.html", article=art, cluster=cluster, canonical_id=canonical_id, prediction=prediction,
         text_html=highlight_text(art["text"], evidence), evidence=grouped_evidence(art["text"], evidence),
-        form=form or _form_defaults(per_article.get(analyst), prediction), mine=per_article.get(analyst),
+        form=form or restored_form(canonical_id) or _form_defaults(per_article.get(analyst), prediction),
+        mine=per_article.get(analyst),
         others=[] if blind else [r for name, r in sorted(per_article.items()) if name != analyst],
         settle=None if blind else latest_settle(c.store, canonical_id), blind=blind,
         suggestion=best_labels(prediction), prev_id=place.prev_id, next_id=place.next_id, args=filters.as_args(),
-        error=error, position=place.position,
+        error=error, position=place.position, default_quote=best_quote(art["text"], evidence),
+        key_sentences=key_sentences(art["text"], evidence),
     ), status
+
+
+def key_sentences(text: str, evidence: list[dict]) -> list[str]:
+    """Return the key sentences shown on the article, strongest first: what c cycles through as the quote."""
+    spans = sorted(grouped_evidence(text, evidence).get("sentence", []), key=lambda s: -s.get("weight", 0))
+    return [" ".join(text[s["start"]:s["end"]].split()) for s in spans]
 
 
 def _form_defaults(mine: dict | None, prediction: dict | None) -> dict:
@@ -140,7 +130,7 @@ def _form_defaults(mine: dict | None, prediction: dict | None) -> dict:
     if mine:
         return {"cocreation": mine["cocreation"], "sector": mine["sector"], "type": mine["type"],
                 "borderline": bool(mine["borderline"]), "note": mine["note"], "lesson": mine["lesson"],
-                "private": bool(mine["private"])}
+                "private": bool(mine["private"]), "quote": mine["quote"]}
     pred = prediction or {}
     return {"cocreation": None, "sector": pred.get("sector"), "type": pred.get("type"), "borderline": False, "note": ""}
 
@@ -171,6 +161,7 @@ def decide(article_id: int):
     if error:
         return render_article(article_id, filters, form, error, 400)
     canonical_id = art.cluster_id
+    label = dataclasses.replace(label, quote=quote_in((c.store.article(canonical_id) or art)["text"], label.quote))
     next_id = c.store.queue_place(analyst, filters, c.threshold, canonical_id, counted=False).next_id
     prediction = c.store.newest_prediction(canonical_id)
     record_decision(c.store, canonical_id, analyst, label, codebook_version=c.codebook.version,
@@ -186,7 +177,7 @@ def _posted_form() -> dict:
     return {"cocreation": {"1": 1, "0": 0}.get(f.get("cocreation", "")), "sector": f.get("sector") or None,
             "type": f.get("type") or None, "borderline": f.get("borderline") == "1",
             "note": _clean_note(f.get("note", "")), "lesson": _clean_note(f.get("lesson", ""))[:1000],
-            "private": f.get("private") == "1"}
+            "private": f.get("private") == "1", "quote": " ".join(_clean_note(f.get("quote", "")).split())[:1000]}
 
 
 def _clean_note(note: str) -> str:
@@ -205,7 +196,15 @@ def _label_from(form: dict) -> tuple[Label | None, str]:
     if form["cocreation"] and form["type"] not in book.types:
         return None, "A yes needs a type: press Shift+1-5."
     return Label(bool(form["cocreation"]), form["sector"], form["type"], form["borderline"], form["note"],
-                 form.get("lesson", ""), form.get("private", False)), ""
+                 form.get("lesson", ""), form.get("private", False), form.get("quote", "")), ""
+
+
+def quote_in(text: str, quote: str) -> str:
+    """Return the chosen quote when it is a piece of the article's text (white space aside), else ''.
+
+    The quote goes out under the article's name, so a posted one that the article does not say is dropped.
+    """
+    return quote if quote and quote in " ".join(text.split()) else ""
 
 
 def _describe(label: Label) -> str:
@@ -216,7 +215,7 @@ def _describe(label: Label) -> str:
 
 @bp.post("/undo")
 def undo():
-    """Append an undo of the analyst's newest decision and return to that article."""
+    """Append an undo of the analyst's newest decision or settle and go back to it, its values in the form."""
     c, analyst = ctx(), current_analyst()
     filters = queries.QueueFilters.from_args(request.args)
     only = _form_article_id()
@@ -224,8 +223,25 @@ def undo():
     if undone is None:
         flash("Nothing to undo.", "info")
         return redirect(url_for("review.queue", **filters.as_args()))
-    flash(f"Undone: your last decision on #{undone}.", "saved")
-    return redirect(url_for("review.article", article_id=undone, **filters.as_args()))
+    if undone.action == "settle":
+        flash(f"Undone: your settle of #{undone.article_id}. Settle it again below.", "saved")
+        session[RESTORED_FORM] = {"article_id": undone.article_id, "event_id": undone.id}
+        return redirect(url_for("review.settle", article_id=undone.article_id))
+    flash(f"Undone: your last decision on #{undone.article_id}.", "saved")
+    # The form shows the decision just undone (note, lesson, private mark included), as Prodigy's undo does:
+    # the analyst corrects it rather than starting again from the model's prefill.
+    session[RESTORED_FORM] = {"article_id": undone.article_id, "event_id": undone.id}  # an id: a note outgrows a cookie
+    return redirect(url_for("review.article", article_id=undone.article_id, **filters.as_args()))
+
+
+def restored_form(article_id: int) -> dict | None:
+    """Return (once) the form values of the decision or settle the analyst just undid on this article, else None."""
+    restored = session.get(RESTORED_FORM)
+    if not restored or restored.get("article_id") != article_id:
+        return None
+    session.pop(RESTORED_FORM)
+    event = next((e for e in article_history(ctx().store, article_id) if e.id == restored.get("event_id")), None)
+    return _form_defaults(event, None) if event is not None and event.analyst == current_analyst() else None
 
 
 def _form_article_id() -> int | None:
@@ -246,7 +262,7 @@ def history(article_id: int):
     canonical_id = art.cluster_id
     events = article_history(c.store, canonical_id)
     per_article = c.store.decisions_by_article([canonical_id]).get(canonical_id, {})
-    shown = events if others_visible(per_article) else [e for e in events if e.analyst == current_analyst()]
+    shown = visible_events(events, per_article)
     return render_template("history.html", article=art, canonical_id=canonical_id, events=shown,
                            hidden=len(events) - len(shown))
 
@@ -267,6 +283,9 @@ def agreement_page():
     """Show kappa per analyst pair, each analyst's progress and the disagreements, each linking to its settle screen."""
     c = ctx()
     found, decisions, settles = _disagreement_list()
+    # Blind review: the list shows only the disagreements this analyst may see (a lead: all; others: their own).
+    shown = visible_clusters(decisions, [d["article_id"] for d in found], settling=True)
+    found = [d for d in found if d["article_id"] in shown]
     ids = [d["article_id"] for d in found]
     titles, histories = c.store.article_titles(ids), c.store.review_history(ids)
     refusals = {i: _settle_refusal(i, decisions.get(i, {}), histories.get(i, [])) for i in ids}
@@ -304,6 +323,10 @@ def render_settle(article_id: int, form: dict | None = None, error: str = "", st
     canonical_id = art.cluster_id
     found, decisions, settles = _disagreement_list()
     per_article = decisions.get(canonical_id, {})
+    if not others_visible(per_article, settling=True):
+        message = (f"The decisions on #{canonical_id} stay hidden until you decide it yourself (blind review); "
+                   "settling is for a lead.")
+        return render_template("error.html", code=403, message=message), 403
     prediction = c.store.newest_prediction(canonical_id)
     head = c.store.article(canonical_id) or art
     prev_id, next_id, position = _neighbours([d["article_id"] for d in found], canonical_id)
@@ -311,7 +334,8 @@ def render_settle(article_id: int, form: dict | None = None, error: str = "", st
         "settle.html", article=head, canonical_id=canonical_id, decisions=[per_article[n] for n in sorted(per_article)],
         settle=settles.get(canonical_id), quote=best_quote(head["text"], prediction.evidence if prediction else []),
         prediction=prediction, suggestion=best_labels(prediction), error=error,
-        form=form or {"sector": None, "type": None, "borderline": False, "note": ""},  # nothing preselected
+        # Nothing preselected, unless the lead just undid a settle here: then its values, to correct them.
+        form=form or restored_form(canonical_id) or {"sector": None, "type": None, "borderline": False, "note": ""},
         refusal=_settle_refusal(canonical_id, per_article, article_history(c.store, canonical_id)),
         prev_id=prev_id, next_id=next_id, position=position, open_count=sum(not d["settled"] for d in found),
     ), status
@@ -342,6 +366,7 @@ def settle_article(article_id: int):
     if error:
         return render_settle(article_id, form, f"Not settled: {error}", 400)
     prediction = c.store.newest_prediction(canonical_id)
+    label = dataclasses.replace(label, quote=quote_in((c.store.article(canonical_id) or art)["text"], label.quote))
     record_settle(c.store, canonical_id, analyst, label, codebook_version=c.codebook.version,
                   model_version=prediction["model_version"] if prediction else None)
     flash(f"Settled #{canonical_id}: {_describe(label)}.", "saved")

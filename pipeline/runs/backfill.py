@@ -162,6 +162,7 @@ def dask_client(options: BackfillOptions):
     """Yield a Dask client: of the scheduler at options.scheduler, else of a LocalCluster of worker processes."""
     from dask.distributed import Client
 
+    follow_pipeline_log_level()
     if options.scheduler:
         try:
             client = Client(options.scheduler, timeout="30s")
@@ -182,9 +183,23 @@ def local_cluster(workers: int):
     from dask.distributed import LocalCluster
 
     # One thread per process: extraction and scoring hold the GIL. The config reaches the workers at spawn.
+    # silence_logs: the worker processes' own log handlers show what the pipeline's level shows (WARNING unless -v).
     with dask.config.set(CLUSTER_CONFIG), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                      dashboard_address=":0") as cluster:
+                                                      dashboard_address=":0",
+                                                      silence_logs=follow_pipeline_log_level()) as cluster:
         yield cluster
+
+
+def follow_pipeline_log_level() -> int:
+    """Set Dask's `distributed` loggers to the level the pipeline logs at (WARNING unless `radar -v`); return it."""
+    # Importing distributed sets its logger to INFO (its `logging` config); with the CLI's root handler in place,
+    # those lines (scheduler at, nanny started, client removed: about fifteen per run) reach stderr on every
+    # backfill. They are the cluster's upkeep, worth reading only when asked for with -v or -vv.
+    import distributed  # noqa: F401  (its import configures its loggers; this call must come after)
+
+    level = logging.getLogger("pipeline").getEffectiveLevel()
+    logging.getLogger("distributed").setLevel(level)
+    return level
 
 
 def run_backfill(settings: Settings, patterns: list[str], options: BackfillOptions) -> BackfillReport:

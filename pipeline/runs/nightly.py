@@ -59,6 +59,7 @@ class RunReport:
     failed_first_try: int = 0  # failures of items never tried before; retries of old failures do not fail a run
     articles_deferred: int = 0  # items left for the next run because the article stage reached its deadline
     submissions: dict[str, int] = field(default_factory=dict)  # readers' submissions by outcome (stored, joined...)
+    submissions_purged: int = 0  # submissions whose name, e-mail and address code passed submission_retention
     durations: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -120,6 +121,8 @@ def run_nightly(settings: Settings) -> RunReport:
 
 def run_stages(store: Store, report: RunReport, settings: Settings) -> None:
     """Run the numbered stages in order, timing each."""
+    # First: what the public form promises readers must not wait on a feed list or a fetch that fails.
+    _timed(report, "0_purge", lambda: purge_submissions(store, report, settings))
     configs = load_feed_list(settings.feeds_file)
     client = HttpClient(settings)
     try:
@@ -313,6 +316,13 @@ def fetch_submissions(store: Store, report: RunReport, settings: Settings) -> No
     report.submissions = process_submissions(store, settings, report.run_id)
 
 
+def purge_submissions(store: Store, report: RunReport, settings: Settings) -> None:
+    """Wipe the personal fields of submissions older than submission_retention, as the public form promises."""
+    from pipeline.public.submissions import purge_expired_personal
+
+    report.submissions_purged = purge_expired_personal(store, settings)
+
+
 # -- stage 3: scoring ---------------------------------------------------------
 def score_new_articles(store: Store, report: RunReport, settings: Settings) -> None:
     """Score and flag every article the current model has not scored; without a model, say so.
@@ -343,6 +353,8 @@ def score_new_articles(store: Store, report: RunReport, settings: Settings) -> N
                       **score_stored_articles(store, scorer, report.run_id)}
     # The queue lists stories (near-duplicate clusters), so the report counts them beside the articles.
     report.scoring["flagged_stories"] = store.flagged_counts(report.run_id)[0]
+    # What the queue holds now, readers' submissions included (they are queued whatever their score).
+    report.scoring["queued_stories"], report.scoring["submitted_stories"] = store.queued_counts()
 
 
 def summarise(report: RunReport) -> str:
@@ -365,6 +377,7 @@ def summarise(report: RunReport) -> str:
             lines.append(f"  {label} {reason}: {n}")
     if report.submissions:
         lines.append("Submissions: " + ", ".join(f"{n} {k}" for k, n in sorted(report.submissions.items())))
+    lines.append(f"Submissions purged (name, e-mail, address code past retention): {report.submissions_purged}")
     if report.scoring.get("failed"):
         lines.append(f"Scoring: FAILED ({report.scoring['failed']})")
     elif report.scoring.get("skipped"):
@@ -373,6 +386,10 @@ def summarise(report: RunReport) -> str:
         flagged = flagged_phrase(report.scoring.get("flagged_stories", 0), report.scoring["flagged"])
         lines.append(f"Scoring: {report.scoring['scored']} scored, {flagged} for review, "
                      f"{report.scoring.get('score_failed', 0)} failed (model {report.scoring['model_version']})")
+        if "queued_stories" in report.scoring:
+            queued, sent_in = report.scoring["queued_stories"], report.scoring["submitted_stories"]
+            lines.append(f"Queue: {queued} {'story' if queued == 1 else 'stories'} in all, "
+                         f"{sent_in} of them sent in by readers")
     lines.append("Durations: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.durations.items()))
     return "\n".join(lines)
 

@@ -53,7 +53,7 @@ class Store(FeedStore, ArticleStore, ReviewStore, QueueStore, SubmissionStore, B
 def open_store(settings: Settings, *, cached_statements: int | None = None) -> Store:
     """Open the configured database and migrate it forward (what every command that reads or writes it does)."""
     store = Store(settings.effective_database_url, max_text_chars=settings.max_text_chars,
-                  cached_statements=cached_statements)
+                  cached_statements=cached_statements, min_reviews=settings.min_reviews)
     try:
         store.migrate()
     except Exception:

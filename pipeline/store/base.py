@@ -129,14 +129,19 @@ def _open_advice(reason: str) -> str:
 class StoreBase:
     """The engine, the schema's migrations and the run log: what every part of the store stands on."""
 
-    def __init__(self, url: str, max_text_chars: int = MAX_TEXT_CHARS, *, cached_statements: int | None = None):
-        """Open a database by URL; cached_statements caps the prepared statements kept per SQLite connection."""
+    def __init__(self, url: str, max_text_chars: int = MAX_TEXT_CHARS, *, cached_statements: int | None = None,
+                 min_reviews: int | None = None):
+        """Open a database by URL; cached_statements caps the prepared statements kept per SQLite connection.
+
+        min_reviews is how many agreeing analysts make a label final (None: labels.required_reviews decides).
+        """
         self.url = url
         try:
             self.engine = create_store_engine(url, cached_statements=cached_statements)
         except (OSError, ImportError, SQLAlchemyError) as exc:  # folder not creatable, bad URL, driver missing
             raise _open_error(url, exc) from exc
         self.max_text_chars = max_text_chars  # every stored text and summary is cut to this (see cap_text)
+        self.min_reviews = min_reviews
         self._holds_writers_lock = False  # set while writers_lock() holds the lock for this store's calls
 
     def close(self) -> None:

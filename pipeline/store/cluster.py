@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from pipeline import labels
@@ -118,10 +118,26 @@ def _current_reviews(conn: Connection, article_ids: Iterable[int] | None = None)
     return [as_record(ReviewEvent, row) for chunk in chunks for row in conn.execute(query(chunk)).mappings()]
 
 
+def queued_cluster():
+    """Return the condition of a cluster the queue shows: flagged, or submitted by a reader whatever its score."""
+    return or_(clusters.c.flagged == 1, clusters.c.submitted == 1)
+
+
+def _settles_in_force(article_ids: list[int] | None = None):
+    # The newest settle event per article, when it carries a decision: a lead's undo of the only settle is a
+    # settle event without one (labels.newest_settle reads events the same way).
+    newest = select(func.max(reviews.c.id)).where(reviews.c.action == "settle")
+    if article_ids is not None:
+        newest = newest.where(reviews.c.article_id.in_(article_ids))
+    return select(reviews).where(reviews.c.id.in_(newest.group_by(reviews.c.article_id)),
+                                 reviews.c.cocreation.is_not(None))
+
+
 def _settled_among(conn: Connection, article_ids: list[int]) -> set[int]:
-    # The given articles that carry a settle event: their final label is fixed, so they are not disputed.
-    query = select(reviews.c.article_id).where(reviews.c.action == "settle", reviews.c.article_id.in_(article_ids))
-    return set(conn.execute(query.distinct()).scalars()) if article_ids else set()
+    # The given articles with a settle in force: their final label is fixed, so they are not disputed.
+    if not article_ids:
+        return set()
+    return set(conn.execute(select(_settles_in_force(article_ids).subquery().c.article_id)).scalars())
 
 
 def _cluster_rows(conn: Connection, ids: list[int]) -> list[dict]:

@@ -87,7 +87,8 @@ def _migrate_to_10(conn: Connection) -> None:
 
 # Columns that migrations after 7 add to the tables the store's cluster code reads and writes.
 LATER_COLUMNS = {
-    "reviews": {"lesson": "TEXT NOT NULL DEFAULT ''", "private": "INTEGER NOT NULL DEFAULT 0"},  # schema 10
+    "reviews": {"lesson": "TEXT NOT NULL DEFAULT ''", "private": "INTEGER NOT NULL DEFAULT 0",  # schema 10
+                "quote": "TEXT NOT NULL DEFAULT ''"},  # schema 14
     "clusters": {"flagged_articles": "INTEGER NOT NULL DEFAULT 0", "submitted": "INTEGER NOT NULL DEFAULT 0"},  # 9, 10
 }
 
@@ -139,10 +140,30 @@ def _migrate_to_13(conn: Connection) -> None:
     metadata.create_all(conn, tables=[form_nonces])
 
 
+def _migrate_to_14(conn: Connection) -> None:
+    # The quote an analyst chose for an example (issue 21). Then, on SQLite, which cannot add AUTOINCREMENT to a
+    # table: rebuild submissions with it, rows and ids kept. The indexes go first (a renamed table keeps their
+    # names) and come back on the new table.
+    _add_missing(conn, "reviews", {"quote": LATER_COLUMNS["reviews"]["quote"]})
+    if conn.dialect.name != "sqlite":
+        return
+    own = [index for index in SUBMISSION_INDEXES if index.table is submissions]
+    for index in own:
+        conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{index.name}"')
+    conn.exec_driver_sql("ALTER TABLE submissions RENAME TO submissions_before_14")
+    submissions.create(conn)
+    names = ", ".join(f'"{c.name}"' for c in submissions.columns)
+    conn.exec_driver_sql(f"INSERT INTO submissions ({names}) SELECT {names} FROM submissions_before_14")
+    conn.exec_driver_sql("DROP TABLE submissions_before_14")
+    for index in own:
+        index.create(conn, checkfirst=True)
+
+
 # Forward migrations in order; entry i brings the schema from version i to i + 1.
 MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4, _migrate_to_5,
                                                   _migrate_to_6, _migrate_to_7, _migrate_to_8, _migrate_to_9,
-                                                  _migrate_to_10, _migrate_to_11, _migrate_to_12, _migrate_to_13]
+                                                  _migrate_to_10, _migrate_to_11, _migrate_to_12, _migrate_to_13,
+                                                  _migrate_to_14]
 SCHEMA_VERSION = len(MIGRATIONS)
 CLUSTERS_SINCE = MIGRATIONS.index(_migrate_to_7) + 1  # the version whose migration adds the cluster table
 FLAGGED_ARTICLES_SINCE = MIGRATIONS.index(_migrate_to_9) + 1  # the version that counts flagged articles per cluster

@@ -9,7 +9,7 @@ from sqlalchemy import Integer, and_, case, exists, false, func, literal, or_, s
 from sqlalchemy.engine import Connection
 
 from pipeline.records import Cluster, QueueFilters, QueuePlace
-from pipeline.store.cluster import _clusters_by_ids
+from pipeline.store.cluster import _clusters_by_ids, queued_cluster
 from pipeline.store.schema import (
     SEARCH_TABLE, SEARCH_VECTOR, articles, clusters, duplicates, predictions, reviews, skips
 )
@@ -72,7 +72,10 @@ class QueueStore:
             return [name for name in names if conn.execute(_flagged_outlet(name)).first() is not None]
 
     def review_progress(self, analyst: str, today: str) -> dict:
-        """Count the analyst's reviewed and remaining flagged clusters, on `today` (ISO date) and overall."""
+        """Count the analyst's reviewed and remaining queued stories, on `today` (ISO date) and overall.
+
+        Queued is what the queue shows: flagged clusters and those a reader submitted, whatever their score.
+        """
         newest = (select(reviews.c.article_id, func.max(reviews.c.id).label("last"))
                   .where(reviews.c.analyst == analyst, reviews.c.action != "settle")
                   .group_by(reviews.c.article_id).subquery())
@@ -80,16 +83,23 @@ class QueueStore:
         mine = (select(func.count(), today_case)
                 .select_from(newest.join(reviews, reviews.c.id == newest.c.last)
                              .join(clusters, clusters.c.cluster_id == newest.c.article_id))
-                .where(reviews.c.cocreation.is_not(None), clusters.c.flagged == 1))
-        # From the analyst's few parked rows, not from every flagged cluster.
+                .where(reviews.c.cocreation.is_not(None), queued_cluster()))
+        # From the analyst's few parked rows, not from every queued cluster.
         parked = (select(func.count()).select_from(skips.join(clusters, clusters.c.cluster_id == skips.c.cluster_id))
-                  .where(skips.c.analyst == analyst, clusters.c.flagged == 1, ~_has_decision(analyst)))
+                  .where(skips.c.analyst == analyst, queued_cluster(), ~_has_decision(analyst)))
         with self.engine.connect() as conn:
             flagged, flagged_articles = _flagged_counts(conn)
+            queued, submitted = _queued_counts(conn)
             reviewed, reviewed_today = conn.execute(mine).one()
             skipped = conn.execute(parked).scalar()
-        return {"flagged": flagged, "flagged_articles": flagged_articles, "reviewed": reviewed,
-                "remaining": flagged - reviewed, "skipped": skipped, "reviewed_today": reviewed_today or 0}
+        return {"flagged": flagged, "flagged_articles": flagged_articles, "queued": queued, "submitted": submitted,
+                "reviewed": reviewed, "remaining": queued - reviewed, "skipped": skipped,
+                "reviewed_today": reviewed_today or 0}
+
+    def queued_counts(self) -> tuple[int, int]:
+        """Return (stories in the queue, those among them readers sent in that the model did not flag)."""
+        with self.engine.connect() as conn:
+            return _queued_counts(conn)
 
     def flagged_counts(self, run_id: int | None = None) -> tuple[int, int]:
         """Return (stories, articles) flagged: in the queue now, or by the predictions of one run.
@@ -153,7 +163,7 @@ def _search_matches(dialect: str, words: list[str]):
 
 def _queue_where(analyst: str, f: QueueFilters, dialect: str = "sqlite") -> list:
     c = clusters.c
-    where = [or_(c.flagged == 1, c.submitted == 1)]  # a reader's submission is queued whatever its score
+    where = [queued_cluster()]  # a reader's submission is queued whatever its score
     if f.origin == "submission":
         where.append(c.submitted == 1)
     if f.search:
@@ -231,6 +241,13 @@ def _first_id(conn: Connection, where: list, key: tuple[Any, bool], *, ascending
     forward = descending != ascending
     order = (expr.asc(), clusters.c.cluster_id.asc()) if forward else (expr.desc(), clusters.c.cluster_id.desc())
     return conn.execute(select(clusters.c.cluster_id).where(*where).order_by(*order).limit(1)).scalar()
+
+
+def _queued_counts(conn: Connection) -> tuple[int, int]:
+    # Stories in the queue, and those among them a reader submitted without the model flagging them.
+    query = select(func.count(), func.coalesce(func.sum(case((clusters.c.flagged == 0, 1), else_=0)), 0))
+    queued, submitted_only = conn.execute(query.where(queued_cluster())).one()
+    return queued, int(submitted_only)
 
 
 def _flagged_counts(conn: Connection) -> tuple[int, int]:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from pipeline import labels
@@ -14,7 +14,7 @@ from pipeline.chars import xml_safe
 from pipeline.errors import StoreError
 from pipeline.records import FinalLabel, ReviewEvent
 from pipeline.store.base import _chunks, as_record, now_iso
-from pipeline.store.cluster import _current_reviews, _settled_among
+from pipeline.store.cluster import _current_reviews, _settled_among, _settles_in_force, queued_cluster
 from pipeline.store.schema import analysts, clusters, reviews, skips
 
 
@@ -35,24 +35,29 @@ class ReviewStore:
         return result
 
     def settle_events(self) -> list[ReviewEvent]:
-        """Return the newest settle event of every settled article."""
-        newest = select(func.max(reviews.c.id)).where(reviews.c.action == "settle").group_by(reviews.c.article_id)
+        """Return the settle in force of every settled article (its newest settle event, when not undone)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(reviews).where(reviews.c.id.in_(newest))).mappings().all()
+            rows = conn.execute(_settles_in_force()).mappings().all()
         return [as_record(ReviewEvent, row) for row in rows]
 
     def settled_article_ids(self) -> set[int]:
-        """Return the ids of articles that carry a settle event."""
-        query = select(reviews.c.article_id).where(reviews.c.action == "settle").distinct()
+        """Return the ids of articles with a settle in force."""
+        return {event.article_id for event in self.settle_events()}
+
+    def required_reviews(self) -> int:
+        """Return how many agreeing analysts make a label final here (the min_reviews option, see labels)."""
         with self.engine.connect() as conn:
-            return set(conn.execute(query).scalars())
+            registered = conn.execute(select(func.count()).select_from(analysts)
+                                      .where(analysts.c.disabled == 0)).scalar()
+        return labels.required_reviews(self.min_reviews, registered)
 
     def final_labels(self) -> dict[int, FinalLabel]:
         """Return the final label per article with its provenance (see labels.final_label).
 
-        Articles whose analysts disagree and that nobody settled are left out: they are not final.
+        Articles fewer than required_reviews() analysts decided, or whose analysts disagree, and that nobody
+        settled are left out: they are not final. Export, digest, publish, load_dataset and training all ask here.
         """
-        return labels.final_labels(self.current_reviews(), self.settle_events())
+        return labels.final_labels(self.current_reviews(), self.settle_events(), self.required_reviews())
 
     def review_history(self, article_ids: Iterable[int]) -> dict[int, list[ReviewEvent]]:
         """Return every review event of the given articles, oldest first, per article."""
@@ -65,11 +70,9 @@ class ReviewStore:
         return result
 
     def latest_settle(self, article_id: int) -> ReviewEvent | None:
-        """Return the newest settle event of an article, or None."""
-        query = (select(reviews).where(reviews.c.article_id == article_id, reviews.c.action == "settle")
-                 .order_by(reviews.c.id.desc()).limit(1))
+        """Return the settle in force of an article (its newest settle event, when not undone), or None."""
         with self.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
+            row = conn.execute(_settles_in_force([article_id])).mappings().first()
         return as_record(ReviewEvent, row) if row else None
 
     def append_decision(self, article_id: int, analyst: str, label: dict, *, model_version: str | None,
@@ -83,7 +86,7 @@ class ReviewStore:
         return event_id
 
     def append_undo(self, analyst: str, codebook_version: str, article_id: int | None = None) -> ReviewEvent | None:
-        """Append an undo of the analyst's newest decision not undone yet; return the decision undone, or None."""
+        """Append an undo of the analyst's newest decision or settle not undone yet; return the event undone, or None."""
         with self.engine.begin() as conn:
             target = _undo_target(conn, analyst, article_id)
             if target is not None:
@@ -183,7 +186,7 @@ class ReviewStore:
 
     # -- settle and agreement (issue 11) --
     def analyst_progress(self, today: str) -> list[dict]:
-        """Count per analyst the flagged stories decided, decided on `today` (ISO date) and still disputed.
+        """Count per analyst the queued stories decided, decided on `today` (ISO date) and still disputed.
 
         Every enabled registered analyst is listed, also with nothing decided yet; flagged is the same for all.
         """
@@ -193,9 +196,10 @@ class ReviewStore:
         query = (select(newest.c.analyst, func.count(), decided_today, func.sum(clusters.c.disputed))
                  .select_from(newest.join(reviews, reviews.c.id == newest.c.last)
                               .join(clusters, clusters.c.cluster_id == reviews.c.article_id))
-                 .where(reviews.c.cocreation.is_not(None), clusters.c.flagged == 1).group_by(newest.c.analyst))
+                 .where(reviews.c.cocreation.is_not(None), queued_cluster()).group_by(newest.c.analyst))
         with self.engine.connect() as conn:
-            flagged = conn.execute(select(func.count()).select_from(clusters).where(clusters.c.flagged == 1)).scalar()
+            # Queued stories, as the queue shows them: flagged ones and those readers submitted.
+            flagged = conn.execute(select(func.count()).select_from(clusters).where(queued_cluster())).scalar()
             counts = {row[0]: row[1:] for row in conn.execute(query)}
             registered = conn.execute(select(analysts.c.name).where(analysts.c.disabled == 0)).scalars().all()
         rows = {name: counts.get(name, (0, 0, 0)) for name in sorted(set(counts) | set(registered))}
@@ -203,7 +207,7 @@ class ReviewStore:
                  "disputed": int(disputed or 0)} for name, (decided, today_n, disputed) in rows.items()]
 
 
-STATE_FIELDS = ("cocreation", "sector", "type", "borderline", "note", "lesson", "private")
+STATE_FIELDS = ("cocreation", "sector", "type", "borderline", "note", "lesson", "private", "quote")
 
 
 def _analyst_state(conn: Connection, article_id: int, analyst: str) -> dict:
@@ -220,16 +224,17 @@ def _analyst_state(conn: Connection, article_id: int, analyst: str) -> dict:
 
 def _append_review(conn: Connection, *, previous: dict, **values: Any) -> int:
     # Notes and lessons reach the digest and the public pages: no character XML or HTML forbids.
-    cleaned = {key: xml_safe(values[key]) for key in ("note", "lesson") if isinstance(values.get(key), str)}
+    cleaned = {key: xml_safe(values[key]) for key in ("note", "lesson", "quote") if isinstance(values.get(key), str)}
     row = {**values, **cleaned, "previous": json.dumps(previous, ensure_ascii=False), "created_at": now_iso()}
     return conn.execute(insert(reviews).values(**row)).inserted_primary_key[0]
 
 
 def _undo_target(conn: Connection, analyst: str, article_id: int | None) -> ReviewEvent | None:
-    # Undo works as a stack: each undo takes back the newest decision that no undo has taken back yet.
+    # Undo works as a stack: each undo takes back the analyst's newest decision or settle that no undo has taken
+    # back yet. An undo of a settle is itself a settle event (with undoes_id), never a target of its own.
     undone = select(reviews.c.undoes_id).where(reviews.c.analyst == analyst, reviews.c.undoes_id.is_not(None))
-    query = select(reviews).where(reviews.c.analyst == analyst, reviews.c.action == "decide",
-                                  reviews.c.id.not_in(undone))
+    own = or_(reviews.c.action == "decide", and_(reviews.c.action == "settle", reviews.c.undoes_id.is_(None)))
+    query = select(reviews).where(reviews.c.analyst == analyst, own, reviews.c.id.not_in(undone))
     if article_id is not None:
         query = query.where(reviews.c.article_id == article_id)
     row = conn.execute(query.order_by(reviews.c.id.desc()).limit(1)).mappings().first()
@@ -237,16 +242,30 @@ def _undo_target(conn: Connection, analyst: str, article_id: int | None) -> Revi
 
 
 def _append_undo(conn: Connection, analyst: str, target: ReviewEvent, codebook_version: str) -> None:
-    # The undo event restores the state the undone decision replaced, and says which decision it undoes.
-    restored = target.previous
+    # The undo event restores the state the undone event replaced, and says which event it undoes. A decision's
+    # state is the analyst's own label before it; a settle's is the settle in force before it, if any.
+    if target.action == "settle":
+        restored, action, previous = _settle_before(conn, target), "settle", target.previous
+    else:
+        restored, action, previous = target.previous, "undo", _analyst_state(conn, target.article_id, analyst)
     _append_review(
-        conn, article_id=target.article_id, analyst=analyst, action="undo",
+        conn, article_id=target.article_id, analyst=analyst, action=action,
         cocreation=restored.get("cocreation"), sector=restored.get("sector"), type=restored.get("type"),
         borderline=int(restored.get("borderline") or 0), note=restored.get("note") or "",
         lesson=restored.get("lesson") or "", private=int(restored.get("private") or 0),
-        previous=_analyst_state(conn, target.article_id, analyst), undoes_id=target.id,
-        model_version=target.model_version, codebook_version=codebook_version)
+        quote=restored.get("quote") or "", previous=previous, undoes_id=target.id, model_version=target.model_version,
+        codebook_version=codebook_version)
     _refresh_dispute(conn, target.article_id)
+
+
+def _settle_before(conn: Connection, target: ReviewEvent) -> dict:
+    # The label of the newest settle event before the target (an earlier settle, or an undo back to one).
+    row = conn.execute(
+        select(reviews).where(reviews.c.article_id == target.article_id, reviews.c.action == "settle",
+                              reviews.c.id < target.id)
+        .order_by(reviews.c.id.desc()).limit(1)
+    ).mappings().first()
+    return {k: row[k] for k in STATE_FIELDS} if row is not None and row["cocreation"] is not None else {}
 
 
 def _refresh_dispute(conn: Connection, article_id: int) -> None:

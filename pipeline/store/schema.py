@@ -167,6 +167,7 @@ reviews = Table(
     # For the public collection (schema of _migrate_to_10): what readers learn from it, and "never publish".
     Column("lesson", Text, nullable=False, default=""),
     Column("private", Integer, nullable=False, default=0),
+    Column("quote", Text, nullable=False, default=""),  # the sentence the analyst chose to quote ('' = the model's)
 )
 
 # Analysts with their own access token, for an app served to others. Only a hash of the token is kept;
@@ -241,6 +242,9 @@ submissions = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("article_id", Integer, ForeignKey("articles.id")),
     Column("processed_at", String(40)),
+    # AUTOINCREMENT: SQLite would give a deleted submission's id to the next one, and the audit trail names
+    # submissions by id (schema 14). PostgreSQL's sequences never reuse one.
+    sqlite_autoincrement=True,
 )
 
 # Indexes of the review queue, article page and decision (schema version 7).

@@ -53,8 +53,55 @@
       case "e": var note = document.getElementById("note"); if (note) { note.focus(); } return true;
       case "h": go("history-link"); return true;
       case "s": var skip = document.getElementById("skip-article"); if (skip) { skip.requestSubmit(); } return true;
+      case "c": nextKeySentence(); return true;
     }
     return false;
+  }
+
+  // -- the quote for the collection: c cycles through the key sentences, a click picks the sentence clicked --
+  var keySentenceIndex = -1;
+
+  function chooseQuote(sentence) {
+    var field = document.getElementById("quote");
+    var shown = document.getElementById("chosen-quote");
+    if (!field || !shown || !sentence) { return; }
+    field.value = sentence.replace(/\s+/g, " ").trim();
+    shown.textContent = field.value;
+    shown.classList.add("chosen");
+  }
+
+  function nextKeySentence() {
+    var box = document.getElementById("quote-choice");
+    var sentences = box ? JSON.parse(box.dataset.keySentences || "[]") : [];
+    if (!sentences.length) { return; }
+    keySentenceIndex = (keySentenceIndex + 1) % sentences.length;
+    chooseQuote(sentences[keySentenceIndex]);
+  }
+
+  function sentenceAt(container, event) {
+    // The sentence around the clicked character: from the end of the previous sentence to the end of this one.
+    var caret = document.caretRangeFromPoint ? document.caretRangeFromPoint(event.clientX, event.clientY) : null;
+    if (!caret || !container.contains(caret.startContainer)) { return ""; }
+    var walker = document.createTreeWalker(container, NodeFilter.SHOW_TEXT);
+    var offset = 0;
+    while (walker.nextNode() && walker.currentNode !== caret.startContainer) { offset += walker.currentNode.length; }
+    offset += caret.startOffset;
+    var text = container.textContent;
+    var start = offset;
+    while (start > 0 && !/[.!?\n]/.test(text[start - 1])) { start -= 1; }
+    var end = offset;
+    while (end < text.length && !/[.!?\n]/.test(text[end])) { end += 1; }
+    if (end < text.length && text[end] !== "\n") { end += 1; }
+    return text.slice(start, end).trim();
+  }
+
+  function startQuoteChoice() {
+    var container = document.getElementById("article-text");
+    if (!container || !document.getElementById("quote")) { return; }
+    container.addEventListener("click", function (event) {
+      if (window.getSelection && String(window.getSelection()).length) { return; }  // selecting text, not choosing
+      chooseQuote(sentenceAt(container, event));
+    });
   }
 
   // -- the queue's own keys: select (x), skip for now / unpark (s), bulk no (n), search (/) --
@@ -164,5 +211,6 @@
     var open = document.getElementById("help-open");
     if (open) { open.addEventListener("click", toggleHelp); }
     if (document.body.dataset.page === "queue") { startQueue(); }
+    if (document.body.dataset.page === "article") { startQuoteChoice(); }
   });
 })();
