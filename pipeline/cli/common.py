@@ -115,6 +115,18 @@ def _with_store(ctx: typer.Context, config: Path | None, action, opener=None):
         _fail(exc)
 
 
+def _serve_then_close(store, host: str, port: int, run) -> None:
+    """Run a web app's serve call on an open store and close the store after; a refused bind is one line."""
+    try:
+        run()
+    except RadarError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(RadarError(f"cannot serve on {host}:{port}: {exc}; choose another --port"))
+    finally:
+        store.close()
+
+
 def _with_existing_store(ctx: typer.Context, config: Path | None, action):
     """Return `action(store)` for a read-only command, never creating a missing database (see _open_existing_store)."""
     return _with_store(ctx, config, action, opener=_open_existing_store)

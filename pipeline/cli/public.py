@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.common import ConfigOption, _fail, _open_existing_store, _open_store, _settings, _with_store
+from pipeline.cli.common import (
+    ConfigOption, _fail, _open_existing_store, _open_store, _serve_then_close, _settings, _with_store,
+)
 from pipeline.errors import RadarError
 
 
@@ -52,12 +54,8 @@ def public_cmd(
         store = _open_store(settings)
     except RadarError as exc:
         _fail(exc)
-    try:
-        serve_public(settings, store, host=bind_host, port=bind_port, announce=typer.echo)
-    except OSError as exc:
-        _fail(RadarError(f"cannot serve on {bind_host}:{bind_port}: {exc}; choose another --port"))
-    finally:
-        store.close()
+    _serve_then_close(store, bind_host, bind_port,
+                      lambda: serve_public(settings, store, host=bind_host, port=bind_port, announce=typer.echo))
 
 
 submissions_app = typer.Typer(help="Readers' submissions: list them, forget one, purge personal fields.",

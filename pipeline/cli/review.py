@@ -11,6 +11,7 @@ from pipeline.cli.common import (
     ConfigOption,
     _fail,
     _open_existing_store,
+    _serve_then_close,
     _open_store,
     _settings,
     _with_existing_store,
@@ -47,15 +48,9 @@ def review_cmd(
         store = _open_store(settings, notes)  # the binding check in serve() needs the registered analysts
     except RadarError as exc:
         _fail(exc)
-    try:
-        serve(settings, store, host=bind_host, port=bind_port, analyst=analyst or settings.analyst,
-              announce=lambda text: (typer.echo(text), [typer.echo(note, err=True) for note in notes]))
-    except RadarError as exc:
-        _fail(exc)
-    except OSError as exc:
-        _fail(RadarError(f"cannot serve on {bind_host}:{bind_port}: {exc}; choose another --port"))
-    finally:
-        store.close()
+    _serve_then_close(store, bind_host, bind_port, lambda: serve(
+        settings, store, host=bind_host, port=bind_port, analyst=analyst or settings.analyst,
+        announce=lambda text: (typer.echo(text), [typer.echo(note, err=True) for note in notes])))
 
 
 analysts_app = typer.Typer(help="Analysts' own access tokens for a review app served to others.",

@@ -19,7 +19,9 @@ from pipeline.review.blind import (
 from pipeline.review.blueprint import bp, ctx, current_analyst, is_local_path
 from pipeline.review.context import MAX_ROW_ID
 from pipeline.review.events import Label, article_history, latest_settle, record_decision, record_settle, undo_last
-from pipeline.highlight import KIND_TITLES, best_quote, grouped_evidence, highlight_text
+from pipeline.highlight import (
+    KIND_TITLES, MAX_KEY_SENTENCES, best_quote, grouped_evidence, highlight_text, ranked_sentences,
+)
 from pipeline.review.security import is_token_mode, signed_in_analyst
 from pipeline.dates import nl_datetime
 from pipeline.records import date_problems
@@ -118,9 +120,9 @@ def render_article(article_id: int, filters: queries.QueueFilters, form: dict | 
 
 
 def key_sentences(text: str, evidence: list[dict]) -> list[str]:
-    """Return the key sentences shown on the article, strongest first: what c cycles through as the quote."""
-    spans = sorted(grouped_evidence(text, evidence).get("sentence", []), key=lambda s: -s.get("weight", 0))
-    return [" ".join(text[s["start"]:s["end"]].split()) for s in spans]
+    """Return the key sentences shown on the article, in the quote's ranking: what c cycles through as the quote."""
+    # The ranking best_quote takes its default from, so the first c gives the quote already shown.
+    return [" ".join(text[s["start"]:s["end"]].split()) for s in ranked_sentences(text, evidence)[:MAX_KEY_SENTENCES]]
 
 
 def _form_defaults(mine: dict | None, prediction: dict | None) -> dict:
