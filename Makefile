@@ -5,17 +5,26 @@ BIN := $(VENV)/bin
 DEMO_PORT ?= 8765
 DEMO_CONFIG := data/demo/radar-demo.toml
 
-.PHONY: install demo demo-reset test bench notebooks notebooks-strip clean
+.PHONY: install lock demo demo-reset test screenshots bench notebooks notebooks-strip clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+# The ranges are in pyproject.toml; constraints.txt pins the exact versions every install gets.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/activate
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $@
 
 install: $(VENV)/.installed
+
+# Re-pin constraints.txt to the newest versions pyproject.toml's ranges allow (in a throw-away venv).
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet ".[test]"
+	{ sed -n '1,2p' constraints.txt; .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^cocreatie-radar'; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf .venv-lock build
 
 # Serve the bundled demo site on 127.0.0.1, run the real nightly job against it, show the status, stop the site
 # again and say what to do next. The demo config reads its feeds from data/local/demo/feeds.toml, written here
@@ -47,11 +56,20 @@ demo-reset:
 	rm -rf data/local/demo
 
 # The browser tests drive Debian's chromium (never a browser downloaded by a test tool).
+# The PostgreSQL tests start a throw-away cluster with Debian's server; a skipped browser or postgres test fails
+# the run (tests/conftest.py; RADAR_ALLOW_SKIPS=1 on a machine without them).
 test: install
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	command -v java >/dev/null || (apt-get update && apt-get install -y default-jre-headless)  # the Nu HTML checker
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --dist loadfile  # two processes, each test file on one (its module fixtures once)
+
+# Tests write their screenshots to a temporary folder; this refreshes the README's images in docs/ on purpose.
+screenshots: install
+	RADAR_SCREENSHOT_DIR=$(CURDIR)/docs $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  tests/test_review_browser.py tests/test_digest.py tests/test_submissions.py -k "keyboard_review_flow or chromium_and_screenshot or reader_submits_analyst_accepts"
 
 bench: install
 	$(BIN)/python -m benchmarks.run_all

@@ -1,4 +1,4 @@
-"""The codebook as data (data/codebook.toml): label names, Dutch display names, descriptions and version."""
+"""The codebook as data (pipeline/resources/codebook.toml): label names, Dutch display names, descriptions and version."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from pipeline.errors import ConfigError
+from pipeline.resources import CODEBOOK_FILE
 
-CODEBOOK_PATH = Path(__file__).resolve().parents[1] / "data" / "codebook.toml"
+CODEBOOK_PATH = CODEBOOK_FILE
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,7 @@ def make_demo_server(
     server = ThreadingHTTPServer((host, port), partial(handler, base_url=""))
     server.daemon_threads = True
     bound_host, bound_port = server.server_address[:2]
+    bound_host = str(bound_host)  # an AF_INET server's host is text; typeshed also allows AF_UNIX's bytes
     # A wildcard bind address is not something a client can connect to.
     link_host = "127.0.0.1" if bound_host in ("0.0.0.0", "") else bound_host
     base_url = f"http://{link_host}:{bound_port}"

@@ -21,9 +21,9 @@ def cluster_id_of(article_id: int, canonical_id: int | None) -> int:
     return canonical_id or article_id
 
 
-def label_key(event: ReviewEvent | Mapping) -> tuple:
+def label_key(event: ReviewEvent | FinalLabel) -> tuple:
     """Return what two analysts must share to agree: decision, sector and type."""
-    return event["cocreation"], event["sector"], event["type"]  # records and plain dict rows alike
+    return event.cocreation, event.sector, event.type
 
 
 def current_decisions(events: Iterable[ReviewEvent]) -> dict[str, ReviewEvent]:
@@ -79,10 +79,10 @@ def final_label(article_id: int, decisions: Decisions, settle: ReviewEvent | Non
         return None
     event = settle or rows[-1]
     settled = settle is not None
-    names = {e.analyst for e in rows} | ({settle.analyst} if settled else set())
-    written = [*rows, settle] if settled else rows
+    names = {e.analyst for e in rows} | ({settle.analyst} if settle is not None else set())
+    written = [*rows, settle] if settle is not None else rows
     return FinalLabel(article_id=article_id, event=event, label_source="settled" if settled else "agreed",
-                      analysts=", ".join(sorted(names)), settled_by=settle.analyst if settled else "",
+                      analysts=", ".join(sorted(names)), settled_by=settle.analyst if settle is not None else "",
                       reviewed_at=max([e.created_at for e in rows] + [event.created_at]),
                       # Publishing what one analyst asked to keep private cannot be undone: any one mark counts.
                       marked_private=any(bool(e.private) for e in [*rows, event]),
@@ -179,7 +179,7 @@ def kappa(first: list, second: list) -> float | None:
 AGREEMENT_ASPECTS = ("decision", "sector", "type")
 
 
-def pair_agreement(decisions: Mapping[int, Mapping[str, Mapping]]) -> list[dict]:
+def pair_agreement(decisions: Mapping[int, Decisions]) -> list[dict]:
     """Return, for every pair of analysts, kappa and raw agreement for decision, sector and type.
 
     The one definition the review app's agreement page and notebook 3 share: the decision is compared over
@@ -190,20 +190,20 @@ def pair_agreement(decisions: Mapping[int, Mapping[str, Mapping]]) -> list[dict]
     return [_pair(decisions, a, b) for a, b in combinations(analysts, 2) if _shared(decisions, a, b)]
 
 
-def _shared(decisions: Mapping[int, Mapping[str, Mapping]], a: str, b: str) -> list[tuple[Mapping, Mapping]]:
+def _shared(decisions: Mapping[int, Decisions], a: str, b: str) -> list[tuple[ReviewEvent, ReviewEvent]]:
     return [(per[a], per[b]) for _id, per in sorted(decisions.items()) if a in per and b in per]
 
 
-def _pair(decisions: Mapping[int, Mapping[str, Mapping]], a: str, b: str) -> dict:
+def _pair(decisions: Mapping[int, Decisions], a: str, b: str) -> dict:
     both = _shared(decisions, a, b)
-    positives = [(x, y) for x, y in both if x["cocreation"] and y["cocreation"]]
+    positives = [(x, y) for x, y in both if x.cocreation and y.cocreation]
     return {"pair": (a, b), "n": len(both), "n_positive": len(positives),
             "decision": _aspect(both, "cocreation"), "sector": _aspect(positives, "sector"),
             "type": _aspect(positives, "type")}
 
 
-def _aspect(rows: list[tuple[Mapping, Mapping]], key: str) -> dict:
-    first = [x[key] for x, _ in rows]
-    second = [y[key] for _, y in rows]
+def _aspect(rows: list[tuple[ReviewEvent, ReviewEvent]], key: str) -> dict:
+    first = [getattr(x, key) for x, _ in rows]
+    second = [getattr(y, key) for _, y in rows]
     agreed = sum(p == q for p, q in zip(first, second, strict=True))
     return {"kappa": kappa(first, second), "agreement": agreed / len(rows) if rows else None, "n": len(rows)}

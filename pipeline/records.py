@@ -88,26 +88,8 @@ class Article:
 
 
 # -- records the store returns ---------------------------------------------------------------------------------
-class RowAccess:
-    """Read-only mapping access on a stored record (`row["title"]`), for notebooks and scripts written for dict rows."""
-
-    def __getitem__(self, key: str):
-        try:
-            return getattr(self, key)
-        except AttributeError:
-            raise KeyError(key) from None
-
-    def get(self, key: str, default=None):
-        """Return a field's value, or default when the record has no such field."""
-        return getattr(self, key, default)
-
-    def keys(self) -> list[str]:
-        """Return the field names, so dict(record) and {**record} work."""
-        return [f.name for f in fields(self)]
-
-
 @dataclass(frozen=True)
-class FeedItem(RowAccess):
+class FeedItem:
     """One entry of a feed as the store queued it: the thing the article stage fetches ("item" means only this)."""
 
     id: int
@@ -134,7 +116,7 @@ class FeedItem(RowAccess):
 
 
 @dataclass(frozen=True)
-class StoredArticle(RowAccess):
+class StoredArticle:
     """An article as stored, with the canonical member of its duplicate cluster (None when it heads its own)."""
 
     id: int
@@ -174,7 +156,7 @@ class StoredArticle(RowAccess):
 
 
 @dataclass(frozen=True)
-class ArticleMeta(RowAccess):
+class ArticleMeta:
     """The few fields of an article a list shows (no text)."""
 
     id: int
@@ -186,7 +168,7 @@ class ArticleMeta(RowAccess):
 
 
 @dataclass(frozen=True)
-class Prediction(RowAccess):
+class Prediction:
     """One model's scores for one article, JSON fields decoded."""
 
     id: int
@@ -206,7 +188,7 @@ class Prediction(RowAccess):
 
 
 @dataclass(frozen=True)
-class ReviewEvent(RowAccess):
+class ReviewEvent:
     """One append-only review event: decide, undo or settle; `previous` decoded."""
 
     id: int
@@ -229,7 +211,7 @@ class ReviewEvent(RowAccess):
 
 
 @dataclass(frozen=True)
-class FinalLabel(RowAccess):
+class FinalLabel:
     """The settled label of an article with its provenance: the event that fixed it and who took part."""
 
     article_id: int
@@ -243,7 +225,7 @@ class FinalLabel(RowAccess):
     note: str = ""  # every note of the analysts who took part, with their names (labels.joined_notes)
     quote: str = ""  # the settling lead's chosen quote, else the first an analyst chose (labels.kept_quote)
 
-    # The label itself is the deciding event's; these keep `final["cocreation"]` working as before.
+    # The label itself is the deciding event's; these read it through the final label (final.cocreation).
     cocreation = property(lambda self: self.event.cocreation)
     sector = property(lambda self: self.event.sector)
     type = property(lambda self: self.event.type)
@@ -255,14 +237,6 @@ class FinalLabel(RowAccess):
     codebook_version = property(lambda self: self.event.codebook_version)
     previous = property(lambda self: self.event.previous)
     private = property(lambda self: self.marked_private or bool(self.event.private))
-
-    def keys(self) -> list[str]:
-        """Return the field names and the label's names, so {**final} holds the label too."""
-        return [*super().keys(), *DELEGATED_LABEL_FIELDS]
-
-
-DELEGATED_LABEL_FIELDS = ("cocreation", "sector", "type", "borderline", "action", "analyst", "created_at",
-                          "model_version", "codebook_version", "previous", "private")
 
 
 @dataclass
@@ -339,6 +313,18 @@ def _iso_or_empty(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class QueueMarks:
+    """The marks of a page of queue rows: the clusters a reader sent in and those the analyst parked."""
+
+    submitted: frozenset[int] = frozenset()
+    skipped: frozenset[int] = frozenset()
+
+    def is_submitted(self, cluster_id: int) -> bool:
+        """Tell whether a reader submitted this cluster of the page (its "ingezonden" mark)."""
+        return cluster_id in self.submitted
+
+
+@dataclass(frozen=True)
 class QueuePlace:
     """Where one cluster stands in the filtered queue: its neighbours and its position."""
 
@@ -383,7 +369,7 @@ class ScoreRecord:
 
 
 @dataclass(frozen=True)
-class Submission(RowAccess):
+class Submission:
     """One example a reader sent through the public form, as stored; name and e-mail are never published."""
 
     id: int

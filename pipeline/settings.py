@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pipeline.errors import ConfigError
 from pipeline.records import MAX_TEXT_CHARS
+from pipeline.resources import FEEDS_FILE, MODEL_DIR
 
 log = logging.getLogger(__name__)
 
-# Shipped resources (feed list, models) are found beside the package wherever radar is started from.
+# The checkout a development install runs from; only the shared corpus (training and evaluation, never shipped)
+# is found beside it. The shipped feed list and model come from pipeline.resources.
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
 
@@ -41,7 +44,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("data/local"), description="runtime files: database, lock, caches")
     database_url: str = Field("", description="SQLAlchemy URL; empty means data_dir/radar.db (SQLite)")
-    feeds_file: Path = Field(REPO / "data" / "feeds.toml", description="the feed list")
+    feeds_file: Path = Field(FEEDS_FILE, description="the feed list")
     user_agent: str = DEFAULT_USER_AGENT
     host_delay: float = Field(1.0, ge=0, description="seconds between two requests to one host")
     workers: int = Field(4, ge=1, description="hosts fetched at the same time")
@@ -98,7 +101,7 @@ class Settings(BaseSettings):
         20, ge=0, description="connections one address may hold open at once, further ones are closed at once "
                               "(0: no cap); public_trusted_proxy is exempt"
     )
-    model_dir: Path = Field(REPO / "models" / "radar", description="the trained models and their card")
+    model_dir: Path = Field(MODEL_DIR, description="the trained models and their card")
     train_articles: list[Path] = Field([CORPUS / "articles" / "dev.jsonl", CORPUS / "articles" / "dev2.jsonl"],
                                        description="labelled texts, one file per part")
     train_labels: list[Path] = Field([CORPUS / "labels" / "dev.jsonl", CORPUS / "labels" / "dev2.jsonl"],
@@ -192,7 +195,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(f"invalid settings ({where}RADAR_* variables): {problems}") from exc
 
 
-def describe_error(error: dict) -> str:
+def describe_error(error: ErrorDetails) -> str:
     """Say what is wrong with one setting in a sentence, suggesting the nearest name for a misspelt one."""
     name = ".".join(str(part) for part in error["loc"]) or "settings"
     if error["type"] == "extra_forbidden":

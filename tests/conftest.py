@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -29,9 +30,55 @@ CORPUS = SHARED / "corpus"
 LONG_FILES = ("test_train.py", "test_quality_gate.py")
 
 
+# Tests on a real PostgreSQL server or in a real Chromium are marked by the fixtures they use (a test that drives
+# playwright by hand carries the mark itself). `make test` and .ci/run install both, so such a test that skips
+# means the suite did not test what it claims: the run fails, unless RADAR_ALLOW_SKIPS=1 (a machine without them).
+REQUIRED_MARKS = {"postgres": {"postgres_url"}, "browser": {"browser", "watched_page", "live_app"}}
+SKIPPED: list[tuple[str, str, set[str]]] = []
+
+
 def pytest_collection_modifyitems(items):
-    """Run the tests of LONG_FILES first, every file's tests in their own order."""
+    """Run the tests of LONG_FILES first, every file's tests in their own order; mark postgres and browser tests."""
     items.sort(key=lambda item: item.path.name not in LONG_FILES)  # a stable sort keeps the order inside a file
+    for item in items:
+        for mark, fixtures in REQUIRED_MARKS.items():
+            if fixtures & set(getattr(item, "fixturenames", ())):
+                item.add_marker(mark)
+        # A test that drives playwright by hand says so by skipping without Debian's chromium.
+        if any("chromium" in str(m.kwargs.get("reason", "")).lower() for m in item.iter_markers("skipif")):
+            item.add_marker("browser")
+
+
+def pytest_runtest_logreport(report):
+    """Keep every skipped test with its reason and marks (xdist sends the workers' reports here)."""
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        SKIPPED.append((report.nodeid, reason.removeprefix("Skipped: "), set(REQUIRED_MARKS) & set(report.keywords)))
+
+
+def required_skips() -> list[str]:
+    """Return the skipped tests that carry a postgres or browser mark."""
+    return [nodeid for nodeid, _reason, marks in SKIPPED if marks]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail a run in which a postgres or browser test was skipped (RADAR_ALLOW_SKIPS=1 allows it)."""
+    if hasattr(session.config, "workerinput") or os.environ.get("RADAR_ALLOW_SKIPS") == "1":
+        return
+    if required_skips() and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config):
+    """End the run's output with the skipped tests, one line, after pytest's own closing line."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or hasattr(config, "workerinput"):
+        return
+    listed = "; ".join(f"{nodeid} ({reason})" for nodeid, reason, _marks in SKIPPED) or "none"
+    reporter.write_line(f"skipped tests: {listed}")
+    if required_skips() and os.environ.get("RADAR_ALLOW_SKIPS") != "1":
+        reporter.write_line(f"FAILED: {len(required_skips())} postgres/browser test(s) skipped; install "
+                            "Debian's postgresql and chromium (make test does) or set RADAR_ALLOW_SKIPS=1", red=True)
 
 
 def corpus_articles(source_prefix: str = "dpgmedia", min_chars: int = 1500) -> list[dict]:
@@ -196,6 +243,10 @@ def review_store(make_settings):
 
 # -- the review app and public pages in a real headless Chromium (Debian's), served by waitress on 127.0.0.1 --
 CHROMIUM = Path("/usr/bin/chromium")
+# Screenshots go to a temporary folder, so a test run leaves the tracked images alone; `make screenshots` sets
+# RADAR_SCREENSHOT_DIR=docs to refresh the README's images on purpose.
+SCREENSHOT_DIR = Path(os.environ.get("RADAR_SCREENSHOT_DIR") or tempfile.gettempdir()) / (
+    "" if os.environ.get("RADAR_SCREENSHOT_DIR") else "radar-screenshots")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 

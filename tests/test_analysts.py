@@ -19,7 +19,7 @@ from pipeline.review.analysts import add_analyst
 from pipeline.review.app import create_app
 from pipeline.review.security import check_binding
 from pipeline.store import Store
-from tests.cli_helpers import RADAR, radar
+from tests.cli_helpers import RADAR, invoke
 from tests.test_review_app import LONG_TOKEN, csrf_of, events, fill_store, served
 
 YES_ZORG = {"cocreation": "1", "sector": "zorg", "type": "ontwerp"}
@@ -50,7 +50,7 @@ def post(client, path: str, form: dict, page: str = "/agreement"):
 
 def current(store: Store, article_id: int) -> dict[str, tuple]:
     """Return analyst -> (action, cocreation) of every current decision on an article."""
-    return {r["analyst"]: (r["action"], r["cocreation"]) for r in store.current_reviews() if r["article_id"] == article_id}
+    return {r.analyst: (r.action, r.cocreation) for r in store.current_reviews() if r.article_id == article_id}
 
 
 def settles(store: Store) -> list[dict]:
@@ -150,7 +150,7 @@ def test_an_undisputed_article_cannot_be_settled_by_a_single_user_either(make_se
     post(client, f"/article/{ids['park']}/decide", YES_ZORG)
     answer = post(client, f"/article/{ids['park']}/settle", NO)
     assert answer.status_code == 400 and settles(store) == []
-    assert store.final_labels()[ids["park"]]["action"] == "decide"
+    assert store.final_labels()[ids["park"]].action == "decide"
     store.close()
 
 
@@ -174,9 +174,9 @@ def test_a_short_shared_token_setting_is_refused(make_settings, tmp_path):
     with pytest.raises(ConfigError, match="review_token is 19 characters"):
         create_app(settings, store)
     store.close()
-    result = radar("review", "--host", "0.0.0.0", "--port", "0",
-                   env={"RADAR_REVIEW_TOKEN": "too-short", "RADAR_DATA_DIR": str(tmp_path / "cli")})
-    assert result.returncode == 2 and "review_token is 9 characters; use at least 20" in result.stderr
+    result = invoke("review", "--host", "0.0.0.0", "--port", "0",
+                    env={"RADAR_REVIEW_TOKEN": "too-short", "RADAR_DATA_DIR": str(tmp_path / "cli")})
+    assert result.exit_code == 2 and "review_token is 9 characters; use at least 20" in result.stderr
 
 
 def test_analysts_registered_allow_binding_beyond_loopback_without_a_shared_token():
@@ -187,39 +187,39 @@ def test_analysts_registered_allow_binding_beyond_loopback_without_a_shared_toke
 
 def test_the_token_is_printed_once_and_only_its_hash_is_stored(tmp_path):
     env = {"RADAR_DATA_DIR": str(tmp_path)}
-    added = radar("analysts", "add", "ann", "--lead", env=env)
-    assert added.returncode == 0, added.stderr
+    added = invoke("analysts", "add", "ann", "--lead", env=env)
+    assert added.exit_code == 0, added.stderr
     token = added.stdout.strip()
     assert re.fullmatch(r"[A-Za-z0-9_-]{40,}", token) and "only time" in added.stderr
-    assert radar("analysts", "add", "bob", env=env).stdout.strip() != token
+    assert invoke("analysts", "add", "bob", env=env).stdout.strip() != token
     database = (tmp_path / "radar.db").read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("radar.db-*"))
     assert token.encode() not in database
     with sqlite3.connect(tmp_path / "radar.db") as conn:
         rows = conn.execute("SELECT name, token_hash, is_lead, disabled, created_at FROM analysts ORDER BY name").fetchall()
     assert rows[0][:4] == ("ann", hashlib.sha256(token.encode()).hexdigest(), 1, 0) and rows[0][4]
-    listed = radar("analysts", "list", env=env)
-    assert listed.returncode == 0 and "ann" in listed.stdout and "lead" in listed.stdout and "bob" in listed.stdout
+    listed = invoke("analysts", "list", env=env)
+    assert listed.exit_code == 0 and "ann" in listed.stdout and "lead" in listed.stdout and "bob" in listed.stdout
     assert token not in listed.stdout and rows[0][1] not in listed.stdout
-    again = radar("analysts", "add", "ann", env=env)
-    assert again.returncode == 2 and "exists" in again.stderr and not again.stdout.strip()
+    again = invoke("analysts", "add", "ann", env=env)
+    assert again.exit_code == 2 and "exists" in again.stderr and not again.stdout.strip()
 
 
 def test_a_removed_or_rotated_token_stops_working(team, tmp_path):
     app, store, _ids, tokens = team
     env = {"RADAR_DATA_DIR": str(tmp_path / "local")}
     ann = login(app, tokens["ann"])
-    removed = radar("analysts", "remove", "ann", env=env)
-    assert removed.returncode == 0, removed.stderr
+    removed = invoke("analysts", "remove", "ann", env=env)
+    assert removed.exit_code == 0, removed.stderr
     assert ann.get("/").status_code == 401  # her open session ends too
     assert app.test_client().get(f"/?token={tokens['ann']}").status_code == 401
-    assert "disabled" in radar("analysts", "list", env=env).stdout
+    assert "disabled" in invoke("analysts", "list", env=env).stdout
     bob = login(app, tokens["bob"])
-    rotated = radar("analysts", "rotate", "bob", env=env)
+    rotated = invoke("analysts", "rotate", "bob", env=env)
     new = rotated.stdout.strip()
-    assert rotated.returncode == 0 and new and new != tokens["bob"]
+    assert rotated.exit_code == 0 and new and new != tokens["bob"]
     assert bob.get("/").status_code == 401 and app.test_client().get(f"/?token={tokens['bob']}").status_code == 401
     assert login(app, new).get("/").status_code == 200
-    assert radar("analysts", "remove", "nobody", env=env).returncode == 2
+    assert invoke("analysts", "remove", "nobody", env=env).exit_code == 2
 
 
 def test_the_real_server_records_the_bearer_of_the_token(team, make_settings):
@@ -244,8 +244,8 @@ def test_export_no_longer_reports_forged_settles(team, tmp_path):
     bob = login(app, tokens["bob"])
     post(bob, f"/article/{ids['care']}/settle", {"analyst": "anyone", **NO})  # his own dispute, not a lead
     post(bob, f"/article/{ids['park']}/settle", {"analyst": "anyone", **YES_ZORG})  # undisputed
-    exported = radar("export", "--status", "reviewed", env=env)
-    assert exported.returncode == 0, exported.stderr
+    exported = invoke("export", "--status", "reviewed", env=env)
+    assert exported.exit_code == 0, exported.stderr
     rows = [json.loads(line) for line in exported.stdout.splitlines()]
     assert [r for r in rows if r["label_source"] == "settled" or r["settled_by"]] == []
     assert ids["care"] not in {r["article_id"] for r in rows}  # disputed and unsettled: not final
@@ -254,8 +254,9 @@ def test_export_no_longer_reports_forged_settles(team, tmp_path):
 
 def test_radar_review_serves_to_token_holders_only(tmp_path):
     env = {"RADAR_DATA_DIR": str(tmp_path)}
-    token = radar("analysts", "add", "bob", env=env).stdout.strip()
+    token = invoke("analysts", "add", "bob", env=env).stdout.strip()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RADAR_")} | env
+    # A process: the server runs until it is terminated, reading its address from its live output.
     process = subprocess.Popen([RADAR, "review", "--port", "0", "--analyst", "ann"], env=full_env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue = queue.Queue()

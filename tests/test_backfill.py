@@ -20,6 +20,8 @@ import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from pipeline.detect.classify import load_model
+from pipeline.resources import FEEDS_FILE, MODEL_DIR
 from pipeline.runs.backfill import BackfillOptions, fill_missing_bands, run_backfill
 from pipeline.demo_site import DEFAULT_ROOT, render_file, resolve_file
 from pipeline.ingest.dedupe import NearDuplicateIndex, decide_duplicate
@@ -462,11 +464,25 @@ def _as_jsonl(tmp_path: Path, url: str, page: bytes) -> Path:
     return path
 
 
+def test_workers_load_the_model_their_own_package_ships_unless_a_model_dir_is_set(make_settings, tmp_path):
+    from pipeline.runs.backfill import make_job
+    from pipeline.runs.partition import worker_scorer
+
+    shipped = make_job(make_settings(None, model_dir=MODEL_DIR, feeds_file=FEEDS_FILE), BackfillOptions(), None)
+    assert shipped.model_dir == ""  # no path of the driver's machine travels to the workers
+    scorer = worker_scorer(shipped.model_dir)
+    assert scorer is not None and scorer.model.card["model_sha256"] == load_model(MODEL_DIR).card["model_sha256"]
+    (tmp_path / "models").mkdir()
+    chosen = make_job(make_settings(None, model_dir=tmp_path / "models", feeds_file=FEEDS_FILE), BackfillOptions(),
+                      None)
+    assert chosen.model_dir == str((tmp_path / "models").resolve()) and worker_scorer(chosen.model_dir) is None
+
+
 # -- filters, and dedupe against what the nightly run stored ---------------------------------------------------
 def test_hosts_default_to_the_feed_lists_and_a_hosts_file_or_dates_narrow_the_records(make_settings, warcs, tmp_path):
     from pipeline.runs.backfill import make_job
 
-    settings = make_settings(None, feeds_file=ROOT / "data" / "feeds.toml")
+    settings = make_settings(None, feeds_file=FEEDS_FILE)
     default = make_job(settings, BackfillOptions(), None)
     assert {"nos.nl", "nu.nl"} <= default.keep.hosts and "demo.radar.test" not in default.keep.hosts
     assert make_job(settings, BackfillOptions(all_hosts=True), None).keep.hosts is None
@@ -720,14 +736,14 @@ def test_cli_backfill_of_a_file_that_is_not_warc_fails_its_partition_in_one_line
 
 
 def test_cli_refuses_paths_that_match_nothing_and_bad_dates(tmp_path):
-    from tests.cli_helpers import radar
+    from tests.cli_helpers import invoke
 
     env = {"RADAR_DATA_DIR": str(tmp_path / "local")}
-    missing = radar("backfill", str(tmp_path / "nothing-*.warc.gz"), env=env)
-    assert missing.returncode == 2 and "no WARC file matches" in missing.stderr
-    bad_date = radar("backfill", str(tmp_path / "x.warc"), "--since", "2024-13-01", env=env)
-    assert bad_date.returncode == 2 and "ISO date" in bad_date.stderr
-    assert "backfill" in radar("--help").stdout
+    missing = invoke("backfill", str(tmp_path / "nothing-*.warc.gz"), env=env)
+    assert missing.exit_code == 2 and "no WARC file matches" in missing.stderr
+    bad_date = invoke("backfill", str(tmp_path / "x.warc"), "--since", "2024-13-01", env=env)
+    assert bad_date.exit_code == 2 and "ISO date" in bad_date.stderr
+    assert "backfill" in invoke("--help").stdout
 
 
 # -- Dask's own log lines ----------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""The `radar` command through its real console-script entry point, in subprocesses."""
+"""The `radar` command: in this process with Typer's CliRunner, and through its real console script where the
+test is about the process itself (the script starting, a lock held by another process, kill -9, a server's
+output read through a pipe and stopped by a signal)."""
 
 from __future__ import annotations
 
@@ -15,10 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import RADAR, radar
+from tests.cli_helpers import RADAR, invoke, radar
 from tests.conftest import article_html, corpus_articles, rss
 from tests.httpserver import Reply
 
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """Run every command in the test's own folder, so relative paths (data/local/radar.db) land there."""
+    monkeypatch.chdir(tmp_path)
 
 
 def write_config(tmp_path: Path, feeds: list[tuple[str, str]], **settings) -> Path:
@@ -44,6 +51,7 @@ def publish_corpus(server, count: int, delay: float = 0.0) -> None:
 
 
 def test_help_lists_the_commands():
+    # A process: the one smoke test that the installed `radar` console script starts and reaches the app.
     result = radar("--help")
     assert result.returncode == 0
     for command in ("run", "status", "ingest", "config"):
@@ -53,8 +61,8 @@ def test_help_lists_the_commands():
 def test_config_precedence_defaults_file_environment(tmp_path):
     config = tmp_path / "radar.toml"
     config.write_text("host_delay = 2.5\nworkers = 7\n", encoding="utf-8")
-    result = radar("--config", str(config), "config", env={"RADAR_WORKERS": "3"})
-    assert result.returncode == 0, result.stderr
+    result = invoke("--config", str(config), "config", env={"RADAR_WORKERS": "3"})
+    assert result.exit_code == 0, result.stderr
     lines = dict(line.split(" = ", 1) for line in result.stdout.splitlines())
     assert lines["host_delay"] == "2.5"  # file beats default
     assert lines["workers"] == "3"  # environment beats file
@@ -64,80 +72,79 @@ def test_config_precedence_defaults_file_environment(tmp_path):
 def test_bad_config_is_a_clear_error(tmp_path):
     config = tmp_path / "radar.toml"
     config.write_text("host_dely = 1\n", encoding="utf-8")
-    result = radar("--config", str(config), "config")
-    assert result.returncode == 2 and "host_dely" in result.stderr and "Traceback" not in result.stderr
+    result = invoke("--config", str(config), "config")
+    assert result.exit_code == 2 and "host_dely" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_misspelt_setting_suggests_the_real_name(tmp_path):
     config = tmp_path / "radar.toml"
     config.write_text("[radar]\nhost_dely = 1\nworkers = 0\n", encoding="utf-8")
-    result = radar("--config", str(config), "status")
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    result = invoke("--config", str(config), "status")
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "unknown setting 'host_dely': did you mean host_delay?" in result.stderr
     assert "workers: Input should be greater than or equal to 1 (got 0)" in result.stderr
     assert "Extra inputs are not permitted" not in result.stderr and "errors.pydantic.dev" not in result.stderr
     # pydantic ignores an unknown RADAR_* variable: it is named, with the one meant, and the rest goes on.
-    shown = radar("config", env={"RADAR_HOST_DELY": "2"}, cwd=tmp_path)
-    assert shown.returncode == 0 and "host_delay = 1.0" in shown.stdout.splitlines()
+    shown = invoke("config", env={"RADAR_HOST_DELY": "2"})
+    assert shown.exit_code == 0 and "host_delay = 1.0" in shown.stdout.splitlines()
     assert "RADAR_HOST_DELY is not a setting and is ignored: did you mean RADAR_HOST_DELAY?" in shown.stderr
 
 
 def test_config_works_after_the_verb_too(tmp_path):
     config = tmp_path / "radar.toml"
     config.write_text(f"data_dir = {json.dumps(str(tmp_path / 'elsewhere'))}\nworkers = 7\n", encoding="utf-8")
-    before = radar("--config", str(config), "status", "--json", cwd=tmp_path)
-    after = radar("status", "--config", str(config), "--json", cwd=tmp_path)
-    assert before.returncode == after.returncode == 0, after.stderr
+    before = invoke("--config", str(config), "status", "--json")
+    after = invoke("status", "--config", str(config), "--json")
+    assert before.exit_code == after.exit_code == 0, after.stderr
     assert json.loads(after.stdout)["database"] == json.loads(before.stdout)["database"]
     assert str(tmp_path / "elsewhere") in json.loads(after.stdout)["database"]
-    shown = dict(line.split(" = ", 1) for line in radar("config", "-c", str(config), cwd=tmp_path).stdout.splitlines())
+    shown = dict(line.split(" = ", 1) for line in invoke("config", "-c", str(config)).stdout.splitlines())
     assert shown["workers"] == "7"
     other = tmp_path / "other.toml"
     other.write_text("workers = 5\n", encoding="utf-8")
     # After the verb wins over before it, which wins over RADAR_CONFIG.
-    lines = radar("--config", str(other), "config", "--config", str(config), env={"RADAR_CONFIG": str(other)},
-                  cwd=tmp_path).stdout
+    lines = invoke("--config", str(other), "config", "--config", str(config), env={"RADAR_CONFIG": str(other)}).stdout
     assert "workers = 7" in lines.splitlines()
-    assert "workers = 5" in radar("config", env={"RADAR_CONFIG": str(other)}, cwd=tmp_path).stdout.splitlines()
-    listed = radar("analysts", "list", "--config", str(config), cwd=tmp_path)  # a sub-group's command too
-    assert listed.returncode == 0 and str(tmp_path / "elsewhere" / "radar.db") in listed.stderr
+    assert "workers = 5" in invoke("config", env={"RADAR_CONFIG": str(other)}).stdout.splitlines()
+    listed = invoke("analysts", "list", "--config", str(config))  # a sub-group's command too
+    assert listed.exit_code == 0 and str(tmp_path / "elsewhere" / "radar.db") in listed.stderr
     assert not (tmp_path / "data").exists()  # the default database was never opened
 
 
 def test_flags_are_plain_flags_in_help_and_use(tmp_path):
     env = {"RADAR_DATA_DIR": str(tmp_path / "local")}
-    top = radar("--help").stdout
+    top = invoke("--help").stdout
     assert "<bool>" not in top and "<int>" not in top.split("Commands:")[0]
     assert "-vv for debug" in top and "not a number" in top
-    status_help = radar("status", "--help").stdout
+    status_help = invoke("status", "--help").stdout
     assert "<bool>" not in status_help and "--json " in status_help and "--config FILE" in status_help
-    plain = radar("status", "--json", env=env)
-    assert plain.returncode == 0, plain.stderr
+    plain = invoke("status", "--json", env=env)
+    assert plain.exit_code == 0, plain.stderr
     assert json.loads(plain.stdout)["counts"]["articles"] == 0
-    assert radar("-vv", "status", "--json", env=env).returncode == 0
-    assert radar("status", "--json", "true", env=env).returncode == 2  # a flag takes no value
+    assert invoke("-vv", "status", "--json", env=env).exit_code == 0
+    assert invoke("status", "--json", "true", env=env).exit_code == 2  # a flag takes no value
 
 
 def test_run_json_status_and_ingest(server, tmp_path):
     publish_corpus(server, 3)
     config = write_config(tmp_path, [("krant", server.url("/feed.xml"))])
-    result = radar("--config", str(config), "run", "--json")
-    assert result.returncode == 0, result.stderr
+    result = invoke("--config", str(config), "run", "--json")
+    assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["articles_new"] == 3 and report["feeds"][0]["status"] == "ok"
 
-    status = radar("--config", str(config), "status", "--json")
+    status = invoke("--config", str(config), "status", "--json")
     data = json.loads(status.stdout)
     assert data["counts"]["articles"] == 3 and data["runs"][0]["status"] == "ok"
 
     jsonl = tmp_path / "extra.jsonl"
     jsonl.write_text(json.dumps({"id": "x1", "title": "Eigen tekst", "text": "Een tekst die al tekst is. " * 20})
                      + "\nniet json\n", encoding="utf-8")
-    ingest = radar("--config", str(config), "ingest", str(jsonl))
+    ingest = invoke("--config", str(config), "ingest", str(jsonl))
     # A bad line is reported and exits 1; the good line is stored all the same.
-    assert ingest.returncode == 1 and "1 new" in ingest.stdout and "1 invalid" in ingest.stdout
+    assert ingest.exit_code == 1 and "1 new" in ingest.stdout and "1 invalid" in ingest.stdout
     assert ingest.stderr == "radar: line 2: not JSON (Expecting value)\n"
-    text = radar("--config", str(config), "status").stdout
+    text = invoke("--config", str(config), "status").stdout
     assert "Counts: feeds 1, items 3, articles 4" in text
     # Each kind of run shows its own counts: an ingest run's are not the nightly run's (which read as 0).
     [ingest_line] = [line for line in text.splitlines() if " ingest " in line]
@@ -153,8 +160,8 @@ def test_run_where_no_feed_answers_prints_a_line_per_feed_and_a_summary_not_retr
     closed.close()
     config = write_config(tmp_path, [(f"krant-{i}", f"http://127.0.0.1:{port}/feed-{i}.xml") for i in range(6)],
                           allow_private_addresses=True, retries=2)
-    result = radar("--config", str(config), "run")
-    assert result.returncode == 1
+    result = invoke("--config", str(config), "run")
+    assert result.exit_code == 1
     failed = [line for line in result.stdout.splitlines() if line.strip().startswith("FAILED krant-")]
     assert len(failed) == 6 and "Feeds: 6 (0 ok, 0 not modified, 6 failed)" in result.stdout
     assert "Retrying" not in result.stderr and "urllib3" not in result.stderr, result.stderr
@@ -164,27 +171,28 @@ def test_run_where_no_feed_answers_prints_a_line_per_feed_and_a_summary_not_retr
 def test_run_warns_once_when_the_user_agent_gives_no_contact(server, tmp_path):
     publish_corpus(server, 2)
     config = write_config(tmp_path, [("krant", server.url("/feed.xml"))])
-    result = radar("--config", str(config), "run")
-    assert result.returncode == 0 and result.stderr.count("gives no contact address") == 1, result.stderr
+    result = invoke("--config", str(config), "run")
+    assert result.exit_code == 0 and result.stderr.count("gives no contact address") == 1, result.stderr
     contact = write_config(tmp_path, [("krant", server.url("/feed.xml"))],
                            user_agent="CocreatieRadar/0.1 (+mailto:radar@example.org)")
-    assert "contact" not in radar("--config", str(contact), "run").stderr
+    assert "contact" not in invoke("--config", str(contact), "run").stderr
 
 
 def test_run_exit_code_is_1_when_feeds_fail(server, tmp_path):
     config = write_config(tmp_path, [("weg", server.url("/weg.xml"))])
-    result = radar("--config", str(config), "run")
-    assert result.returncode == 1 and "FAILED weg" in result.stdout
+    result = invoke("--config", str(config), "run")
+    assert result.exit_code == 1 and "FAILED weg" in result.stdout
 
 
 def test_second_run_exits_3_while_first_holds_the_lock(server, tmp_path):
     publish_corpus(server, 4, delay=0.5)
     config = write_config(tmp_path, [("krant", server.url("/feed.xml"))], workers=1)
+    # A process: the lock must be held by another process while this one tries; the second run may be in-process.
     first = subprocess.Popen([RADAR, "--config", str(config), "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         _wait_for(lambda: server.hits("/art/0.html") > 0, 30)
-        second = radar("--config", str(config), "run")
-        assert second.returncode == 3 and "another radar run" in second.stderr
+        second = invoke("--config", str(config), "run")
+        assert second.exit_code == 3 and "another radar run" in second.stderr
     finally:
         first.wait(timeout=60)
     assert first.returncode == 0
@@ -217,7 +225,7 @@ def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(server, tmp_pat
     ref_dir = tmp_path / "ref"
     ref_dir.mkdir()
     reference = write_config(ref_dir, [("krant", server.url("/feed.xml"))], workers=1)
-    assert radar("--config", str(reference), "run").returncode == 0
+    assert invoke("--config", str(reference), "run").exit_code == 0
     expected = _stored(ref_dir / "local" / "radar.db")
     assert len(expected) == 10
 
@@ -225,16 +233,17 @@ def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(server, tmp_pat
     killed_dir.mkdir()
     config = write_config(killed_dir, [("krant", server.url("/feed.xml"))], workers=1)
     db = killed_dir / "local" / "radar.db"
+    # A process: only a real one can be killed with SIGKILL mid-run; the runs around it are in-process.
     proc = subprocess.Popen([RADAR, "--config", str(config), "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _wait_for(lambda: _article_count(db) >= 3, 60)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     assert 3 <= _article_count(db) < 10
 
-    rerun = radar("--config", str(config), "run", "--json")
-    assert rerun.returncode == 0, rerun.stderr
+    rerun = invoke("--config", str(config), "run", "--json")
+    assert rerun.exit_code == 0, rerun.stderr
     assert _stored(db) == expected
-    statuses = [run["status"] for run in json.loads(radar("--config", str(config), "status", "--json").stdout)["runs"]]
+    statuses = [run["status"] for run in json.loads(invoke("--config", str(config), "status", "--json").stdout)["runs"]]
     assert statuses == ["ok", "interrupted"]
 
 
@@ -249,7 +258,7 @@ def _damaged_dir(tmp_path: Path, damage: str) -> Path:
     jsonl = tmp_path / "seed.jsonl"
     jsonl.write_text("".join(json.dumps({"id": f"s{i}", "text": f"Tekst nummer {i} over de wijk. " * 40}) + "\n"
                              for i in range(30)), encoding="utf-8")
-    assert radar("ingest", str(jsonl), env={"RADAR_DATA_DIR": str(data_dir)}).returncode == 0
+    assert invoke("ingest", str(jsonl), env={"RADAR_DATA_DIR": str(data_dir)}).exit_code == 0
     db = data_dir / "radar.db"
     if damage == "truncated":  # e.g. a copy cut short: the header promises pages the file lacks
         with open(db, "r+b") as handle:
@@ -286,44 +295,44 @@ def test_unusable_database_is_one_sentence_and_exit_2(tmp_path, damage, command)
     if damage == "read-only":
         _read_only(data_dir)
     try:
-        result = radar(*[arg.format(jsonl=jsonl) for arg in command], env=env)
+        result = invoke(*[arg.format(jsonl=jsonl) for arg in command], env=env)
     finally:
         if damage == "read-only":
             subprocess.run(["chattr", "-i", str(data_dir)], check=True)  # or pytest cannot clean up
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     if damage == "parent-is-a-file" and command[0] in ("status", "export", "digest"):
         # A read-only command makes no database, so a folder that cannot be made is no error: there is none yet.
-        assert result.returncode == 0 and "does not exist yet; nothing was created" in result.stderr
+        assert result.exit_code == 0 and "does not exist yet; nothing was created" in result.stderr
         return
-    assert result.returncode == 2, result.stderr
+    assert result.exit_code == 2, result.stderr
     expected = {"truncated": "damaged", "garbage": "damaged", "read-only": "writ", "parent-is-a-file": "writ"}
     assert result.stderr.startswith("radar: error: ") and expected[damage] in result.stderr
 
 
 def test_empty_or_missing_database_is_named_on_stderr(tmp_path):
     # As after `make demo` without its --config: plain commands open data/local/radar.db under the cwd.
-    first = radar("analysts", "add", "ann", cwd=tmp_path)  # a command that writes makes the database
-    assert first.returncode == 0, first.stderr
+    first = invoke("analysts", "add", "ann")  # a command that writes makes the database
+    assert first.exit_code == 0, first.stderr
     assert "radar: note: the database sqlite:///data/local/radar.db did not exist; created it empty" in first.stderr
     for command in (["export"], ["digest"], ["status", "--json"], ["analysts", "list"]):
-        result = radar(*command, cwd=tmp_path)
-        assert result.returncode == 0, result.stderr
+        result = invoke(*command)
+        assert result.exit_code == 0, result.stderr
         assert "radar: note: the database sqlite:///data/local/radar.db holds no articles yet" in result.stderr
         assert "--config data/demo/radar-demo.toml" in result.stderr
-    assert radar("export", cwd=tmp_path).stdout == ""
+    assert invoke("export").stdout == ""
     jsonl = tmp_path / "one.jsonl"
     jsonl.write_text(json.dumps({"id": "a1", "text": "Bewoners ontwerpen samen met de gemeente het park. " * 20})
                      + "\n", encoding="utf-8")
-    assert radar("ingest", str(jsonl), cwd=tmp_path).returncode == 0
-    filled = radar("export", "--status", "all", cwd=tmp_path)
-    assert filled.returncode == 0 and "note:" not in filled.stderr and filled.stdout.count("\n") == 1
+    assert invoke("ingest", str(jsonl)).exit_code == 0
+    filled = invoke("export", "--status", "all")
+    assert filled.exit_code == 0 and "note:" not in filled.stderr and filled.stdout.count("\n") == 1
 
 
 @pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["export"], ["export", "-f", "csv"],
                                      ["digest"], ["digest", "--format", "html"], ["analysts", "list"]])
 def test_read_only_commands_on_a_missing_database_create_nothing(tmp_path, command):
-    result = radar(*command, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    result = invoke(*command)
+    assert result.exit_code == 0, result.stderr
     assert result.stderr.startswith("radar: note: the database sqlite:///data/local/radar.db does not exist yet; "
                                     "nothing was created."), result.stderr
     assert "--config data/demo/radar-demo.toml" in result.stderr and "Traceback" not in result.stderr
@@ -343,8 +352,8 @@ def test_read_only_commands_on_a_missing_database_create_nothing(tmp_path, comma
 
 
 def test_a_read_only_command_writes_its_empty_output_file_but_no_database(tmp_path):
-    result = radar("export", "-f", "csv", "-o", "out/flagged.csv", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    result = invoke("export", "-f", "csv", "-o", "out/flagged.csv")
+    assert result.exit_code == 0, result.stderr
     assert (tmp_path / "out" / "flagged.csv").read_text(encoding="utf-8").startswith("article_id,")
     assert not (tmp_path / "data").exists()
 
@@ -355,16 +364,18 @@ def test_a_feed_that_refuses_the_connection_is_one_short_line_in_the_report_and_
         port = sock.getsockname()[1]
     config = write_config(tmp_path, [("dichte-krant", f"http://127.0.0.1:{port}/feed.xml")], retries=0,
                           allow_private_addresses=True)
-    ran = radar("--config", str(config), "run")
-    assert ran.returncode == 1, ran.stdout + ran.stderr
+    ran = invoke("--config", str(config), "run")
+    assert ran.exit_code == 1, ran.stdout + ran.stderr
     failed = [line.strip() for line in ran.stdout.splitlines() if "dichte-krant" in line]
     assert failed == [f"FAILED dichte-krant: connection_error: connection refused (127.0.0.1:{port})"]
-    status = radar("--config", str(config), "status")
+    status = invoke("--config", str(config), "status")
     assert f"  dichte-krant (1x): connection_error: connection refused (127.0.0.1:{port})" in status.stdout.splitlines()
     assert "HTTPConnectionPool" not in ran.stdout + ran.stderr + status.stdout
 
 
 def test_review_on_an_empty_database_prints_its_link_first_then_names_the_database(tmp_path):
+    # A process: the server runs until it is stopped by a signal (SIGTERM), and the order of stdout and stderr
+    # is read from one OS pipe as a script would read it.
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADAR_")}
     process = subprocess.Popen([RADAR, "review", "--port", "0", "--analyst", "ann"], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -381,14 +392,14 @@ def test_review_on_an_empty_database_prints_its_link_first_then_names_the_databa
 
 def test_config_never_prints_the_database_password(tmp_path):
     env = {"RADAR_DATABASE_URL": "postgresql+psycopg://radar:s3cret-pw@127.0.0.1:5999/radar"}
-    result = radar("config", env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    result = invoke("config", env=env)
+    assert result.exit_code == 0, result.stderr
     assert "s3cret-pw" not in result.stdout and "radar:***@127.0.0.1:5999/radar" in result.stdout
 
 
 def test_publish_on_a_missing_database_writes_the_empty_site_but_creates_no_database(tmp_path):
     site = tmp_path.parent / f"{tmp_path.name}-site"  # outside the working folder, which must stay empty
-    result = radar("publish", "--output", str(site), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    result = invoke("publish", "--output", str(site))
+    assert result.exit_code == 0, result.stderr
     assert "does not exist yet; nothing was created" in result.stderr and "Published 0 examples" in result.stdout
     assert list(tmp_path.iterdir()) == [] and (site / "index.html").exists()

@@ -64,7 +64,7 @@ def test_review_labels_reach_the_dataset(demo_db, tmp_path):
     db = tmp_path / "copy.db"
     shutil.copy(demo_db, db)
     store = Store(f"sqlite:///{db}")
-    article_id = store.articles()[0]["id"]
+    article_id = store.articles()[0].id
     with store.engine.begin() as conn:
         conn.execute(insert(reviews).values(article_id=article_id, analyst="ann", action="decide", cocreation=1,
                                             sector="wonen", type="ontwerp", borderline=0, note="", previous="{}",
@@ -120,7 +120,7 @@ def reviewed_db(demo_db, tmp_path_factory):
     import shutil
     db = tmp_path_factory.mktemp("reviewed") / "radar.db"
     shutil.copy(demo_db, db)
-    ids = [a["id"] for a in Store(f"sqlite:///{db}").articles()][:4]
+    ids = [a.id for a in Store(f"sqlite:///{db}").articles()][:4]
     for analyst, labels in {"ann": [1, 1, 0, 0], "bea": [1, 0, 0, 0]}.items():
         for article_id, label in zip(ids, labels, strict=True):
             _add_review(db, article_id, analyst, label, "overheid" if label else None)

@@ -63,22 +63,22 @@ def _similar_pairs(rows: list[dict], floor: float) -> list[tuple[str, str, float
 
 def test_every_clustered_pair_is_really_one_story(ingested, corpus_rows):
     store, _ = ingested
-    text = {a["id"]: a["text"] for a in store.articles()}
-    members = [a for a in store.articles() if a["canonical_id"] is not None]
+    text = {a.id: a.text for a in store.articles()}
+    members = [a for a in store.articles() if a.canonical_id is not None]
     assert members, "the real corpus holds republished wire copy; none was clustered"
     for member in members:
         # Measured on this corpus: distinct stories stay below 0.3, rewritten wire copy is 0.4-1.0.
-        assert exact_jaccard(text[member["id"]], text[member["canonical_id"]]) >= 0.35
+        assert exact_jaccard(text[member.id], text[member.canonical_id]) >= 0.35
 
 
 def test_clearly_republished_copy_is_clustered(ingested, corpus_rows):
     store, report = ingested
-    by_external = {a["external_id"]: a for a in store.articles()}
+    by_external = {a.external_id: a for a in store.articles()}
     strong = [(a, b, j) for a, b, j in _similar_pairs(corpus_rows, 0.6) if j >= 0.6]
     assert len(strong) >= 20
     for a, b, _ in strong:
-        head_a = by_external[a]["canonical_id"] or by_external[a]["id"]
-        head_b = by_external[b]["canonical_id"] or by_external[b]["id"]
+        head_a = by_external[a].canonical_id or by_external[a].id
+        head_b = by_external[b].canonical_id or by_external[b].id
         assert head_a == head_b, f"{a} and {b} are one story but not one cluster"
     empty = sum(not r["text"].strip() for r in corpus_rows)  # the corpus has texts whose body is missing
     assert report.new + report.duplicate == len(corpus_rows) - empty

@@ -57,20 +57,20 @@ def test_nightly_run_on_demo_matches_expected(demo_settings):
     assert [f.name for f in report.feeds if f.status == "failed"] == EXPECTED["broken_feeds"]
 
     store = Store(demo_settings.effective_database_url)
-    rows = {a["url"].split("://", 1)[1].split("/", 1)[1]: a for a in store.articles()}
+    rows = {a.url.split("://", 1)[1].split("/", 1)[1]: a for a in store.articles()}
     by_path = {"/" + path: row for path, row in rows.items()}
     for first, second in EXPECTED["duplicates"]:
-        heads = {by_path[first]["canonical_id"] or by_path[first]["id"], by_path[second]["canonical_id"] or by_path[second]["id"]}
+        heads = {by_path[first].canonical_id or by_path[first].id, by_path[second].canonical_id or by_path[second].id}
         assert len(heads) == 1, f"{first} and {second} should be one cluster"
     for page in pages:
         row = by_path[page["path"]]
-        assert row["title"] and row["published"][:10] == page["published"][:10]
-        assert "cookie" not in row["text"].lower() and "reacties" not in row["text"].lower()[-200:]
+        assert row.title and row.published[:10] == page["published"][:10]
+        assert "cookie" not in row.text.lower() and "reacties" not in row.text.lower()[-200:]
 
     # The shipped model flags every co-creation story; at most one other article outranks one of them.
-    scores = {p["article_id"]: (p["cocreation_score"], p["flagged"]) for p in store.latest_predictions()}
-    cocreation = [by_path[a["path"]]["id"] for a in pages if a["cocreation"]]
-    others = [by_path[a["path"]]["id"] for a in pages if not a["cocreation"]]
+    scores = {p.article_id: (p.cocreation_score, p.flagged) for p in store.latest_predictions()}
+    cocreation = [by_path[a["path"]].id for a in pages if a["cocreation"]]
+    others = [by_path[a["path"]].id for a in pages if not a["cocreation"]]
     assert cocreation and all(scores[i][1] for i in cocreation)
     weakest = min(scores[i][0] for i in cocreation)
     assert sum(scores[i][0] > weakest for i in others) <= 1

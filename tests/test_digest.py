@@ -17,13 +17,13 @@ from pipeline.runs.nightly import run_nightly
 from pipeline.review.events import Label, record_decision, record_settle
 from pipeline.settings import load_settings
 from pipeline.store import Store
-from tests.cli_helpers import radar
-from tests.conftest import ROOT
+from tests.cli_helpers import invoke
+from tests.conftest import ROOT, SCREENSHOT_DIR
 from tests.test_review_app import MODEL, fill_store
 
 DEMO = ROOT / "data" / "demo"
 EXPECTED = json.loads((DEMO / "expected.json").read_text(encoding="utf-8"))
-SCREENSHOT = ROOT / "docs" / "digest.png"
+SCREENSHOT = SCREENSHOT_DIR / "digest.png"  # docs/digest.png only with `make screenshots`
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
@@ -46,11 +46,11 @@ def demo(tmp_path_factory):
         server.shutdown()
         server.server_close()
     store = Store(settings.effective_database_url)
-    by_path = {"/" + a["url"].split("://", 1)[1].split("/", 1)[1]: a for a in store.articles()}
+    by_path = {"/" + a.url.split("://", 1)[1].split("/", 1)[1]: a for a in store.articles()}
     for page in EXPECTED["articles"]:
         article = by_path.get(page["path"])
-        if page["cocreation"] and article and not article["canonical_id"]:
-            record_decision(store, article["id"], "ann", Label(True, page["sector"], page["type"]),
+        if page["cocreation"] and article and not article.canonical_id:
+            record_decision(store, article.id, "ann", Label(True, page["sector"], page["type"]),
                             model_version=None, codebook_version="1")
     yield {"env": {"RADAR_DATA_DIR": str(settings.data_dir)}, "store": store, "tmp": tmp}
     store.close()
@@ -58,8 +58,8 @@ def demo(tmp_path_factory):
 
 def digest(demo, *args: str):
     """Run `radar digest` on the demo database; return the finished process."""
-    result = radar("digest", *args, env=demo["env"])
-    assert result.returncode == 0, result.stderr
+    result = invoke("digest", *args, env=demo["env"])
+    assert result.exit_code == 0, result.stderr
     return result
 
 
@@ -106,8 +106,8 @@ def test_since_is_the_publication_date_and_decided_since_the_old_meaning(demo):
     decided = digest(demo, "--decided-since", "7d").stdout  # decided today, published in March
     assert "9 verhalen beoordeeld sinds" in decided and "gepubliceerd" not in decided
     assert "Geen nieuwe voorbeelden" in digest(demo, "--decided-since", "2999-01-01").stdout
-    bad = radar("digest", "--decided-since", "gisteren", env=demo["env"])
-    assert bad.returncode == 2 and "--decided-since 'gisteren'" in bad.stderr
+    bad = invoke("digest", "--decided-since", "gisteren", env=demo["env"])
+    assert bad.exit_code == 2 and "--decided-since 'gisteren'" in bad.stderr
 
 
 def test_email_digest_is_multipart_html_with_a_plain_text_alternative(demo, tmp_path):

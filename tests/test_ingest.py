@@ -1,4 +1,5 @@
-"""`radar ingest` and `radar score` on hostile JSONL, through the real console script and a real SQLite file."""
+"""`radar ingest` and `radar score` on hostile JSONL and a real SQLite file: in this process with Typer's CliRunner,
+and through the real console script where the input comes through a real OS pipe."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import RADAR, radar
+from tests.cli_helpers import RADAR, invoke
 
 TEXT = ("De gemeente Polderveen ontwerpt samen met bewoners een nieuw park aan de rand van de wijk. "
         "Op drie avonden tekenden buurtbewoners mee aan de plannen voor speelplekken en bomen. ")
@@ -23,6 +24,12 @@ DEEP = b"[" * 100_000 + b"]" * 100_000
 LONG_NUMBER = b'{"id": ' + b"9" * 5_000 + b', "text": "tekst"}'
 BAD_UTF8 = b'{"id": "caf\xe9", "text": "tekst"}'
 HOSTILE = {"deeply nested": DEEP, "5000-digit id": LONG_NUMBER, "invalid UTF-8": BAD_UTF8}
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """Run every command in the test's own folder, so nothing relative lands in the checkout."""
+    monkeypatch.chdir(tmp_path)
 
 
 def good(record_id: str, text: str = TEXT, **extra) -> bytes:
@@ -60,8 +67,8 @@ def runs(tmp_path: Path) -> list[tuple[str, str, dict]]:
 
 
 def ingest(tmp_path: Path, lines: list[bytes], name: str = "in.jsonl"):
-    """Run `radar ingest` on the given lines."""
-    return radar("ingest", str(write_lines(tmp_path / name, lines)), env=env_for(tmp_path))
+    """Run `radar ingest` on the given lines, in this process."""
+    return invoke("ingest", str(write_lines(tmp_path / name, lines)), env=env_for(tmp_path))
 
 
 def assert_clean_stderr(stderr: str) -> None:
@@ -75,7 +82,7 @@ def assert_clean_stderr(stderr: str) -> None:
 def test_a_bad_line_is_one_bad_line_and_later_lines_are_stored(tmp_path):
     result = ingest(tmp_path, [good("a1"), good("a2", OTHER_TEXT, title={"kop": 2026}),
                                good("a3", OTHER_TEXT + "Later meer.")])
-    assert result.returncode == 1, result.stderr
+    assert result.exit_code == 1, result.stderr
     assert_clean_stderr(result.stderr)
     assert "radar: line 2: title: Input should be a valid string" in result.stderr
     assert "2 new" in result.stdout and "1 invalid" in result.stdout
@@ -88,7 +95,7 @@ def test_a_bad_line_is_one_bad_line_and_later_lines_are_stored(tmp_path):
 @pytest.mark.parametrize("hostile", list(HOSTILE.values()), ids=list(HOSTILE))
 def test_hostile_line_is_reported_and_the_others_are_stored(tmp_path, hostile):
     result = ingest(tmp_path, [good("h1"), hostile, good("h3", OTHER_TEXT)])
-    assert result.returncode == 1, result.stderr
+    assert result.exit_code == 1, result.stderr
     assert_clean_stderr(result.stderr)
     assert result.stderr.splitlines()[0].startswith("radar: line 2: not ")
     assert len(result.stderr.splitlines()) == 1
@@ -98,7 +105,7 @@ def test_hostile_line_is_reported_and_the_others_are_stored(tmp_path, hostile):
 
 def test_every_line_invalid_exits_1(tmp_path):
     result = ingest(tmp_path, [b"geen json", b'{"id": "x1"}', b"[1, 2]"])
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert "0 new" in result.stdout and "3 invalid" in result.stdout
     assert result.stderr.splitlines() == ["radar: line 1: not JSON (Expecting value)", "radar: line 2: missing text",
                                           "radar: line 3: not a JSON object"]
@@ -107,17 +114,17 @@ def test_every_line_invalid_exits_1(tmp_path):
 def test_all_good_lines_exit_0_and_mark_the_run_ok(tmp_path):
     result = ingest(tmp_path, [good("g1"), b"", good(42, OTHER_TEXT, url="https://example.nl/a", outlet="Krant",
                                                      date="2026-03-02T09:30:00+01:00")])
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert result.stderr == "" and "2 new" in result.stdout
     assert set(stored_ids(tmp_path)) == {"g1", "42"}
     assert runs(tmp_path)[-1][1] == "ok"
 
 
 def test_same_id_with_another_text_is_a_conflict_not_already_stored(tmp_path):
-    assert ingest(tmp_path, [good("d1")], "first.jsonl").returncode == 0
+    assert ingest(tmp_path, [good("d1")], "first.jsonl").exit_code == 0
     result = ingest(tmp_path, [good("d1"), good("d1", OTHER_TEXT), good("d2", OTHER_TEXT), good("d2", TEXT + "Anders.")],
                     "second.jsonl")
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert "1 new" in result.stdout and "1 already stored" in result.stdout and "2 conflicting" in result.stdout
     assert result.stderr.splitlines() == [
         "radar: line 2: id 'd1' is already stored with a different text; give the new text its own id",
@@ -126,13 +133,13 @@ def test_same_id_with_another_text_is_a_conflict_not_already_stored(tmp_path):
 
 
 def test_unexpected_error_marks_the_run_crashed_with_its_reason(tmp_path):
-    assert ingest(tmp_path, [], "empty.jsonl").returncode == 0  # creates and migrates the database
+    assert ingest(tmp_path, [], "empty.jsonl").exit_code == 0  # creates and migrates the database
     with sqlite3.connect(db_path(tmp_path)) as conn:
         # A real database failure half-way: the insert of one article is refused by SQLite itself.
         conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON articles WHEN NEW.external_id = 'boom' "
                      "BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
     result = ingest(tmp_path, [good("c1"), good("boom", OTHER_TEXT), good("c3", OTHER_TEXT + "Meer.")])
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert_clean_stderr(result.stderr)
     assert len(result.stderr.splitlines()) == 1 and "stopped at line 2" in result.stderr
     assert "disk says no" in result.stderr
@@ -142,27 +149,33 @@ def test_unexpected_error_marks_the_run_crashed_with_its_reason(tmp_path):
 
 
 def test_missing_input_file_is_a_usage_error_and_records_no_run(tmp_path):
-    result = radar("ingest", str(tmp_path / "weg.jsonl"), env=env_for(tmp_path))
-    assert result.returncode == 2 and "cannot read" in result.stderr and "Traceback" not in result.stderr
+    result = invoke("ingest", str(tmp_path / "weg.jsonl"), env=env_for(tmp_path))
+    assert result.exit_code == 2 and "cannot read" in result.stderr and "Traceback" not in result.stderr
     assert runs(tmp_path) == []
 
 
 # -- score ------------------------------------------------------------------
 
-def score(tmp_path: Path, lines: list[bytes], stdin: bool = False):
-    """Run `radar score` on the lines, from a file or from stdin; return (result, output records)."""
+def score(tmp_path: Path, lines: list[bytes]):
+    """Run `radar score --input FILE` on the lines in this process; return (exit code, stderr, output records)."""
+    result = invoke("score", "--input", str(write_lines(tmp_path / "score.jsonl", lines)), env=env_for(tmp_path))
+    return result.exit_code, result.stderr, [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def score_through_a_pipe(tmp_path: Path, lines: list[bytes]):
+    """Run the installed `radar score` with the lines on a real stdin pipe; return (exit code, stderr, records)."""
     data = b"".join(line + b"\n" for line in lines)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADAR_")} | env_for(tmp_path)
-    args = [RADAR, "score"] + ([] if stdin else ["--input", str(write_lines(tmp_path / "score.jsonl", lines))])
-    result = subprocess.run(args, input=data if stdin else None, capture_output=True, env=env, timeout=300)
-    stderr = result.stderr.decode("utf-8")
-    out = [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
-    return result.returncode, stderr, out
+    done = subprocess.run([RADAR, "score"], input=data, capture_output=True, env=env, timeout=300)
+    out = [json.loads(line) for line in done.stdout.decode("utf-8").splitlines()]
+    return done.returncode, done.stderr.decode("utf-8"), out
 
 
 def test_score_skips_hostile_lines_from_stdin_and_scores_the_rest(tmp_path):
     lines = [good("s1"), DEEP, good("s2"), LONG_NUMBER, good("s3"), BAD_UTF8, json.dumps({"id": 4, "text": TEXT}).encode()]
-    code, stderr, out = score(tmp_path, lines, stdin=True)
+    # A process: the hostile bytes (invalid UTF-8 among them) must come through the OS-level stdin pipe of the
+    # real script, whose text layer is not CliRunner's; lines from a file are scored in-process below.
+    code, stderr, out = score_through_a_pipe(tmp_path, lines)
     assert code == 1
     assert_clean_stderr(stderr)
     assert [r["id"] for r in out] == ["s1", "s2", "s3", 4]  # a numeric id goes out as it came in
@@ -240,7 +253,7 @@ def warnings_of(stderr: str) -> list[str]:
 def test_a_bare_year_or_month_is_stored_as_given(tmp_path):
     result = ingest(tmp_path, [good("y1", date="2019"), good("y2", OTHER_TEXT, date="2019-05"),
                                good("y3", TEXT + "Meer.", date=2018)])
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert result.stderr == "" and "3 new" in result.stdout and "0 invalid" in result.stdout
     assert stored_dates(tmp_path) == {"y1": "2019", "y2": "2019-05", "y3": "2018"}
     assert runs(tmp_path)[-1][1] == "ok"
@@ -249,7 +262,7 @@ def test_a_bare_year_or_month_is_stored_as_given(tmp_path):
 @pytest.mark.parametrize("date", ["gisteren", "32-13-2020", "2019-13", "2019-02-30", {"jaar": 2026}, True, "9" * 50])
 def test_an_unreadable_date_keeps_the_article_without_a_date_and_says_so(tmp_path, date):
     result = ingest(tmp_path, [good("u1"), good("u2", OTHER_TEXT, date=date)])
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert "2 new" in result.stdout and "0 invalid" in result.stdout
     assert stored_dates(tmp_path) == {"u1": None, "u2": None}
     [warning] = warnings_of(result.stderr)
@@ -295,10 +308,10 @@ def test_validate_record_leaves_out_a_date_that_is_none_and_notes_the_line():
 
 def test_export_since_counts_a_bare_year_from_its_first_day(tmp_path):
     lines = [good("e1", date="2019"), good("e2", OTHER_TEXT, date="2019-05"), good("e3", TEXT + "Meer.", date="2018")]
-    assert ingest(tmp_path, lines).returncode == 0
-    exported = radar("export", "--status", "all", "--since", "2019-01-01", env=env_for(tmp_path))
-    assert exported.returncode == 0, exported.stderr
+    assert ingest(tmp_path, lines).exit_code == 0
+    exported = invoke("export", "--status", "all", "--since", "2019-01-01", env=env_for(tmp_path))
+    assert exported.exit_code == 0, exported.stderr
     rows = {row["title"]: row["published"] for row in map(json.loads, exported.stdout.splitlines())}
     assert rows == {"Titel e1": "2019", "Titel e2": "2019-05"}  # kept as given, 2018 is before the day
-    exported = radar("export", "--status", "all", "--since", "2019-05-01", env=env_for(tmp_path))
+    exported = invoke("export", "--status", "all", "--since", "2019-05-01", env=env_for(tmp_path))
     assert [json.loads(line)["title"] for line in exported.stdout.splitlines()] == ["Titel e2"]

@@ -143,7 +143,6 @@ def test_a_lesson_and_a_note_written_first_survive_a_second_analyst_who_agrees_w
     assert final.note == "ann: zie alinea 3"
     both = [*events[:1], written(2, "bea", "decide", YES_ZORG, note="eens", lesson="Later geschreven")]
     assert final_of(both).lesson == "Begin klein, met de buurt" and final_of(both).note == "ann: zie alinea 3 | bea: eens"
-    assert {**final_of(both)}["lesson"] == "Begin klein, met de buurt"  # the export reads the label as a mapping
 
 
 def test_the_settling_leads_lesson_wins_and_every_note_is_kept_with_its_author():

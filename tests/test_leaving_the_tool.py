@@ -87,9 +87,9 @@ def test_the_store_keeps_no_forbidden_character_from_ingest(review_store, tmp_pa
     path = tmp_path / "in.jsonl"
     path.write_text(json.dumps(record) + "\n", encoding="utf-8")
     assert ingest_file(store, path, 0.8).new == 1
-    (stored,) = [a for a in store.articles() if a["external_id"] == "x1"]
-    assert (stored["title"], stored["outlet"]) == ("Bewoners ontwerpen mee", "Dagblad")
-    assert not has_forbidden(stored["text"]) and "samen met de gemeente" in stored["text"]
+    (stored,) = [a for a in store.articles() if a.external_id == "x1"]
+    assert (stored.title, stored.outlet) == ("Bewoners ontwerpen mee", "Dagblad")
+    assert not has_forbidden(stored.text) and "samen met de gemeente" in stored.text
 
 
 def test_the_review_form_keeps_no_forbidden_character_in_a_lesson(review_store):

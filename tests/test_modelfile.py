@@ -13,10 +13,14 @@ import pytest
 import skops.io as sio
 
 import pipeline.detect.modelfile as modelfile
-from pipeline.detect.classify import TRUSTED_TYPES, Example, ModelError, fit_calibrator, load_model, save_model, train_model
+import pipeline.detect.nlp as nlp
+from pipeline.resources import LEXICON_DIR, MODEL_DIR
+from pipeline.detect.classify import (
+    TRUSTED_TYPES, Example, ModelError, fit_calibrator, lexicon_digest, load_model, save_model, train_model,
+)
 from pipeline.demo_site import start_demo_site
 from pipeline.detect.nlp import analyse
-from tests.cli_helpers import radar
+from tests.cli_helpers import invoke
 from tests.conftest import ROOT
 
 POSITIVES = [
@@ -108,7 +112,7 @@ def test_saved_card_records_the_model_files_sha256(model_dir):
 
 
 def test_shipped_model_loads_with_its_recorded_hash():
-    shipped = ROOT / "models" / "radar"
+    shipped = MODEL_DIR
     assert set(sio.get_untrusted_types(file=shipped / "model.skops")) <= TRUSTED_TYPES
     assert load_model(shipped).card["model_sha256"] == hashlib.sha256((shipped / "model.skops").read_bytes()).hexdigest()
 
@@ -154,8 +158,8 @@ def test_radar_score_with_a_tampered_model_exits_with_one_line_and_runs_nothing(
     crafted = tamper(model_dir, tmp_path / "crafted", marker)
     jsonl = tmp_path / "in.jsonl"
     jsonl.write_text(json.dumps({"id": "a1", "text": "Bewoners ontwerpen samen hun wijk."}) + "\n", encoding="utf-8")
-    result = radar("score", "--input", str(jsonl), env={"RADAR_MODEL_DIR": str(crafted)})
-    assert result.returncode == 2 and result.stdout == ""
+    result = invoke("score", "--input", str(jsonl), env={"RADAR_MODEL_DIR": str(crafted)})
+    assert result.exit_code == 2 and result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith("radar: error: ") and "runstring" in line and "not loading it" in line
     assert not marker.exists()
@@ -177,13 +181,57 @@ def demo_config(tmp_path) -> Path:
 def test_nightly_run_with_a_tampered_model_reports_it_and_keeps_its_other_stages(model_dir, demo_config, tmp_path):
     marker = tmp_path / "ran-code"
     crafted = tamper(model_dir, tmp_path / "crafted", marker)
-    result = radar("--config", str(demo_config), "run", "--json", env={"RADAR_MODEL_DIR": str(crafted)})
-    assert result.returncode == 1, result.stderr  # the run did not do its job: nothing new was scored
+    result = invoke("--config", str(demo_config), "run", "--json", env={"RADAR_MODEL_DIR": str(crafted)})
+    assert result.exit_code == 1, result.stderr  # the run did not do its job: nothing new was scored
     report = json.loads(result.stdout)
     assert "runstring" in report["scoring"]["failed"] and "scored" not in report["scoring"]
     assert report["articles_new"] > 0 and sum(f["status"] == "ok" for f in report["feeds"]) >= 3
     assert not marker.exists()
 
-    status = json.loads(radar("--config", str(demo_config), "status", "--json").stdout)
+    status = json.loads(invoke("--config", str(demo_config), "status", "--json").stdout)
     assert status["runs"][0]["status"] == "failed" and status["counts"]["articles"] == report["articles_new"] + \
         report["articles_duplicate"]
+
+
+def _lexicon_copy(tmp_path: Path) -> Path:
+    lexicon = tmp_path / "lexicon"
+    shutil.copytree(LEXICON_DIR, lexicon)
+    return lexicon
+
+
+def test_lexicon_digest_follows_the_cues_not_the_comments(tmp_path):
+    lexicon = _lexicon_copy(tmp_path)
+    assert lexicon_digest(lexicon) == lexicon_digest()
+    negatives = lexicon / "negatives.toml"
+    negatives.write_text("# a corrected comment\n" + negatives.read_text(encoding="utf-8"), encoding="utf-8")
+    assert lexicon_digest(lexicon) == lexicon_digest()  # same entries: same features, same model
+    participants = lexicon / "participants.toml"
+    text = participants.read_text(encoding="utf-8")
+    first_list = text.index("[\n") + 2  # the first multi-line list of cues gains one
+    participants.write_text(text[:first_list] + '    "buurtgenoot",\n' + text[first_list:], encoding="utf-8")
+    assert lexicon_digest(lexicon) != lexicon_digest()
+
+
+def test_model_trained_with_another_lexicon_is_refused_in_one_line(tmp_path, monkeypatch):
+    lexicon = _lexicon_copy(tmp_path)
+    overrides = lexicon / "lemma_overrides.toml"
+    overrides.write_text(overrides.read_text(encoding="utf-8") + 'buurtgenoten = "buurtgenoot"\n',
+                         encoding="utf-8")
+    monkeypatch.setattr(nlp, "LEXICON_DIR", lexicon)  # this code's lexicon now differs from the card's
+    with pytest.raises(ModelError, match="another lexicon") as refused:
+        load_model(MODEL_DIR)
+    assert "\n" not in str(refused.value) and "radar train" in str(refused.value)
+
+
+def test_radar_score_refuses_a_model_whose_card_names_another_lexicon(tmp_path):
+    changed = tmp_path / "model"
+    shutil.copytree(MODEL_DIR, changed)
+    card = json.loads((changed / "card.json").read_text(encoding="utf-8"))
+    card["lexicon_sha256"] = "0" * 64
+    (changed / "card.json").write_text(json.dumps(card), encoding="utf-8")
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text(json.dumps({"id": "a1", "text": "Bewoners ontwerpen samen hun wijk."}) + "\n", encoding="utf-8")
+    result = invoke("score", "--input", str(jsonl), env={"RADAR_MODEL_DIR": str(changed)})
+    assert result.exit_code == 2 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("radar: error: ") and "another lexicon" in line and "000000000000" in line

@@ -47,9 +47,9 @@ def test_run_stores_articles_and_rerun_adds_nothing(server, make_settings, texts
     assert feed_requests[1].get("If-None-Match") == '"v1"'
     store = _store(settings)
     stored = store.articles()
-    assert len(stored) == 4 and all(a["method"].startswith("trafilatura") for a in stored)
-    assert {a["title"] for a in stored} == {t["title"] for t in texts[:4]}
-    assert store.raw_page(stored[0]["item_id"]).startswith(b"<!doctype html>")
+    assert len(stored) == 4 and all(a.method.startswith("trafilatura") for a in stored)
+    assert {a.title for a in stored} == {t["title"] for t in texts[:4]}
+    assert store.raw_page(stored[0].item_id).startswith(b"<!doctype html>")
     assert [r["status"] for r in store.recent_runs()] == ["ok", "ok"]
 
 
@@ -129,10 +129,10 @@ def test_syndicated_wire_story_forms_one_cluster(server, make_settings, texts):
     settings = make_settings([{"name": "a", "url": server.url("/a.xml")}, {"name": "b", "url": server.url("/b.xml")}])
     report = run_nightly(settings)
     assert report.articles_new == 2 and report.articles_duplicate == 1
-    rows = {row["url"]: row for row in _store(settings).articles()}
+    rows = {row.url: row for row in _store(settings).articles()}
     head, member = rows[server.url("/a/wire.html")], rows[server.url("/b/wire.html")]
-    assert member["canonical_id"] == head["id"] and member["duplicate_kind"] == "near"
-    assert rows[server.url("/b/other.html")]["canonical_id"] is None
+    assert member.canonical_id == head.id and member.duplicate_kind == "near"
+    assert rows[server.url("/b/other.html")].canonical_id is None
 
 
 def test_private_article_link_from_public_feed_is_refused(server, internal_server, make_settings, texts,
@@ -194,7 +194,7 @@ def test_pending_links_of_a_feed_that_fails_tonight_are_not_allowed_private_by_a
     report = run_nightly(settings)
     assert report.feeds[0].status == "failed"
     assert internal_server.hits("/geheim.html") == 0 and report.skipped == {"private_address": 1}
-    assert [a["url"] for a in _store(settings).articles()] == [server.url("/a.html")]
+    assert [a.url for a in _store(settings).articles()] == [server.url("/a.html")]
 
 
 def test_a_feed_that_never_answered_counts_as_public(internal_server, make_settings, texts, fake_dns):
@@ -250,9 +250,9 @@ def test_huge_feed_summary_of_a_teaser_page_is_stored_capped(server, make_settin
     assert report.articles_new == 1
     store = _store(settings)
     [article] = store.articles()
-    assert article["method"] == "feed_summary"
-    assert len(article["text"]) <= 200_000 and article["text_truncated_from"] == len(summary)
-    assert summary.startswith(article["text"]) and article["text"].endswith(".")  # cut after a sentence
+    assert article.method == "feed_summary"
+    assert len(article.text) <= 200_000 and article.text_truncated_from == len(summary)
+    assert summary.startswith(article.text) and article.text.endswith(".")  # cut after a sentence
     with store.engine.connect() as conn:
         stored = conn.execute(select(items.c.summary, items.c.summary_truncated_from)).one()
     assert len(stored.summary) <= 200_000 and stored.summary_truncated_from == len(summary)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import shutil
 
-from pipeline.detect.nlp import analyse, get_nlp, load_lexicon, pattern_to_matcher
+import pytest
+import spacy
+
+from pipeline.detect.nlp import (
+    LEXICON_DIR, SPAN_KEY, analyse, build_nlp, evidence_component, get_nlp, load_lexicon, pattern_to_matcher,
+)
+from tests.conftest import corpus_articles
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +120,107 @@ def test_everyday_words_are_no_negative_cues(text, word):
 ])
 def test_stock_exchange_and_match_words_remain_negative_cues(text, label):
     assert label in _negatives(text).values()
+
+
+# -- the evidence component as a stateful spaCy pipe ------------------------------------------------
+def _lexicon_copy(tmp_path):
+    folder = tmp_path / "lexicon"
+    shutil.copytree(LEXICON_DIR, folder)
+    return folder
+
+
+def _real_texts() -> list[tuple[str, str]]:
+    # Citizens' association posts (much evidence) and newspaper articles (little): both must survive a save.
+    rows = corpus_articles("VughtParticipeert", min_chars=800)[:6] + corpus_articles("dpgmedia")[:3]
+    return [(row["title"], row["text"]) for row in rows]
+
+
+def test_evidence_factory_declares_what_it_writes_and_reads(nlp):
+    meta = nlp.get_pipe_meta("cocreation_evidence")
+    assert sorted(meta.assigns) == ["doc._.rule_score", "doc._.sentence_scores", "doc.spans"]
+    assert sorted(meta.requires) == ["doc.sents", "token.norm"]
+    assert "token.norm" in nlp.get_pipe_meta("simplemma_lemmatizer").assigns
+
+
+def test_pipe_analysis_finds_no_unmet_requirements(nlp):
+    assert nlp.analyze_pipes(pretty=False)["problems"] == {name: [] for name in nlp.pipe_names}
+    # The check has teeth: without the lemmatizer nothing sets the NORM the matchers read.
+    bare = spacy.blank("nl")
+    bare.add_pipe("sentencizer")
+    bare.add_pipe("cocreation_evidence")
+    assert bare.analyze_pipes(pretty=False)["problems"]["cocreation_evidence"] == ["token.norm"]
+
+
+def test_component_used_before_initialize_says_what_to_do():
+    bare = spacy.blank("nl")
+    for name in ("sentencizer", "paragraph_breaks", "simplemma_lemmatizer", "cocreation_evidence"):
+        bare.add_pipe(name)
+    with pytest.raises(RuntimeError, match=r"no lexicon: call nlp.initialize\(\)"):
+        bare("Bewoners denken mee over het park.")
+    bare.initialize()  # spaCy's own route loads the shipped lexicon
+    assert bare("Bewoners denken mee over het park.")._.rule_score > 0
+
+
+def _add_construction(folder, kind: str, pattern: str) -> None:
+    path = folder / "constructions.toml"
+    path.write_text(path.read_text(encoding="utf-8") + f'''
+[[construction]]
+kind = "{kind}"
+weight = 0.9
+type_hint = "ontwerp"
+patterns = ["{pattern}"]
+''', encoding="utf-8")
+
+
+def _labels_in(nlp, text: str) -> set[str]:
+    doc = nlp(text)  # kept in a name: a SpanGroup dies with its Doc
+    return {span.label_ for span in doc.spans[SPAN_KEY]}
+
+
+def test_initialize_with_a_lexicon_dir_uses_that_lexicon(tmp_path):
+    folder = _lexicon_copy(tmp_path)
+    _add_construction(folder, "kokosnoten", "kokosnoten kraken")
+    text = "De gemeente gaat samen met bewoners kokosnoten kraken in het park."
+    assert "construction:kokosnoten" not in _labels_in(get_nlp(), text)
+    assert "construction:kokosnoten" in _labels_in(build_nlp(folder), text)
+    # The same through spaCy's [initialize] config, as build_nlp records it.
+    other = spacy.blank("nl")
+    for name in ("sentencizer", "paragraph_breaks", "simplemma_lemmatizer", "cocreation_evidence"):
+        other.add_pipe(name)
+    other.config["initialize"]["components"]["cocreation_evidence"] = {"lexicon_dir": str(folder)}
+    other.initialize()
+    assert "construction:kokosnoten" in _labels_in(other, text)
+
+
+@pytest.mark.parametrize("afterwards", ["deleted", "emptied"])
+def test_saved_pipeline_keeps_its_evidence_when_the_lexicon_dir_changes(tmp_path, afterwards):
+    folder = _lexicon_copy(tmp_path)
+    _add_construction(folder, "kokosnoten", "kokosnoten kraken")
+    records = _real_texts() + [("", "De gemeente gaat samen met bewoners kokosnoten kraken in het park.")]
+    built = build_nlp(folder)
+    expected = analyse(records, built)
+    assert sum(result.rule_score > 0 for result in expected) >= 3  # there is evidence to lose
+    built.to_disk(tmp_path / "saved")
+    if afterwards == "deleted":
+        shutil.rmtree(folder)
+    else:  # a folder that still loads but holds no constructions: rebuilt from it, every score is 0
+        (folder / "constructions.toml").write_text("version = 2\n", encoding="utf-8")
+        assert all(result.rule_score == 0 for result in analyse(records, build_nlp(folder)))
+    loaded = spacy.load(tmp_path / "saved")
+    assert analyse(records, loaded) == expected
+    assert evidence_component(loaded).lexicon == evidence_component(built).lexicon
+
+
+def test_pipeline_bytes_round_trip_keeps_the_lexicon(tmp_path):
+    folder = _lexicon_copy(tmp_path)
+    _add_construction(folder, "kokosnoten", "kokosnoten kraken")
+    built = build_nlp(folder)
+    data = built.to_bytes()
+    shutil.rmtree(folder)
+    restored = spacy.blank("nl")
+    for name in built.pipe_names:
+        restored.add_pipe(name)
+    restored.from_bytes(data)
+    records = _real_texts()[:4] + [("", "Samen met bewoners kokosnoten kraken.")]
+    assert analyse(records, restored) == analyse(records, built)
+    assert evidence_component(restored).lexicon == evidence_component(built).lexicon

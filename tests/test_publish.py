@@ -15,7 +15,7 @@ import pytest
 from pipeline.codebook import load_codebook
 from pipeline.public.publish import MANIFEST, QUOTE_CHARS, collect_examples, short_quote, write_site
 from pipeline.review.events import Label, record_decision
-from tests.cli_helpers import RADAR, radar
+from tests.cli_helpers import RADAR, invoke
 from tests.review_scenario import CARE_TEXT, add_article, evidence, prediction
 
 LESSON = "Begin met drie avonden en laat de buurt tekenen; <b>geen</b> inspraakavond."
@@ -59,8 +59,8 @@ def config_file(settings, tmp_path: Path) -> Path:
 
 def publish(settings, tmp_path: Path, output: Path) -> str:
     """Run `radar publish` through the installed entry point; return its output."""
-    result = radar("--config", str(config_file(settings, tmp_path)), "publish", "--output", str(output))
-    assert result.returncode == 0, result.stderr
+    result = invoke("--config", str(config_file(settings, tmp_path)), "publish", "--output", str(output))
+    assert result.exit_code == 0, result.stderr
     return result.stdout
 
 
@@ -174,8 +174,8 @@ def test_publish_never_writes_through_a_symlinked_folder(collection, tmp_path):
     (output / "voorbeeld").symlink_to(outside, target_is_directory=True)
     config = str(config_file(settings, tmp_path))
     for force in ([], ["--force"]):  # --force overwrites a user's files, never writes through a symlink
-        result = radar("--config", config, "publish", "--output", str(output), *force)
-        assert result.returncode == 2, result.stdout + result.stderr
+        result = invoke("--config", config, "publish", "--output", str(output), *force)
+        assert result.exit_code == 2, result.stdout + result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "voorbeeld/" in result.stderr, result.stderr
         assert list(outside.iterdir()) == []
         assert sorted(p.name for p in output.iterdir()) == ["voorbeeld"]  # refused before anything was written
@@ -187,13 +187,13 @@ def test_publish_refuses_to_overwrite_a_file_it_did_not_write_unless_forced(coll
     output.mkdir()
     (output / "index.html").write_text("<p>my own home page</p>", encoding="utf-8")
     config = str(config_file(settings, tmp_path))
-    refused = radar("--config", config, "publish", "--output", str(output))
-    assert refused.returncode == 2, refused.stdout + refused.stderr
+    refused = invoke("--config", config, "publish", "--output", str(output))
+    assert refused.exit_code == 2, refused.stdout + refused.stderr
     (line,) = refused.stderr.strip().splitlines()
     assert "index.html" in line and "--force" in line
     assert site_bytes(output) == {"index.html": b"<p>my own home page</p>"}  # nothing written, nothing replaced
-    forced = radar("--config", config, "publish", "--output", str(output), "--force")
-    assert forced.returncode == 0, forced.stderr
+    forced = invoke("--config", config, "publish", "--output", str(output), "--force")
+    assert forced.exit_code == 0, forced.stderr
     assert "Bewoners ontwerpen nieuw park mee" in (output / "index.html").read_text(encoding="utf-8")
     # From now on the page is publish's own: a re-publish over it needs no --force.
     assert "0 files written" in publish(settings, tmp_path, output)
@@ -317,8 +317,8 @@ def publish_with_base_url(settings, tmp_path: Path, output: Path) -> None:
     """Run `radar publish` with public_base_url set in the config file."""
     path = tmp_path / "radar-base.toml"
     path.write_text(f'data_dir = "{settings.data_dir}"\npublic_base_url = "{BASE_URL}"\n', encoding="utf-8")
-    result = radar("--config", str(path), "publish", "--output", str(output))
-    assert result.returncode == 0, result.stderr
+    result = invoke("--config", str(path), "publish", "--output", str(output))
+    assert result.exit_code == 0, result.stderr
 
 
 def test_published_feeds_link_the_story_as_alternate_our_page_as_related_and_themselves(collection, tmp_path):

@@ -27,7 +27,8 @@ def _fresh_postgres_database(server_url: str) -> str:
     return fresh_database(server_url, f"queue_{next(_numbers)}")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# The PostgreSQL case reaches the cluster through getfixturevalue, so it carries the postgres mark itself.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path):
     """An empty database: a SQLite file, or a fresh database on the PostgreSQL cluster."""
     if request.param == "sqlite":

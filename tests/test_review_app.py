@@ -15,7 +15,7 @@ from pipeline.review.agreement import kappa, pair_agreement
 from pipeline.review.app import create_app, make_server, safe_href
 from pipeline.review.security import check_binding, is_loopback
 from pipeline.store import Store, reviews
-from tests.cli_helpers import radar
+from tests.cli_helpers import invoke
 from tests.conftest import serving
 
 from tests.review_scenario import (  # noqa: F401  (other test modules import the scenario from here too)
@@ -202,7 +202,7 @@ def test_agreement_page_shows_kappa_per_pair_and_settles_disagreements(review_st
     for name, labels in {"ann": ["1", "1", "0"], "bea": ["1", "0", "0"]}.items():
         for key, value in zip(("park", "care", "xss"), labels, strict=True):
             decide(clients[name], ids[key], cocreation=value, sector="overheid", type="ontwerp")
-    [pair] = pair_agreement({a: {r["analyst"]: r for r in store.current_reviews() if r["article_id"] == a}
+    [pair] = pair_agreement({a: {r.analyst: r for r in store.current_reviews() if r.article_id == a}
                              for a in (ids["park"], ids["care"], ids["xss"])})
     assert pair["n"] == 3 and pair["decision"]["kappa"] == pytest.approx(0.4)
     page = clients["ann"].get("/agreement").get_data(as_text=True)
@@ -212,8 +212,8 @@ def test_agreement_page_shows_kappa_per_pair_and_settles_disagreements(review_st
     clients["ann"].post(f"/article/{ids['care']}/settle",
                         data={"csrf_token": token, "cocreation": "1", "sector": "zorg", "type": "ontwerp"})
     final = store.final_labels()[ids["care"]]
-    assert (final["action"], final["analyst"], final["sector"]) == ("settle", "ann", "zorg")
-    assert final["previous"].keys() == {"ann", "bea"}  # the store decodes JSON columns (issue 10)
+    assert (final.action, final.analyst, final.sector) == ("settle", "ann", "zorg")
+    assert final.previous.keys() == {"ann", "bea"}  # the store decodes JSON columns (issue 10)
     assert "settled" in clients["bea"].get("/agreement").get_data(as_text=True)
 
 
@@ -262,8 +262,8 @@ def test_binding_beyond_loopback_needs_a_token(host, ok):
 
 
 def test_cli_refuses_to_serve_on_all_addresses_without_token(tmp_path):
-    result = radar("review", "--host", "0.0.0.0", env={"RADAR_DATA_DIR": str(tmp_path)})
-    assert result.returncode == 2 and "without an access token" in result.stderr
+    result = invoke("review", "--host", "0.0.0.0", env={"RADAR_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == 2 and "without an access token" in result.stderr
 
 
 def test_token_is_required_when_configured(review_store):

@@ -114,7 +114,7 @@ def test_blind_review_in_the_browser(live_app, watched_page):
     ann.keyboard.press("Escape")
     with ann.expect_navigation():
         ann.keyboard.press("y")
-    assert store.decisions_by_article()[ids["park"]]["ann"]["note"] == ANN_NOTE
+    assert store.decisions_by_article()[ids["park"]]["ann"].note == ANN_NOTE
 
     bob = watched_page()
     bob.goto(base + "/analyst")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -10,10 +9,10 @@ from sqlalchemy import select
 from pipeline.review.analysts import add_analyst
 from pipeline.review.app import create_app, make_server
 from pipeline.store import Store, reviews
-from tests.conftest import CHROMIUM, press_and_wait, serving, type_analyst_name  # the browser, live_app and watched_page fixtures live in conftest.py
+from tests.conftest import CHROMIUM, SCREENSHOT_DIR, press_and_wait, serving, type_analyst_name  # the browser, live_app and watched_page fixtures live in conftest.py
 from tests.test_review_app import fill_store
 
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "review-screen.png"
+SCREENSHOT = SCREENSHOT_DIR / "review-screen.png"  # docs/review-screen.png only with `make screenshots`
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="Debian's chromium is not installed (make test and .ci/run install it)")
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
 
 def current(store: Store, article_id: int, analyst: str) -> dict | None:
     """Return the analyst's current decision on an article as stored, or None."""
-    return next((r for r in store.current_reviews() if r["article_id"] == article_id and r["analyst"] == analyst), None)
+    return next((r for r in store.current_reviews() if r.article_id == article_id and r.analyst == analyst), None)
 
 
 
@@ -52,12 +51,12 @@ def test_keyboard_review_flow_with_two_analysts(live_app, watched_page):
     timings = [press_and_wait(page, "y")]
     assert page.url.endswith(f"/article/{ids['care']}") and "Saved #" in page.inner_text(".flashes")
     saved = current(store, ids["park"], "ann")
-    assert (saved["cocreation"], saved["sector"], saved["type"], saved["borderline"], saved["note"]) == \
+    assert (saved.cocreation, saved.sector, saved.type, saved.borderline, saved.note) == \
         (1, "welzijn", "uitvoering", 1, "gemeente faciliteert, bewoners trekken")
     timings.append(press_and_wait(page, "n"))
     assert page.url.endswith(f"/article/{ids['xss']}")
     timings.append(press_and_wait(page, "n"))
-    assert current(store, ids["xss"], "ann")["cocreation"] == 0
+    assert current(store, ids["xss"], "ann").cocreation == 0
 
     # Reload keeps the decision; k goes back through the queue.
     page.goto(f"{base}/article/{ids['park']}?status=all")
@@ -82,7 +81,7 @@ def test_keyboard_review_flow_with_two_analysts(live_app, watched_page):
     press_and_wait(second, "Enter")
     for key in ("y", "y", "n"):
         timings.append(press_and_wait(second, key))
-    assert current(store, ids["care"], "bea")["sector"] == "zorg"
+    assert current(store, ids["care"], "bea").sector == "zorg"
 
     # ann yes/no/no against bea yes/yes/no: kappa (2/3 - 4/9) / (5/9) = 0.40.
     second.goto(base + "/agreement")
@@ -109,7 +108,7 @@ def test_hostile_article_runs_no_script(live_app, watched_page):
         assert page.locator('a[href^="javascript:"]').count() == 0
         assert page.locator("#article-text img, #article-text script, main svg").count() == 0
         assert page.evaluate("window.__xss") is None
-    assert "<script>" in current(store, ids["xss"], "ann")["note"]
+    assert "<script>" in current(store, ids["xss"], "ann").note
     assert not page.dialogs and not page.errors
 
 
@@ -154,6 +153,6 @@ def test_served_to_others_the_token_names_the_analyst_and_only_a_neutral_lead_se
             form.locator("button#yes").click()
         assert "Settled #" in lead.inner_text(".flashes")
         final = store.final_labels()[ids["care"]]
-        assert (final["action"], final["analyst"], final["sector"]) == ("settle", "lea", "zorg")
+        assert (final.action, final.analyst, final.sector) == ("settle", "lea", "zorg")
         assert not any(p.errors for p in (*pages.values(), lead))
     store.close()

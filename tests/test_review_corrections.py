@@ -22,7 +22,7 @@ def test_undoing_settles_walks_back_through_them_and_each_is_a_new_event(review_
     assert store.latest_settle(care).id == second and store.final_labels()[care].cocreation == 0
     undone = store.append_undo("lea", "1")
     assert undone.id == second  # before: "nothing to undo", settles were no undo targets
-    assert store.latest_settle(care)["sector"] == "zorg" and store.final_labels()[care].sector == "zorg"
+    assert store.latest_settle(care).sector == "zorg" and store.final_labels()[care].sector == "zorg"
     assert store.append_undo("lea", "1").id == first
     assert store.latest_settle(care) is None and care not in store.final_labels()
     assert care in {d for d, per in store.decisions_by_article().items() if len(per) == 2}  # disputed again
@@ -47,13 +47,13 @@ def test_a_settled_article_can_be_settled_again_and_u_takes_back_the_settle(revi
     lead = create_app(settings, store, analyst="lea").test_client()
     assert settle(lead, care, cocreation="1", sector="zorg", type="ontwerp").status_code == 302
     again = settle(lead, care, cocreation="0", note="toch niet")
-    assert again.status_code == 302 and store.latest_settle(care)["cocreation"] == 0
+    assert again.status_code == 302 and store.latest_settle(care).cocreation == 0
     page = lead.get(f"/article/{care}/settle").get_data(as_text=True)
     answer = lead.post("/undo", data={"csrf_token": csrf_of(page)})
     assert answer.status_code == 302 and answer.headers["Location"].endswith(f"/article/{care}/settle")
     restored = lead.get(answer.headers["Location"]).get_data(as_text=True)
     assert "Undone: your settle of" in restored and "toch niet" in restored  # the undone settle's note, to correct
-    assert store.latest_settle(care)["sector"] == "zorg"
+    assert store.latest_settle(care).sector == "zorg"
     history = lead.get(f"/article/{care}/history").get_data(as_text=True)
     assert history.count("undo of settle #") == 1 and history.count('class="event-settle"') == 3
 
@@ -72,7 +72,7 @@ def test_u_right_after_saving_brings_back_my_decision_note_and_private_mark_in_t
     page.locator("#private").check()
     page.evaluate("document.activeElement.blur()")  # the keys act on the page, not in a field
     press_and_wait(page, "y")
-    assert store.decisions_by_article()[ids["park"]]["ann"]["private"] == 1
+    assert store.decisions_by_article()[ids["park"]]["ann"].private == 1
     press_and_wait(page, "u")
     assert page.url.split("?")[0].endswith(f"/article/{ids['park']}")
     # Before: the model's prefill (overheid, ontwerp), an empty note and no private mark.
@@ -105,13 +105,13 @@ def test_a_lead_undoes_a_settle_with_u_and_settles_again_in_the_browser(live_app
     assert store.latest_settle(care) is None
     assert page.locator("input[name=sector]:checked").get_attribute("value") == settled.sector
     press_and_wait(page, "n")
-    assert store.latest_settle(care)["cocreation"] == 0
+    assert store.latest_settle(care).cocreation == 0
     page.goto(f"{base}/article/{care}/settle")
     assert "Settle again" in page.inner_text("body")
     page.keyboard.press("7")
     page.keyboard.press("Shift+Digit5")
     press_and_wait(page, "y")
-    assert store.latest_settle(care)["cocreation"] == 1
+    assert store.latest_settle(care).cocreation == 1
     page.goto(f"{base}/article/{care}/history")
     assert page.locator("tr.event-settle").count() == 4 and "undo of settle" in page.inner_text("table.history")
     assert not page.errors

@@ -18,7 +18,7 @@ from pipeline.research.export import COLUMNS, iter_export_rows, write_export
 from pipeline.review.app import create_app
 from pipeline.settings import load_settings
 from pipeline.store import Store, reviews, skips
-from tests.cli_helpers import radar
+from tests.cli_helpers import invoke
 from tests.conftest import CHROMIUM, ROOT, press_and_wait
 from tests.review_scenario import MODEL
 
@@ -140,11 +140,11 @@ def test_run_report_and_queue_count_the_same_stories_and_articles(tmp_path):
     config.write_text(f'[radar]\ndata_dir = "{tmp_path / "local"}"\nfeeds_file = "{tmp_path / "feeds.toml"}"\n'
                       'host_delay = 0.0\nallow_private_addresses = true\nprogress = false\n', encoding="utf-8")
     try:
-        result = radar("--config", str(config), "run")
+        result = invoke("--config", str(config), "run")
     finally:
         server.shutdown()
         server.server_close()
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     reported = re.search(r"Scoring: \d+ scored, (\d+) stories flagged \((\d+) articles\) for review", result.stdout)
     assert reported, result.stdout
     settings = load_settings(config)

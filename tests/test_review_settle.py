@@ -20,6 +20,7 @@ from tests.review_scenario import MODEL, PARK_TEXT, add_article, fill_store, pre
 from tests.test_store_postgres import postgres_url  # noqa: F401  (the throw-away PostgreSQL cluster fixture)
 from tests.test_review_app import csrf_of, decide, events
 from tests.test_review_blind import text_of
+from tests.test_labels import ev
 
 YES_ZORG = {"cocreation": "1", "sector": "zorg", "type": "ontwerp"}
 NO = {"cocreation": "0"}
@@ -68,11 +69,10 @@ def settle(client, article_id: int, **form):
 
 # -- the dispute rule: a settle ends a dispute -------------------------------------------------------------------
 def test_a_settled_article_is_not_disputed():
-    yes = {"analyst": "ann", "cocreation": 1, "sector": "zorg", "type": "ontwerp"}
-    no = {"analyst": "bea", "cocreation": 0, "sector": None, "type": None}
+    yes, no = ev(1, "ann", "decide", (1, "zorg", "ontwerp")), ev(2, "bea", "decide", (0, None, None))
     assert labels.is_disputed({"ann": yes, "bea": no}) is True
     assert labels.is_disputed({"ann": yes, "bea": no}, settled=True) is False
-    assert labels.is_disputed({"ann": yes, "bea": dict(yes, analyst="bea")}, settled=False) is False
+    assert labels.is_disputed({"ann": yes, "bea": ev(2, "bea", "decide", (1, "zorg", "ontwerp"))}, settled=False) is False
 
 
 def test_a_settle_clears_the_disputed_flag_and_the_disputed_filter(review_store, ann):
@@ -273,7 +273,7 @@ def test_deciding_and_settling_by_keyboard_in_the_browser(live_app, watched_page
     settles = [press_and_wait(page, "y")]
     assert page.url.endswith(f"/article/{disputed[1]}/settle") and "Settled #" in page.inner_text(".flashes")
     first = store.latest_settle(disputed[0])
-    assert (first["cocreation"], first["sector"], first["type"], first["borderline"], first["note"]) == \
+    assert (first.cocreation, first.sector, first.type, first.borderline, first.note) == \
         (1, "cultuur", "onderzoek", 1, "bea heeft gelijk")
     page.keyboard.press("y")  # a yes without sector and type is refused on the same screen
     page.wait_for_selector(".flash-error")
@@ -281,7 +281,7 @@ def test_deciding_and_settling_by_keyboard_in_the_browser(live_app, watched_page
     while "/settle" in page.url:
         settles.append(press_and_wait(page, "n"))
     assert page.url.endswith("/agreement") and len(settles) == len(disputed) >= 5
-    assert [store.latest_settle(i)["cocreation"] for i in disputed] == [1] + [0] * (len(disputed) - 1)
+    assert [store.latest_settle(i).cocreation for i in disputed] == [1] + [0] * (len(disputed) - 1)
     order_after = page.locator("tr.disagreement").evaluate_all("rows => rows.map(r => r.id)")
     assert order_after == order and page.locator("tr.disagreement.settled").count() == len(disputed)
     assert "settled yes · Cultuur · Onderzoek · borderline by ann" in " ".join(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 from sqlalchemy import insert, inspect, update
 
 from pipeline.records import Article
 from pipeline.store import Store, articles
-from tests.cli_helpers import RADAR, radar
+from tests.cli_helpers import invoke
 from tests.conftest import CORPUS, article_html, rss
 
 ARTICLES = [
@@ -28,8 +27,8 @@ def test_score_writes_the_public_record_per_article(tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in ARTICLES), encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    result = radar("score", "--input", str(source), "--output", str(out))
-    assert result.returncode == 0, result.stderr
+    result = invoke("score", "--input", str(source), "--output", str(out))
+    assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows] == ["a1", "a2"]
     for row in rows:
@@ -43,8 +42,8 @@ def test_score_writes_the_public_record_per_article(tmp_path):
 
 def test_score_reads_stdin_and_reports_bad_lines():
     lines = json.dumps(ARTICLES[1]) + "\n{kapot\n"
-    result = subprocess.run([RADAR, "score"], input=lines, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1 and "line 2" in result.stderr
+    result = invoke("score", input=lines)
+    assert result.exit_code == 1 and "line 2" in result.stderr
     assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["a2"]
 
 
@@ -55,13 +54,14 @@ def test_eval_reports_metrics_and_warns_about_training_texts(tmp_path):
         [a for a in articles if a["text"].strip() and not labels[a["id"]]["cocreation"]][:15]
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(a) + "\n" for a in chosen))
     (tmp_path / "l.jsonl").write_text("".join(json.dumps(labels[a["id"]]) + "\n" for a in chosen))
-    result = radar("eval", "--input", str(tmp_path / "a.jsonl"), "--labels", str(tmp_path / "l.jsonl"), "--json")
-    assert result.returncode == 0, result.stderr
+    result = invoke("eval", "--input", str(tmp_path / "a.jsonl"), "--labels", str(tmp_path / "l.jsonl"), "--json")
+    assert result.exit_code == 0, result.stderr
     metrics = json.loads(result.stdout)
     assert metrics["overall"]["texts"] == 20 and metrics["overall"]["positives"] == 5
     assert metrics["seen_in_training"] == 20  # the shipped model trained on these: figures are optimistic
     assert metrics["sector"]["n"] == 5 and set(metrics["by_source"]) >= {"dpgmedia/partisan-news2019"}
-    assert "WARNING" in radar("eval", "--input", str(tmp_path / "a.jsonl"), "--labels", str(tmp_path / "l.jsonl")).stdout
+    warned = invoke("eval", "--input", str(tmp_path / "a.jsonl"), "--labels", str(tmp_path / "l.jsonl"))
+    assert "WARNING" in warned.stdout
 
 
 # -- scoring stored articles: bounded pieces, and one bad article fails alone (issue 9 item 4) --
@@ -88,10 +88,10 @@ def test_stored_text_longer_than_spacys_limit_is_scored_in_a_bounded_piece(tmp_p
     huge = _long_text(2_600_000)
     with store.engine.begin() as conn:  # written past the store's cap, as an older version could have
         conn.execute(update(articles).where(articles.c.id == ids["lang"]).values(text=huge))
-    assert len(store.articles()[0]["text"]) == 2_600_000
+    assert len(store.articles()[0].text) == 2_600_000
     counts = score_stored_articles(store, Scorer.load(), run_id=None)
     assert counts["scored"] == 2 and counts.get("score_failed", 0) == 0
-    assert {p["article_id"] for p in store.latest_predictions()} == set(ids.values())
+    assert {p.article_id for p in store.latest_predictions()} == set(ids.values())
 
 
 def test_article_that_fails_in_scoring_is_recorded_skipped_and_not_retried(tmp_path, monkeypatch):
@@ -110,7 +110,7 @@ def test_article_that_fails_in_scoring_is_recorded_skipped_and_not_retried(tmp_p
     monkeypatch.setattr(scorer, "score_records", score)
     counts = score_stored_articles(store, scorer, run_id=None)
     assert counts == {"scored": 2, "flagged": counts["flagged"], "score_failed": 1}
-    assert {p["article_id"] for p in store.latest_predictions()} == {ids["a"], ids["c"]}
+    assert {p.article_id for p in store.latest_predictions()} == {ids["a"], ids["c"]}
     [failure] = store.scoring_failures()
     assert failure["article_id"] == ids["slecht"] and failure["model_version"] == scorer.model.version
     assert failure["reason"] == "ValueError: kan dit artikel niet lezen"
@@ -149,8 +149,8 @@ def test_radar_score_of_a_text_longer_than_spacys_limit_gives_its_record(tmp_pat
     source = tmp_path / "lang.jsonl"
     source.write_text(json.dumps({"id": "lang", "title": "Heel lang", "text": _long_text(1_200_000)}) + "\n",
                       encoding="utf-8")
-    result = radar("score", "--input", str(source))
-    assert result.returncode == 0, result.stderr
+    result = invoke("score", "--input", str(source))
+    assert result.exit_code == 0, result.stderr
     [row] = [json.loads(line) for line in result.stdout.splitlines()]
     assert row["id"] == "lang" and 0.0 <= row["cocreation_score"] <= 1.0
 

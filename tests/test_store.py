@@ -15,7 +15,7 @@ from pipeline.records import (
 from pipeline.store.migrations import CLUSTERS_SINCE, FLAGGED_ARTICLES_SINCE, MIGRATIONS, SCHEMA_VERSION, _migrate_to_4
 from pipeline.store.schema import QUEUE_INDEXES, clusters, schema_info
 from pipeline.store import Store
-from tests.cli_helpers import radar
+from tests.cli_helpers import invoke
 from tests.conftest import corpus_articles
 
 
@@ -26,11 +26,11 @@ def test_radar_ingest_of_a_2_6_million_character_text_is_stored_capped(tmp_path)
     jsonl.write_text(json.dumps({"id": "groot-1", "title": "Heel lang", "text": text}) + "\n", encoding="utf-8")
     config = tmp_path / "radar.toml"
     config.write_text(f'[radar]\ndata_dir = "{tmp_path / "local"}"\nprogress = false\n', encoding="utf-8")
-    result = radar("--config", str(config), "ingest", str(jsonl))
-    assert result.returncode == 0, result.stderr
+    result = invoke("--config", str(config), "ingest", str(jsonl))
+    assert result.exit_code == 0, result.stderr
     [row] = Store(f"sqlite:///{tmp_path / 'local' / 'radar.db'}").articles()
-    assert row["text_truncated_from"] == len(text) and len(row["text"]) <= MAX_TEXT_CHARS
-    assert text.startswith(row["text"]) and text[len(row["text"])] == "\n"  # cut at a paragraph boundary
+    assert row.text_truncated_from == len(text) and len(row.text) <= MAX_TEXT_CHARS
+    assert text.startswith(row.text) and text[len(row.text)] == "\n"  # cut at a paragraph boundary
 
 
 def test_cap_text_cuts_at_the_last_paragraph_break():
@@ -172,7 +172,7 @@ def test_records_come_typed_with_json_decoded_and_still_read_like_rows(tmp_path)
     store.migrate()
     art = store.article(2)
     assert isinstance(art, StoredArticle) and art.categories == ("nieuws",) and art.cluster_id == 1
-    assert art["outlet"] == "Rivierstad Courant" and dict(art)["canonical_id"] == 1
+    assert art.outlet == "Rivierstad Courant" and art.canonical_id == 1
     pred = store.newest_prediction(3)
     assert isinstance(pred, Prediction) and pred.model_version == "m2" and pred.flagged is False
     assert pred.evidence[0]["label"] == "participant:bewoners" and pred.sector_scores == {"zorg": 0.9}
@@ -180,7 +180,7 @@ def test_records_come_typed_with_json_decoded_and_still_read_like_rows(tmp_path)
     assert isinstance(settle, ReviewEvent) and set(settle.previous) == {"ann", "bea"}
     final = store.final_labels()[3]
     assert isinstance(final, FinalLabel) and final.label_source == "settled" and final.analysts == "ann, bea, lea"
-    assert {**final}["sector"] == "zorg"
+    assert final.sector == "zorg"  # the settle event's label, read through the final label
 
 
 def scored(article_id: int, score: float, model: str = "m1", sector: str = "zorg") -> dict:

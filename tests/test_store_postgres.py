@@ -1,4 +1,4 @@
-"""The store and a whole nightly run on a real, throw-away PostgreSQL cluster (skipped without one)."""
+"""The store and a whole nightly run on a real, throw-away PostgreSQL cluster (`make test` and .ci/run install it; a skip fails the run)."""
 
 from __future__ import annotations
 

@@ -19,11 +19,11 @@ from pipeline.public.app import make_public_server
 from pipeline.review.app import create_app, make_server
 from pipeline.review.events import Label, record_decision
 from pipeline.store import Store, submissions
-from tests.cli_helpers import radar
-from tests.conftest import CHROMIUM, ROOT, article_html, rss, serving
+from tests.cli_helpers import invoke
+from tests.conftest import CHROMIUM, SCREENSHOT_DIR, article_html, rss, serving
 from tests.httpserver import Reply
 
-SCREENSHOT = ROOT / "docs" / "public-index.png"
+SCREENSHOT = SCREENSHOT_DIR / "public-index.png"  # docs/public-index.png only with `make screenshots`
 READER, EMAIL = "Henk Lezer", "henk.lezer@example.nl"
 NOTE = "De gemeente ontwerpt het plein samen met de buurt. <script>alert('note')</script>"
 LESSON = "Laat bewoners vanaf de eerste schets meetekenen."
@@ -109,8 +109,8 @@ def test_reader_submits_analyst_accepts_and_it_is_published(article, store_and_s
         assert (final.cocreation, final.lesson, final.private) == (1, LESSON, False)
 
         output = tmp_path / "site"
-        result = radar("--config", str(config_file(settings, tmp_path)), "publish", "--output", str(output))
-        assert result.returncode == 0, result.stderr
+        result = invoke("--config", str(config_file(settings, tmp_path)), "publish", "--output", str(output))
+        assert result.exit_code == 0, result.stderr
         index = (output / "index.html").read_text(encoding="utf-8")
         assert title in index and LESSON in index
         feed = feedparser.parse((output / "feed.atom").read_bytes())
@@ -228,17 +228,17 @@ def test_privacy_commands_list_delete_and_purge(review_store, tmp_path):
     with store.engine.begin() as conn:
         conn.execute(update(submissions).where(submissions.c.id == old).values(created_at="2025-01-01T10:00:00+00:00"))
     config = str(config_file(settings, tmp_path))
-    listed = radar("--config", config, "submissions", "list")
-    assert listed.returncode == 0 and "personal name,email" in listed.stdout and EMAIL not in listed.stdout
-    purged = radar("--config", config, "submissions", "purge", "--older-than", "90d")
-    assert purged.returncode == 0 and "from 1 submission" in purged.stdout
+    listed = invoke("--config", config, "submissions", "list")
+    assert listed.exit_code == 0 and "personal name,email" in listed.stdout and EMAIL not in listed.stdout
+    purged = invoke("--config", config, "submissions", "purge", "--older-than", "90d")
+    assert purged.exit_code == 0 and "from 1 submission" in purged.stdout
     kept = store.submission(old)
     assert (kept.name, kept.email, kept.ip_hash, kept.note) == ("", "", "", "oud")
     assert store.submission(new).email == "els@example.nl"
-    assert radar("--config", config, "submissions", "delete", str(new)).returncode == 0
+    assert invoke("--config", config, "submissions", "delete", str(new)).exit_code == 0
     assert store.submission(new) is None and not store.is_submitted_cluster(ids["care"])
-    missing = radar("--config", config, "submissions", "delete", "999")
-    assert missing.returncode == 2 and "no submission 999" in missing.stderr
+    missing = invoke("--config", config, "submissions", "delete", "999")
+    assert missing.exit_code == 2 and "no submission 999" in missing.stderr
 
 
 def test_digest_has_a_section_for_readers_submissions(review_store):

@@ -62,14 +62,17 @@ def test_nightly_retrain_waits_for_new_final_labels_then_trains_on_them(small_co
     ingest_file(store, news, settings.near_duplicate_threshold)
     assert retrain_if_due(settings, store) == {"retrain": "waiting for 1 more final labels"}
     (article,) = store.articles()
-    record_decision(store, article["id"], "ann", Label(True, "overheid", "ontwerp"), model_version=first,
+    record_decision(store, article.id, "ann", Label(True, "overheid", "ontwerp"), model_version=first,
                     codebook_version="1")
     result = retrain_if_due(settings, store)
     assert result["new_final_labels"] == 1 and result["retrain"] == "kept"
     card = json.loads((settings.model_dir / "card.json").read_text())
     assert card["model_version"] == result["candidate"] != first
-    assert f"review:review-{article['id']}" in card["training_data"]["ids"]
+    assert f"review:review-{article.id}" in card["training_data"]["ids"]
     assert card["metrics"]["grouped"]["overall"]["average_precision"] > 0
+    # The candidate was staged with the run's files, not beside the model (which may be the package's own).
+    assert (settings.data_dir / "retrain-candidate" / "card.json").exists()
+    assert not (tmp_path / ".model.candidate").exists()
     assert retrain_if_due(settings, store)["retrain"].startswith("waiting")
     store.close()
 

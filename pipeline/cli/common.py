@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -33,7 +33,7 @@ def _settings(ctx: typer.Context, config: Path | None = None) -> Settings:
         _fail(exc)
 
 
-def _fail(exc: Exception, code: int = EXIT_ERROR) -> None:
+def _fail(exc: Exception, code: int = EXIT_ERROR) -> NoReturn:
     typer.echo(f"radar: error: {exc}", err=True)
     raise typer.Exit(code)
 

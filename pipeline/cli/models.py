@@ -89,15 +89,16 @@ def train_cmd(
     config: ConfigOption = None,
     articles: list[Path] | None = typer.Option(None, "--articles", help="Labelled texts, repeatable (default: settings.train_articles)."),
     labels: list[Path] | None = typer.Option(None, "--labels", help="Their labels, in the same order (default: settings.train_labels)."),
-    written: bool = typer.Option(True, "--written/--no-written", help="Also train on data/training/written.jsonl."),
+    written: bool = typer.Option(True, "--written/--no-written", help="Also train on the shipped texts written for training (pipeline/resources/training/written.jsonl)."),
     reviews: bool = typer.Option(True, "--reviews/--no-reviews", help="Also train on the analysts' final labels."),
     folds: int = typer.Option(10, "--folds", help="Grouped (leave-sources-out) cross-validation folds."),
 ) -> None:
     """Train the detector and the sector and type models; cross-validate; save them with a card."""
-    from pipeline.detect.train import gather_examples, train_and_evaluate
+    from pipeline.detect.train import check_trainable, gather_examples, train_and_evaluate
 
     settings = _settings(ctx, config)
     try:
+        check_trainable(settings.model_dir)
         # Analysts' final labels in the configured database train the models too: reviewing improves them.
         data = gather_examples(articles or settings.train_articles, labels or settings.train_labels, written,
                                database_url=settings.effective_database_url if reviews else None,

@@ -48,9 +48,14 @@ def review_cmd(
         store = _open_store(settings, notes)  # the binding check in serve() needs the registered analysts
     except RadarError as exc:
         _fail(exc)
+
+    def announce(text: str) -> None:
+        typer.echo(text)
+        for note in notes:
+            typer.echo(note, err=True)
+
     _serve_then_close(store, bind_host, bind_port, lambda: serve(
-        settings, store, host=bind_host, port=bind_port, analyst=analyst or settings.analyst,
-        announce=lambda text: (typer.echo(text), [typer.echo(note, err=True) for note in notes])))
+        settings, store, host=bind_host, port=bind_port, analyst=analyst or settings.analyst, announce=announce))
 
 
 analysts_app = typer.Typer(help="Analysts' own access tokens for a review app served to others.",

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import platform
+import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
@@ -32,10 +33,11 @@ from pipeline.detect.estimators import make_pipeline  # noqa: F401 (re-exported:
 from pipeline.detect.labellers import (DOC_VOTE_WEIGHT, KEY_VOTE_WEIGHT, Labellers, evidence_passages, fit_labellers,
                                 suggest_labels)
 from pipeline.detect.passages import Passage, passages_of, training_passages
+from pipeline.resources import MODEL_DIR as SHIPPED_MODEL_DIR
 
 log = logging.getLogger(__name__)
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "radar"
+MODEL_DIR = SHIPPED_MODEL_DIR
 # skops already trusts plain estimators; these are the exact other types our trained models hold (none
 # since the passage model replaced CalibratedClassifierCV)
 # (tests/test_modelfile.py derives them by training). Never a prefix: skops can call any trusted
@@ -205,8 +207,8 @@ class RadarModel:
                 for s, sp, tp, a, order in zip(scores, sectors, types, analyses, ranked)]  # noqa: B905 (parallel per-text arrays of one length)
 
     def _one(self, score: float, sector_scores: dict, type_scores: dict, keys: list[tuple[int, int]]) -> Prediction:
-        sector = max(sector_scores, key=sector_scores.get) if sector_scores else None
-        type_ = max(type_scores, key=type_scores.get) if type_scores else None
+        sector = max(sector_scores, key=sector_scores.__getitem__) if sector_scores else None
+        type_ = max(type_scores, key=type_scores.__getitem__) if type_scores else None
         return Prediction(
             cocreation_score=round(score, 4), flagged=score >= self.threshold,
             sector=sector, sector_scores=sector_scores, type=type_, type_scores=type_scores,
@@ -292,13 +294,22 @@ def make_card(examples: list[Example], threshold: float, metrics: dict) -> dict:
     }
 
 
-def lexicon_digest() -> str:
-    """Return a hash of the lexicon files the evidence features come from."""
+def lexicon_digest(lexicon_dir: Path | None = None) -> str:
+    """Return a hash of the lexicon's content (its parsed entries, not comments) the evidence features come from."""
     from pipeline.detect.nlp import LEXICON_DIR
-    digest = hashlib.sha256()
-    for path in sorted(LEXICON_DIR.glob("*.toml")):
-        digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()
+    # Parsed, not raw bytes: a corrected comment or a reflowed list keeps the features, so it keeps the model;
+    # a changed, added or removed cue, override or file does not.
+    content = {path.name: tomllib.loads(path.read_text(encoding="utf-8"))
+               for path in sorted((lexicon_dir or LEXICON_DIR).glob("*.toml"))}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def check_lexicon(card: dict, directory: Path) -> None:
+    """Refuse a model whose card records another lexicon than the one this code loads (features would drift)."""
+    if card.get("lexicon_sha256") != lexicon_digest():
+        raise ModelError(f"the model in {directory} was trained with another lexicon (sha256 "
+                         f"{str(card.get('lexicon_sha256'))[:12]}, this code's is {lexicon_digest()[:12]}): "
+                         "retrain with `radar train`")
 
 
 def save_model(model: RadarModel, directory: Path = MODEL_DIR, extra_files: dict[str, str] | None = None) -> Path:
@@ -307,8 +318,9 @@ def save_model(model: RadarModel, directory: Path = MODEL_DIR, extra_files: dict
 
 
 def load_model(directory: Path = MODEL_DIR) -> RadarModel:
-    """Load a saved model, refusing a changed file, types outside TRUSTED_TYPES and another codebook's card."""
+    """Load a saved model, refusing a changed file, types outside TRUSTED_TYPES and another codebook's or lexicon's."""
     parts, card = load_parts(directory, TRUSTED_TYPES)
+    check_lexicon(card, directory)
     try:
         return RadarModel.from_parts(parts, card)
     except (KeyError, TypeError, ValueError) as exc:  # a file from an older model layout

@@ -127,7 +127,7 @@ def _record_labels(trainer: Trainer, train, test, detector: Detector, best_at: l
             continue
         suggestions = suggest_labels(model, analyses, [best_at[k] for k in positives], attr)
         for k, scores in zip(positives, suggestions, strict=True):
-            best = max(scores, key=scores.get)
+            best = max(scores, key=lambda label: scores[label])
             result.labels[attr][int(test[k])] = (best, scores[best])
 
 

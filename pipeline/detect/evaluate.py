@@ -11,6 +11,7 @@ import logging
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -20,10 +21,11 @@ from pipeline.detect.classify import Example, threshold_for_recall
 from pipeline.errors import ConfigError
 from pipeline.detect.nlp import Analysis
 from pipeline.detect.crossval import source_group
+from pipeline.resources import WRITTEN_FILE
 
 log = logging.getLogger(__name__)
 
-WRITTEN_PATH = Path(__file__).resolve().parents[2] / "data" / "training" / "written.jsonl"
+WRITTEN_PATH = WRITTEN_FILE
 # The alert a newcomer would set up: the obvious words. Measured on the real dev labels it finds
 # about half the cases and most of what it flags is wrong (see the issue text and `radar eval`).
 KEYWORDS = re.compile(
@@ -236,7 +238,7 @@ def evaluate_model(articles: Path, labels: Path, model_dir: Path) -> dict:
     flags = np.array([int(r["flagged"]) for r in results])
     codebook = load_codebook()
     trained_ids = {i.split(":", 1)[1] for i in scorer.model.card.get("training_data", {}).get("ids", [])}
-    result = {"model_version": scorer.model.version, "threshold": scorer.model.threshold,
+    result: dict[str, Any] = {"model_version": scorer.model.version, "threshold": scorer.model.threshold,
               "seen_in_training": sum(e.id in trained_ids for e in examples),
               "overall": detection_summary(examples, scores, flags), "by_source": {}}
     groups: dict[str, list[int]] = defaultdict(list)

@@ -77,7 +77,7 @@ class Labellers:
 
 def fit_labellers(examples: list, analyses: list[Analysis], best_at: list[int]) -> Labellers:
     """Fit sector and type on the positives (real priors), reading each one's key passage."""
-    fitted = {}
+    fitted: dict[str, Pipeline | None] = {}
     for attr in ("sector", "type"):
         rows = [i for i, ex in enumerate(examples) if ex.cocreation and getattr(ex, attr)]
         labels = [getattr(examples[i], attr) for i in rows]
@@ -127,7 +127,8 @@ def key_passage_votes(analysis: Analysis, at: int, attr: str) -> Counter:
         for label in sentence.labels:
             key = _vote_key(label, attr)
             if key:
-                votes[key] += weight
+                # Weighted votes: Counter allows float counts (its docs say so); typeshed types counts as int.
+                votes[key] += weight  # type: ignore[assignment]
     return votes
 
 

@@ -2,32 +2,40 @@
 
 No pretrained Dutch pipeline can be installed here, so this one is built from `spacy.blank("nl")`
 and rules: organisations by sector, participant groups, co-creation constructions and negative
-cues come from the lexicon files in data/lexicon/ and are matched on lemmas.
+cues come from the lexicon files (pipeline/resources/lexicon/) and are matched on lemmas. The evidence
+component is a stateful spaCy pipe: initialize() loads the lexicon, to_disk()/from_disk() keep it.
 """
 
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import math
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import simplemma
 import spacy
+from spacy import util as spacy_util
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.symbols import ORTH
 from spacy.tokens import Doc, Span
-from spacy.util import filter_spans
+from spacy.training import Example
+from spacy.util import SimpleFrozenList, ensure_path, filter_spans
+from spacy.vocab import Vocab
 
 from pipeline.errors import ConfigError
+from pipeline.resources import LEXICON_DIR as SHIPPED_LEXICON_DIR
 
 log = logging.getLogger(__name__)
 
-LEXICON_DIR = Path(__file__).resolve().parents[2] / "data" / "lexicon"
+LEXICON_DIR = SHIPPED_LEXICON_DIR
 SPAN_KEY = "evidence"
 GAP = "..."
 MAX_GAP = 4
@@ -59,7 +67,7 @@ class LexiconEntry:
 
 @dataclass
 class Lexicon:
-    """All rule vocabularies, loaded from data/lexicon/*.toml."""
+    """All rule vocabularies, loaded from the lexicon folder's *.toml files."""
 
     entries: list[LexiconEntry] = field(default_factory=list)
     versions: dict[str, int] = field(default_factory=dict)
@@ -138,7 +146,7 @@ def lemma_of(word: str) -> str:
     return simplemma.lemmatize(word, lang="nl")
 
 
-@Language.component("paragraph_breaks")
+@Language.component("paragraph_breaks", assigns=["token.is_sent_start", "doc.sents"])
 def paragraph_breaks(doc: Doc) -> Doc:
     """Start a sentence after every line break: extracted text has one paragraph or headline a line."""
     for token in doc[:-1]:
@@ -147,8 +155,8 @@ def paragraph_breaks(doc: Doc) -> Doc:
     return doc
 
 
-@Language.factory("simplemma_lemmatizer", default_config={})
-def create_simplemma_lemmatizer(nlp: Language, name: str):
+@Language.factory("simplemma_lemmatizer", assigns=["token.lemma", "token.norm"], default_config={})
+def create_simplemma_lemmatizer(nlp: Language, name: str) -> Callable[[Doc], Doc]:
     """Lemmatise with simplemma (0.947 on UD Dutch Alpino against 0.856 for spaCy's lookup table)."""
     def lemmatize(doc: Doc) -> Doc:
         for token in doc:
@@ -160,21 +168,62 @@ def create_simplemma_lemmatizer(nlp: Language, name: str):
     return lemmatize
 
 
-@Language.factory("cocreation_evidence", default_config={"lexicon_dir": ""})
-def create_cocreation_evidence(nlp: Language, name: str, lexicon_dir: str):
-    """Find organisations, participant groups, constructions and negative cues; score sentences."""
-    return CocreationEvidence(nlp, load_lexicon(Path(lexicon_dir) if lexicon_dir else LEXICON_DIR))
+@Language.factory(
+    "cocreation_evidence",
+    # The matchers read NORM (set by simplemma_lemmatizer) and the scores are per sentence (sentencizer).
+    requires=["doc.sents", "token.norm"],
+    assigns=["doc.spans", "doc._.sentence_scores", "doc._.rule_score"],
+    default_config={},
+)
+def create_cocreation_evidence(nlp: Language, name: str) -> CocreationEvidence:
+    """Create the evidence component; nlp.initialize() or from_disk() gives it its lexicon."""
+    return CocreationEvidence(nlp, name=name)
+
+
+LEXICON_FILE = "lexicon.json"  # inside the component's folder of a saved pipeline
+NOT_INITIALISED = ("the {name!r} component has no lexicon: call nlp.initialize() (build_nlp and get_nlp do) "
+                   "or load a saved pipeline with spacy.load()")
 
 
 class CocreationEvidence:
-    """Per sentence: which organisation works with which participants through which construction."""
+    """Per sentence: which organisation works with which participants through which construction.
 
-    def __init__(self, nlp: Language, lexicon: Lexicon):
-        self.lexicon = lexicon
+    A stateful spaCy component like spaCy's SpanRuler: the lexicon is its state. initialize() loads it
+    from a lexicon folder, to_disk()/to_bytes() save the entries themselves, so a saved pipeline keeps
+    its evidence when the folder later changes or goes away.
+    """
+
+    def __init__(self, nlp: Language, lexicon: Lexicon | None = None, *, name: str = "cocreation_evidence"):
+        self.name = name
+        self.vocab = nlp.vocab
+        self._lexicon: Lexicon | None = None
+        self._build_matchers(Lexicon())
+        if lexicon is not None:
+            self.set_lexicon(lexicon)
+
+    @property
+    def lexicon(self) -> Lexicon:
+        """Return the lexicon the component matches; an error before initialize() or from_disk()."""
+        if self._lexicon is None:
+            raise RuntimeError(NOT_INITIALISED.format(name=self.name))
+        return self._lexicon
+
+    def initialize(self, get_examples: Callable[[], Iterable[Example]] | None = None, *,
+                   nlp: Language | None = None, lexicon_dir: str | None = None) -> None:
+        """Load the lexicon from lexicon_dir (default: the shipped one); called by nlp.initialize()."""
+        # LEXICON_DIR is read here, not bound as a default, so that a patched module constant counts.
+        self.set_lexicon(load_lexicon(Path(lexicon_dir) if lexicon_dir else LEXICON_DIR))
+
+    def set_lexicon(self, lexicon: Lexicon) -> None:
+        """Replace the lexicon and rebuild the matchers from it."""
+        self._build_matchers(lexicon)
+        self._lexicon = lexicon
+
+    def _build_matchers(self, lexicon: Lexicon) -> None:
         # Plain phrases go to the hash-based PhraseMatcher; only patterns with gaps or wildcards need
         # the token Matcher, whose state machine cost 90 % of the time when it held all 2,700 patterns.
-        self.phrases = PhraseMatcher(nlp.vocab, attr="NORM")
-        self.matcher = Matcher(nlp.vocab)
+        self.phrases = PhraseMatcher(self.vocab, attr="NORM")
+        self.matcher = Matcher(self.vocab)
         self.suffixes: dict[str, LexiconEntry] = {}
         # Several blocks may share a key (exact and compound organisations); the first one's weight counts.
         self.by_label: dict[str, LexiconEntry] = {}
@@ -185,7 +234,7 @@ class CocreationEvidence:
             plain = [p for p in entry.patterns if not _has_operator(p)]
             complex_ = [p for p in entry.patterns if _has_operator(p)]
             if plain:
-                self.phrases.add(label, [_phrase_doc(nlp, p) for p in plain])
+                self.phrases.add(label, [_phrase_doc(self.vocab, p) for p in plain])
             if complex_:
                 self.matcher.add(label, [pattern_to_matcher(p) for p in complex_])
             if entry.suffix:
@@ -195,6 +244,8 @@ class CocreationEvidence:
                         self.suffixes.setdefault(normalise_word(term), entry)
 
     def __call__(self, doc: Doc) -> Doc:
+        if self._lexicon is None:
+            raise RuntimeError(NOT_INITIALISED.format(name=self.name))
         matches = list(self.phrases(doc)) + list(self.matcher(doc))
         spans = [Span(doc, start, end, label=doc.vocab.strings[match_id].split("#")[0])
                  for match_id, start, end in matches]
@@ -221,14 +272,57 @@ class CocreationEvidence:
         """Return the lexicon entry behind a span label such as 'construction:meedenken'."""
         return self.by_label.get(label)
 
+    # -- serialisation (nlp.to_disk / spacy.load and nlp.to_bytes / from_bytes call these) --
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = SimpleFrozenList()) -> None:
+        """Write the lexicon entries to <path>/lexicon.json."""
+        serializers = {LEXICON_FILE: lambda p: p.write_text(lexicon_to_json(self.lexicon), encoding="utf-8")}
+        spacy_util.to_disk(ensure_path(path), serializers, exclude)
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = SimpleFrozenList()) -> CocreationEvidence:
+        """Load the lexicon entries written by to_disk."""
+        deserializers = {LEXICON_FILE: lambda p: self.set_lexicon(lexicon_from_json(p.read_text(encoding="utf-8")))}
+        spacy_util.from_disk(ensure_path(path), deserializers, exclude)
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = SimpleFrozenList()) -> bytes:
+        """Serialise the lexicon entries to bytes."""
+        return spacy_util.to_bytes({"lexicon": lambda: lexicon_to_json(self.lexicon).encode("utf-8")}, exclude)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = SimpleFrozenList()) -> CocreationEvidence:
+        """Load the lexicon entries serialised by to_bytes."""
+        setters = {"lexicon": lambda data: self.set_lexicon(lexicon_from_json(data.decode("utf-8")))}
+        spacy_util.from_bytes(bytes_data, setters, exclude)
+        return self
+
+
+def lexicon_to_json(lexicon: Lexicon) -> str:
+    """Return the lexicon's entries and file versions as JSON (entry order kept: it decides labels)."""
+    # The standard json module writes floats exactly (repr); srsly's ujson rounds some of them.
+    return json.dumps({"versions": lexicon.versions, "entries": [asdict(e) for e in lexicon.entries]},
+                      ensure_ascii=False, indent=1)
+
+
+def lexicon_from_json(text: str) -> Lexicon:
+    """Rebuild a Lexicon from lexicon_to_json's output."""
+    data = json.loads(text)
+    return Lexicon(entries=[LexiconEntry(**raw) for raw in data["entries"]], versions=dict(data["versions"]))
+
+
+def evidence_component(nlp: Language) -> CocreationEvidence:
+    """Return the pipeline's cocreation_evidence component."""
+    component = nlp.get_pipe("cocreation_evidence")
+    if not isinstance(component, CocreationEvidence):
+        raise TypeError(f"the 'cocreation_evidence' pipe is a {type(component).__name__}, not CocreationEvidence")
+    return component
+
 
 def _has_operator(pattern: str) -> bool:
     return any(item in (GAP, "*") for item in pattern.split())
 
 
-def _phrase_doc(nlp: Language, pattern: str) -> Doc:
+def _phrase_doc(vocab: Vocab, pattern: str) -> Doc:
     words = [normalise_word(w) for w in pattern.split()]
-    doc = Doc(nlp.vocab, words=words)
+    doc = Doc(vocab, words=words)
     for token, word in zip(doc, words):  # noqa: B905 (the Doc is built from these words)
         token.norm_ = word
     return doc
@@ -284,13 +378,39 @@ def rule_score(sentence_scores: list[float]) -> float:
 def build_nlp(lexicon_dir: Path | None = None) -> Language:
     """Build the Dutch pipeline: blank nl + abbreviations, sentencizer, simplemma, evidence."""
     nlp = spacy.blank("nl")
-    for abbreviation in EXTRA_ABBREVIATIONS:
-        nlp.tokenizer.add_special_case(abbreviation, [{ORTH: abbreviation}])
+    add_abbreviations(nlp)
     nlp.add_pipe("sentencizer")
     nlp.add_pipe("paragraph_breaks")
     nlp.add_pipe("simplemma_lemmatizer")
-    nlp.add_pipe("cocreation_evidence", config={"lexicon_dir": str(lexicon_dir or "")})
+    nlp.add_pipe("cocreation_evidence")
+    initialize_evidence(nlp, lexicon_dir)
     return nlp
+
+
+@runtime_checkable
+class _SpecialCases(Protocol):
+    # spaCy's Tokenizer is a Cython class without type stubs; this is the one method used here.
+    def add_special_case(self, string: str, substrings: list[dict[int, str]]) -> None: ...
+
+
+def add_abbreviations(nlp: Language) -> None:
+    """Keep the extra abbreviations (EXTRA_ABBREVIATIONS) as one token each."""
+    tokenizer = nlp.tokenizer
+    if not isinstance(tokenizer, _SpecialCases):
+        raise TypeError(f"expected spaCy's Tokenizer, got {type(tokenizer).__name__}")
+    for abbreviation in EXTRA_ABBREVIATIONS:
+        tokenizer.add_special_case(abbreviation, [{ORTH: abbreviation}])
+
+
+def initialize_evidence(nlp: Language, lexicon_dir: Path | None = None) -> None:
+    """Load the evidence component's lexicon and note its folder in the [initialize] config."""
+    folder = str(lexicon_dir) if lexicon_dir else None
+    # Recorded so that a later nlp.initialize() loads the same lexicon. Only this component is
+    # initialised here, not the whole nlp: Language.initialize also logs at INFO and builds an
+    # optimizer, neither of which a rule-based pipeline needs.
+    if folder:
+        nlp.config["initialize"]["components"]["cocreation_evidence"] = {"lexicon_dir": folder}
+    evidence_component(nlp).initialize(nlp=nlp, lexicon_dir=folder)
 
 
 @lru_cache(maxsize=2)
@@ -389,7 +509,7 @@ def _item(span: Span, label: str, weight: float, offset: int) -> dict:
 def analyse(records: list[tuple[str, str]], nlp: Language | None = None, batch_size: int = 32) -> list[Analysis]:
     """Run the pipeline over (title, text) pairs and return one Analysis per pair."""
     nlp = nlp or get_nlp()
-    component = nlp.get_pipe("cocreation_evidence")
+    component = evidence_component(nlp)
     joined = ((f"{title}\n\n{text}" if title else text, len(title) + 2 if title else 0) for title, text in records)
     results = []
     for doc, offset in nlp.pipe(joined, as_tuples=True, batch_size=batch_size):

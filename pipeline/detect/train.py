@@ -16,6 +16,7 @@ from pipeline.detect.evaluate import cross_validate, load_labelled, load_written
 from pipeline.errors import ConfigError
 from pipeline.ingest.extract import content_hash
 from pipeline.detect.nlp import analyse
+from pipeline.resources import MODEL_DIR, in_source_checkout
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +61,29 @@ def reviewed_examples(database_url: str, min_reviews: int | None = None) -> list
     try:
         store.migrate()
         final = store.final_labels()
-        texts = {a["id"]: a for a in store.articles() if a["id"] in final}
+        texts = {a.id: a for a in store.articles() if a.id in final}
     finally:
         store.close()
     examples = []
     for article_id, label in final.items():
         article = texts.get(article_id)
-        if article is None or label["cocreation"] is None:
+        if article is None or label.cocreation is None:
             continue
         examples.append(Example(
-            id=f"review-{article_id}", title=article["title"], text=article["text"],
-            cocreation=bool(label["cocreation"]), sector=label["sector"], type=label["type"], origin="review",
-            source="review", borderline=bool(label["borderline"]),
+            id=f"review-{article_id}", title=article.title, text=article.text,
+            cocreation=bool(label.cocreation), sector=label.sector, type=label.type, origin="review",
+            source="review", borderline=bool(label.borderline),
         ))
     return examples
+
+
+def check_trainable(model_dir: Path) -> None:
+    """Refuse to train over the model an installed package ships: the next upgrade would silently replace it."""
+    # In a checkout the shipped model is the one developers retrain and commit; in site-packages it is read-only
+    # by intent (and a Dask worker's copy would differ from the driver's), so training needs a folder of its own.
+    if model_dir.resolve() == MODEL_DIR.resolve() and not in_source_checkout():
+        raise ConfigError(f"{model_dir} is the model the installed package ships; set model_dir (radar.toml or "
+                          "RADAR_MODEL_DIR) to a folder of your own to train")
 
 
 def train_and_evaluate(data: TrainingData, model_dir: Path, folds: int = 10, progress: bool = True) -> tuple[RadarModel, dict]:
@@ -86,8 +96,11 @@ def train_and_evaluate(data: TrainingData, model_dir: Path, folds: int = 10, pro
     log.info("nlp: %d texts analysed in %.1fs", len(data.real) + len(data.extra), time.monotonic() - started)
     show = progress and sys.stderr.isatty()
     with tqdm(total=folds + 5, desc="cross-validation", unit="fold", disable=not show) as bar:
+        def fold_done() -> None:
+            bar.update(1)
+
         metrics = cross_validate(data.real, real_analyses, data.extra, extra_analyses, folds=folds,
-                                 progress=lambda: bar.update(1))
+                                 progress=fold_done)
     calibration = metrics.pop("calibration")
     out_of_fold = metrics.pop("oof")
     model = train_model(data.real + data.extra, real_analyses + extra_analyses, calibration, metrics)
@@ -121,6 +134,7 @@ def retrain_if_due(settings, store) -> dict:
     """
     if not settings.retrain_after:
         return {}
+    check_trainable(settings.model_dir)
     card_path = settings.model_dir / "card.json"
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
     waiting = new_final_labels(store, card)
@@ -128,7 +142,8 @@ def retrain_if_due(settings, store) -> dict:
         return {"retrain": f"waiting for {settings.retrain_after - waiting} more final labels"}
     data = gather_examples(settings.train_articles, settings.train_labels, True,
                            database_url=settings.effective_database_url, min_reviews=settings.min_reviews)
-    staging = settings.model_dir.with_name(f".{settings.model_dir.name}.candidate")
+    # The candidate is staged with the run's own files, never inside the package (where the shipped model lives).
+    staging = settings.data_dir / "retrain-candidate"
     model, metrics = train_and_evaluate(data, staging, progress=False)
     kept = no_worse(metrics["grouped"], card.get("metrics", {}).get("grouped"))
     if kept:

@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Iterator
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urldefrag
 from zoneinfo import ZoneInfo
 
@@ -69,7 +70,9 @@ CP1252_HOLES = {0x81, 0x8D, 0x8F, 0x90, 0x9D}  # undefined in Windows-1252: take
 DUTCH_MARKERS = frozenset(["de", "het", "een", "en", "van", "in", "is", "dat", "op", "te", "zijn", "niet", "met", "voor", "ook", "er", "maar", "bij", "wordt", "werd", "naar", "nog", "uit", "aan", "hun", "zij", "om", "door", "als", "dan", "heeft", "worden"])
 
 
-def _cp1252_fallback(err: UnicodeDecodeError) -> tuple[str, int]:
+def _cp1252_fallback(err: UnicodeError) -> tuple[str, int]:
+    if not isinstance(err, UnicodeDecodeError):  # registered for decoding only; an error handler refuses the rest
+        raise err
     bad = err.object[err.start:err.end]
     return "".join(bytes([b]).decode("latin-1" if b in CP1252_HOLES else "cp1252") for b in bad), err.end
 
@@ -254,12 +257,13 @@ def _author_candidates(tree) -> list:
     # costs a third of one whose predicates test six attributes on every element); a value that holds a hint
     # names its element. The <author> and <rel> element tests, rare on a page, only run when it has one.
     has_elements = next(tree.iter("author", "rel"), None) is not None
-    candidates = {}
+    candidates: dict[Any, None] = {}  # elements in document order (lxml is untyped here: Any)
     for item in (AUTHOR_VALUES_AND_ELEMENTS if has_elements else AUTHOR_VALUES)(tree):
         if not isinstance(item, str):
             candidates.setdefault(item, None)
         elif AUTHOR_HINT.search(item):
-            candidates.setdefault(item.getparent(), None)
+            # lxml's string results are str subclasses that know their element; mypy sees only the str.
+            candidates.setdefault(item.getparent(), None)  # type: ignore[attr-defined]
     return list(candidates)
 
 

@@ -71,7 +71,7 @@ def resolve_addresses(name: str) -> list[str]:
         infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchError("dns_error", f"name not found ({name})", retryable=True) from exc
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))  # str: typeshed also allows AF_PACKET's int
 
 
 # IPv6 ranges that carry an IPv4 address in their last 32 bits (RFC 4291 IPv4-compatible, RFC 6052 NAT64): a
@@ -144,7 +144,9 @@ class HttpClient:
             total=settings.retries, connect=settings.retries, read=settings.retries, status=settings.retries,
             redirect=0, status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET"}),
             backoff_factor=settings.backoff, respect_retry_after_header=True,
-            retry_after_max=settings.max_retry_after, raise_on_status=False, raise_on_redirect=False,
+            # urllib3 annotates int but only compares it with seconds, so a fractional setting works as such.
+            retry_after_max=settings.max_retry_after,  # type: ignore[arg-type]
+            raise_on_status=False, raise_on_redirect=False,
         )
         adapter = PinnedAdapter(max_retries=retry, pool_connections=32, pool_maxsize=32)
         self.session.mount("http://", adapter)
@@ -232,7 +234,8 @@ class HttpClient:
     def _request(self, url: str, addresses: tuple[str, ...], headers: dict[str, str] | None,
                  deadline: RequestDeadline) -> requests.Response:
         prepared = self.session.prepare_request(requests.Request("GET", url, headers=headers))
-        prepared.pinned_addresses = addresses  # read by PinnedAdapter: connect to what was checked
+        # Read by PinnedAdapter: connect to what was checked. requests has no field for it, hence the ignore.
+        prepared.pinned_addresses = addresses  # type: ignore[attr-defined]
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
         try:
             return self.session.send(prepared, timeout=timeout, stream=True, allow_redirects=False)
@@ -299,9 +302,10 @@ class HttpClient:
             parser.parse(resp.body.decode("utf-8", errors="replace").splitlines())
         except FetchError as exc:
             if exc.status in (404, 410) or (exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 403, 429)):
-                parser.allow_all = True  # no robots.txt: everything is allowed (RFC 9309 2.3.1.3)
+                # typeshed leaves out allow_all and disallow_all, which RobotFileParser.read() sets the same way.
+                parser.allow_all = True  # type: ignore[attr-defined]  # no robots.txt: all allowed (RFC 9309 2.3.1.3)
             elif exc.status in (401, 403):
-                parser.disallow_all = True
+                parser.disallow_all = True  # type: ignore[attr-defined]
             else:  # unreachable robots.txt: assume complete disallow for now, retry next run (RFC 9309 2.3.1.4)
                 return FetchError("robots_unavailable", f"{robots_url}: {exc}", retryable=True)
         return parser

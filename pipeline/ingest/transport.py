@@ -16,6 +16,7 @@ import ssl
 import threading
 import time
 from collections import namedtuple
+from typing import TYPE_CHECKING
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -34,7 +35,7 @@ class RequestDeadline:
     def __init__(self, seconds: float):
         self.seconds = seconds
         self.expired = False
-        self._conns: list[HTTPConnection] = []
+        self._conns: list[_PinnedMixin] = []
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self.expire)
         self._timer.daemon = True
@@ -58,7 +59,7 @@ class RequestDeadline:
         """Return the seconds left, never below zero."""
         return max(0.0, self.seconds - (time.monotonic() - self._started))
 
-    def watch(self, conn: HTTPConnection) -> None:
+    def watch(self, conn: _PinnedMixin) -> None:
         """Make a connection this request's own, so the deadline can cut it."""
         with self._lock:
             conn._radar_deadline = self  # a pooled connection belongs to the request using it now
@@ -71,14 +72,14 @@ class RequestDeadline:
         with self._lock:
             self.expired = True
             for conn in self._conns:
-                if getattr(conn, "_radar_deadline", None) is self:
+                if conn._radar_deadline is self:
                     _shut_down(conn)
 
 
-def _shut_down(conn: HTTPConnection) -> None:
+def _shut_down(conn: _PinnedMixin) -> None:
     # http.client forgets conn.sock once a "Connection: close" answer has started; its body is
     # still read from that socket, so the connection remembers the last one it had.
-    sock = getattr(conn, "last_sock", None)
+    sock = conn.last_sock
     if sock is None:
         return
     with contextlib.suppress(OSError):  # already closed
@@ -116,8 +117,17 @@ def retry_class_for(stopped: threading.Event) -> type[InterruptibleRetry]:
     return type("ClientRetry", (InterruptibleRetry,), {"stopped": stopped})
 
 
-class _PinnedMixin:
+if TYPE_CHECKING:
+    _ConnectionBase = HTTPConnection  # what the mixin is mixed into: mypy checks its super() calls against it
+else:
+    _ConnectionBase = object
+
+
+class _PinnedMixin(_ConnectionBase):
     """Connect to the pinned addresses, in order, instead of resolving the host name again."""
+
+    _radar_deadline: RequestDeadline | None = None  # the deadline of the request using the connection now
+    last_sock: socket.socket | None = None
 
     def __init__(self, *args, pinned: tuple[str, ...] = (), **kwargs):
         super().__init__(*args, **kwargs)
@@ -157,7 +167,9 @@ class _PinnedMixin:
                     error = exc
         finally:
             self._dns_host = name
-        raise error  # type: ignore[misc]
+        if error is None:  # cannot happen: __init__ refuses an empty `pinned`
+            raise ConnectTimeoutError(self, "no checked address to connect to")
+        raise error
 
     def request(self, *args, **kwargs):
         deadline = current_deadline()
@@ -187,7 +199,9 @@ class PinnedHTTPSConnectionPool(HTTPSConnectionPool):
 
 
 # A pool per (host, checked addresses): when a name's addresses change, its connections do too.
-PinnedPoolKey = namedtuple("PinnedPoolKey", PoolKey._fields + ("key_pinned",))
+# The fields are urllib3's own plus ours, computed: mypy reads only literal field lists, so it cannot type this
+# (nor see below that it has every field of PoolKey, which is all _default_key_normalizer needs).
+PinnedPoolKey = namedtuple("PinnedPoolKey", PoolKey._fields + ("key_pinned",))  # type: ignore[misc]
 POOL_CLASSES = {"http": PinnedHTTPConnectionPool, "https": PinnedHTTPSConnectionPool}
 
 
@@ -199,7 +213,8 @@ class PinnedAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = POOL_CLASSES
         self.poolmanager.key_fn_by_scheme = {
-            scheme: functools.partial(_default_key_normalizer, PinnedPoolKey) for scheme in POOL_CLASSES}
+            scheme: functools.partial(_default_key_normalizer, PinnedPoolKey)  # type: ignore[arg-type]
+            for scheme in POOL_CLASSES}
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         """Add the request's checked addresses to its pool key."""

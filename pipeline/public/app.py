@@ -102,9 +102,17 @@ def serve_page(path: str) -> Response:
     return Response(body, content_type=f"{kind}; charset=utf-8")
 
 
+def _form_signer() -> URLSafeTimedSerializer:
+    # create_app always sets SECRET_KEY; without one, signing would fail less clearly inside itsdangerous.
+    key = current_app.secret_key
+    if key is None:
+        raise RuntimeError("the public app has no SECRET_KEY: create it with create_app()")
+    return URLSafeTimedSerializer(key, salt="form-issued")
+
+
 def _form_page(values: dict | None = None, error: str = "", status: int = 200) -> Response:
     # The signed value is a fresh nonce: each form served is good for one post (see _use_form_once).
-    issued = URLSafeTimedSerializer(current_app.secret_key, salt="form-issued").dumps(secrets.token_urlsafe(16))
+    issued = _form_signer().dumps(secrets.token_urlsafe(16))
     body = render_template("form.html", root="/", form_url=FORM_PATH, values=values or {}, error=error,
                            issued=issued, csrf_token=generate_csrf(), honeypot=HONEYPOT,
                            limits={"url": MAX_URL_CHARS, "note": MAX_NOTE_CHARS, "name": MAX_NAME_CHARS,
@@ -138,7 +146,7 @@ def submit() -> Response:
 def _check_form_age(token: str, min_seconds: float) -> tuple[str, datetime]:
     # The form carries the signed time it was served: posting it sooner than a person can is a script.
     try:
-        nonce, issued = URLSafeTimedSerializer(current_app.secret_key, salt="form-issued").loads(
+        nonce, issued = _form_signer().loads(
             token, max_age=FORM_MAX_AGE, return_timestamp=True)
     except BadData as exc:
         raise SubmissionRefused("form_stale", "Het formulier is verlopen. Laad de pagina opnieuw.") from exc
@@ -171,7 +179,8 @@ def _register_errors(app: Flask) -> None:
     def http_error(error: HTTPException):
         messages = {404: "Deze pagina bestaat niet.", 405: "Dat kan hier niet.",
                     413: "Dat is te veel tekst voor dit formulier."}
-        return _error(error.code or 500, messages.get(error.code, "Er ging iets mis."))
+        code = error.code or 500
+        return _error(code, messages.get(code, "Er ging iets mis."))
 
 
 def _error(code: int, message: str) -> Response:

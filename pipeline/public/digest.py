@@ -66,9 +66,11 @@ def dutch_date(iso: str | None) -> str:
     if parts is None:
         return ""
     year, month, day = parts
+    if not month:  # a bare year (date_parts gives a day only with its month)
+        return str(year)
     if day is not None:
         return f"{day} {MONTHS[month - 1]} {year}"
-    return f"{MONTHS[month - 1]} {year}" if month else str(year)
+    return f"{MONTHS[month - 1]} {year}"
 
 
 def clean_quote(text: str | None) -> str:

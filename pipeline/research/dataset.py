@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -46,11 +47,11 @@ def load_dataset(source: str | Path | None = None, *, since: str | None = None, 
 
 
 def _articles_frame(store) -> pd.DataFrame:
-    articles = pd.DataFrame([{**dict(a), "cluster_id": cluster_id_of(a.id, a.canonical_id)} for a in store.articles()])
+    articles = pd.DataFrame([{**asdict(a), "cluster_id": cluster_id_of(a.id, a.canonical_id)} for a in store.articles()])
     if articles.empty:
         return pd.DataFrame(columns=COLUMNS)
     articles = articles.rename(columns={"id": "article_id"})
-    predictions = pd.DataFrame([dict(p) for p in store.latest_predictions()])
+    predictions = pd.DataFrame([asdict(p) for p in store.latest_predictions()])
     if predictions.empty:
         predictions = pd.DataFrame(columns=["article_id"])
     predictions = predictions.rename(columns={"sector": "predicted_sector", "type": "predicted_type"})

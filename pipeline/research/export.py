@@ -108,7 +108,7 @@ def _since(article: StoredArticle, since: str | None) -> bool:
 
 def _row(art: StoredArticle, pred: Prediction | None, label: FinalLabel | None, from_cluster: bool,
          quote_text: str) -> dict:
-    has_label = label is not None and label.cocreation is not None
+    decided = label if label is not None and label.cocreation is not None else None  # a label with a decision
     return {
         "article_id": art.id, "cluster_id": art.cluster_id, "is_canonical": art.id == art.cluster_id,
         "label_from_cluster": from_cluster,
@@ -117,9 +117,9 @@ def _row(art: StoredArticle, pred: Prediction | None, label: FinalLabel | None, 
         "flagged": pred.flagged if pred else None, "score": pred.cocreation_score if pred else None,
         "rule_score": pred.rule_score if pred else None, "predicted_sector": pred.sector if pred else None,
         "predicted_type": pred.type if pred else None, "prediction_model_version": pred.model_version if pred else None,
-        "cocreation": bool(label.cocreation) if has_label else None,
+        "cocreation": bool(decided.cocreation) if decided else None,
         "sector": label.sector if label else None, "type": label.type if label else None,
-        "borderline": bool(label.borderline) if has_label else None, "note": label.note if label else None,
+        "borderline": bool(decided.borderline) if decided else None, "note": label.note if label else None,
         "evidence_quote": quote_text, "label_source": label.label_source if label else None,
         "analysts": label.analysts if label else None, "settled_by": label.settled_by if label else None,
         "reviewed_at": label.reviewed_at if label else None,
@@ -139,12 +139,12 @@ def write_export(rows: Iterable[dict], fmt: str, output: Path | BinaryIO | None 
         writer(rows, output)
         return None
     if output is None:
-        sink = io.BytesIO()
-        writer(rows, sink)
-        return sink.getvalue()
+        buffer = io.BytesIO()
+        writer(rows, buffer)
+        return buffer.getvalue()
     output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("wb") as sink:
-        writer(rows, sink)
+    with output.open("wb") as file:
+        writer(rows, file)
     return None
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 import unicodedata
+from collections.abc import Iterable, Mapping
 
 from pipeline.errors import ConfigError
+from pipeline.records import ReviewEvent
 from pipeline.store import Store
 
 MIN_TOKEN_CHARS = 20
@@ -61,17 +63,18 @@ def check_token_setting(token: str) -> None:
         )
 
 
-def settle_refusal(analyst: dict | None, token_mode: bool, decisions: dict[str, dict],
-                   history: list[dict], article_id: int) -> tuple[int, str] | None:
+def settle_refusal(analyst: dict | None, token_mode: bool, decisions: Mapping[str, ReviewEvent],
+                   history: Iterable[ReviewEvent], article_id: int) -> tuple[int, str] | None:
     """Return (status, reason) when this analyst may not settle the article now, else None.
 
     Without tokens (one person on 127.0.0.1) anyone may settle; served to others, only a lead who
     did not decide the article themselves may, so nobody is judge in their own dispute.
     """
-    if token_mode and not (analyst and analyst["is_lead"]):
-        return 403, "Only a lead analyst may settle a dispute. Ask a lead (radar analysts add NAME --lead)."
-    if token_mode and any(e["analyst"] == analyst["name"] and e["action"] == "decide" for e in history):
-        return 403, f"You reviewed #{article_id} yourself, so you cannot settle its dispute: ask another lead."
-    if len({(r["cocreation"], r["sector"], r["type"]) for r in decisions.values()}) < 2:
+    if token_mode:
+        if not (analyst and analyst["is_lead"]):
+            return 403, "Only a lead analyst may settle a dispute. Ask a lead (radar analysts add NAME --lead)."
+        if any(e.analyst == analyst["name"] and e.action == "decide" for e in history):
+            return 403, f"You reviewed #{article_id} yourself, so you cannot settle its dispute: ask another lead."
+    if len({(r.cocreation, r.sector, r.type) for r in decisions.values()}) < 2:
         return 400, f"#{article_id} is not disputed: analysts who reviewed it agree, so there is nothing to settle."
     return None

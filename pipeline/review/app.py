@@ -74,7 +74,7 @@ def _register_errors(app: Flask) -> None:
                          "(`radar analysts add NAME` prints one) or the link `radar review` printed.",
                     404: "Not found."}
         given = error.description != type(error).description  # abort(..., description=...) says it best
-        message = error.description if given else messages.get(error.code, error.description)
+        message = error.description if given or error.code not in messages else messages[error.code]
         return render_template("error.html", code=error.code, message=message), error.code
 
 
@@ -140,7 +140,7 @@ def make_server(app: Flask, host: str, port: int, settings: Settings | None = No
     `settings` gives the connection limits (the shipped defaults when None); `options` are further
     waitress settings (the public app's trusted proxy, which the per-client cap exempts).
     """
-    from waitress import create_server
+    from waitress.server import create_server  # where waitress defines it; its stubs leave out the re-export
 
     limits = settings or Settings.model_construct()  # the fields' defaults, without reading RADAR_* again
     server = create_server(app, host=host, port=port, threads=4, ident="radar-review",

@@ -55,7 +55,9 @@ def check_binding(host: str, token: str, analysts_registered: bool = False) -> N
 
 def token_matches(given: str | None, token: str) -> bool:
     """Compare a presented token with the configured one in constant time."""
-    return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+    if not given:
+        return False
+    return hmac.compare_digest(given.encode(), token.encode())
 
 
 def install_security(app: Flask) -> None:

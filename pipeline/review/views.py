@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import unicodedata
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import abort, flash, g, redirect, render_template, request, session, url_for
 
@@ -24,7 +26,7 @@ from pipeline.highlight import (
 )
 from pipeline.review.security import is_token_mode, signed_in_analyst
 from pipeline.dates import nl_datetime
-from pipeline.records import date_problems
+from pipeline.records import Prediction, ReviewEvent, date_problems
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +74,15 @@ def queue():
     page = _page_number()
     entries, more = queries.queue_page(c.store, analyst, filters, c.threshold, page)
     ids = [e.canonical_id for e in entries]
+    marks = c.store.queue_marks(analyst, ids)
+    # Every read is one batch for the page's rows: the reader partial's is_submitted is answered from the
+    # marks here, not by the app-wide helper, which asks the store once per row.
     return render_template("queue.html", entries=entries, filters=filters, args=filters.as_args(),
                            decisions=c.store.decisions_by_article(ids), outlets=c.store.queue_outlets(),
                            statuses=queries.STATUSES, orders=queries.ORDERS,
                            progress=queries.progress_counts(c.store, analyst), page=page, more=more,
                            snippets=queries.row_snippets(c.store, entries), threshold=c.threshold,
-                           skipped=c.store.skipped_cluster_ids(analyst, ids), problems=problems,
+                           skipped=marks.skipped, is_submitted=marks.is_submitted, problems=problems,
                            typed={k: request.args.get(k, "") for k in ("date_from", "date_to")},
                            bulk_undo=session.pop("bulk_undo", None)), 400 if problems else 200
 
@@ -108,14 +113,14 @@ def render_article(article_id: int, filters: queries.QueueFilters, form: dict | 
     blind = not others_visible(per_article)  # blind double review: others' labels only after deciding
     return render_template(
         "article.html", article=art, cluster=cluster, canonical_id=canonical_id, prediction=prediction,
-        text_html=highlight_text(art["text"], evidence), evidence=grouped_evidence(art["text"], evidence),
+        text_html=highlight_text(art.text, evidence), evidence=grouped_evidence(art.text, evidence),
         form=form or restored_form(canonical_id) or _form_defaults(per_article.get(analyst), prediction),
         mine=per_article.get(analyst),
         others=[] if blind else [r for name, r in sorted(per_article.items()) if name != analyst],
         settle=None if blind else latest_settle(c.store, canonical_id), blind=blind,
         suggestion=best_labels(prediction), prev_id=place.prev_id, next_id=place.next_id, args=filters.as_args(),
-        error=error, position=place.position, default_quote=best_quote(art["text"], evidence),
-        key_sentences=key_sentences(art["text"], evidence),
+        error=error, position=place.position, default_quote=best_quote(art.text, evidence),
+        key_sentences=key_sentences(art.text, evidence),
     ), status
 
 
@@ -125,28 +130,28 @@ def key_sentences(text: str, evidence: list[dict]) -> list[str]:
     return [" ".join(text[s["start"]:s["end"]].split()) for s in ranked_sentences(text, evidence)[:MAX_KEY_SENTENCES]]
 
 
-def _form_defaults(mine: dict | None, prediction: dict | None) -> dict:
+def _form_defaults(mine: ReviewEvent | None, prediction: Prediction | None) -> dict:
     # The analyst's own label when there is one, else the model's confident labels only: a stored prediction
     # keeps sector and type only when the model was confident (ScoreRecord.prediction_row), so an unsure
     # suggestion prechecks nothing and cannot anchor the analyst.
     if mine:
-        return {"cocreation": mine["cocreation"], "sector": mine["sector"], "type": mine["type"],
-                "borderline": bool(mine["borderline"]), "note": mine["note"], "lesson": mine["lesson"],
-                "private": bool(mine["private"]), "quote": mine["quote"]}
-    pred = prediction or {}
-    return {"cocreation": None, "sector": pred.get("sector"), "type": pred.get("type"), "borderline": False, "note": ""}
+        return {"cocreation": mine.cocreation, "sector": mine.sector, "type": mine.type,
+                "borderline": bool(mine.borderline), "note": mine.note, "lesson": mine.lesson,
+                "private": bool(mine.private), "quote": mine.quote}
+    return {"cocreation": None, "sector": prediction.sector if prediction else None,
+            "type": prediction.type if prediction else None, "borderline": False, "note": ""}
 
 
-def best_labels(prediction: dict | None) -> dict:
+def best_labels(prediction: Prediction | None) -> dict:
     """Return the model's best sector and type with their probability and whether the model is confident in it."""
     if not prediction:
         return {}
     result = {}
-    for aspect in ("sector", "type"):
-        scores = prediction.get(f"{aspect}_scores") or {}
-        best = max(scores, key=scores.get) if scores else None
+    for aspect, scores, stored in (("sector", prediction.sector_scores or {}, prediction.sector),
+                                   ("type", prediction.type_scores or {}, prediction.type)):
+        best = max(scores, key=lambda name: scores[name]) if scores else None
         result[aspect] = {"name": best, "probability": scores.get(best, 0.0) if best else None,
-                          "confident": prediction.get(aspect) is not None}
+                          "confident": stored is not None}
     return result
 
 
@@ -160,18 +165,20 @@ def decide(article_id: int):
     filters = queries.QueueFilters.from_args(request.args)
     form = _posted_form()
     label, error = _label_from(form)
-    if error:
+    if label is None:
         return render_article(article_id, filters, form, error, 400)
     canonical_id = art.cluster_id
-    label = dataclasses.replace(label, quote=quote_in((c.store.article(canonical_id) or art)["text"], label.quote))
+    label = dataclasses.replace(label, quote=quote_in((c.store.article(canonical_id) or art).text, label.quote))
     next_id = c.store.queue_place(analyst, filters, c.threshold, canonical_id, counted=False).next_id
     prediction = c.store.newest_prediction(canonical_id)
     record_decision(c.store, canonical_id, analyst, label, codebook_version=c.codebook.version,
-                    model_version=prediction["model_version"] if prediction else None)
+                    model_version=prediction.model_version if prediction else None)
     flash(f"Saved #{canonical_id}: {_describe(label)}. Press u to undo.", "saved")
+    # Any: url_for types its own keywords (_external: bool), which filter names never are.
+    args: dict[str, Any] = filters.as_args()
     if next_id is None or next_id == canonical_id:
-        return redirect(url_for("review.queue", **filters.as_args()))
-    return redirect(url_for("review.article", article_id=next_id, **filters.as_args()))
+        return redirect(url_for("review.queue", **args))
+    return redirect(url_for("review.article", article_id=next_id, **args))
 
 
 def _posted_form() -> dict:
@@ -305,7 +312,8 @@ def _disagreement_list() -> tuple[list[dict], dict, dict]:
     return found, decisions, settles
 
 
-def _settle_refusal(canonical_id: int, decided: dict, history: list) -> tuple[int, str] | None:
+def _settle_refusal(canonical_id: int, decided: Mapping[str, ReviewEvent],
+                    history: Iterable[ReviewEvent]) -> tuple[int, str] | None:
     return settle_refusal(signed_in_analyst(), is_token_mode(), decided, history, canonical_id)
 
 
@@ -334,7 +342,7 @@ def render_settle(article_id: int, form: dict | None = None, error: str = "", st
     prev_id, next_id, position = _neighbours([d["article_id"] for d in found], canonical_id)
     return render_template(
         "settle.html", article=head, canonical_id=canonical_id, decisions=[per_article[n] for n in sorted(per_article)],
-        settle=settles.get(canonical_id), quote=best_quote(head["text"], prediction.evidence if prediction else []),
+        settle=settles.get(canonical_id), quote=best_quote(head.text, prediction.evidence if prediction else []),
         prediction=prediction, suggestion=best_labels(prediction), error=error,
         # Nothing preselected, unless the lead just undid a settle here: then its values, to correct them.
         form=form or restored_form(canonical_id) or {"sector": None, "type": None, "borderline": False, "note": ""},
@@ -365,12 +373,12 @@ def settle_article(article_id: int):
         return render_template("error.html", code=refusal[0], message="Not settled. " + refusal[1]), refusal[0]
     form = _posted_form()
     label, error = _label_from(form)
-    if error:
+    if label is None:
         return render_settle(article_id, form, f"Not settled: {error}", 400)
     prediction = c.store.newest_prediction(canonical_id)
-    label = dataclasses.replace(label, quote=quote_in((c.store.article(canonical_id) or art)["text"], label.quote))
+    label = dataclasses.replace(label, quote=quote_in((c.store.article(canonical_id) or art).text, label.quote))
     record_settle(c.store, canonical_id, analyst, label, codebook_version=c.codebook.version,
-                  model_version=prediction["model_version"] if prediction else None)
+                  model_version=prediction.model_version if prediction else None)
     flash(f"Settled #{canonical_id}: {_describe(label)}.", "saved")
     next_id = _next_to_settle(canonical_id)
     if next_id is None:

@@ -33,6 +33,7 @@ from pipeline.errors import ConfigError, RadarError
 from pipeline.ingest.feeds import load_feed_list
 from pipeline.settings import Settings
 from pipeline.store import Store, open_store
+from pipeline.resources import MODEL_DIR
 from pipeline.runs.partition import (  # noqa: F401 (the worker's names, re-exported for callers of this module)
     Batch, BackfillJob, PageToStore, duplicate_decider, fill_missing_bands, prepare_page, run_partition, worker_scorer,
     worker_store,
@@ -143,7 +144,10 @@ def make_job(settings: Settings, options: BackfillOptions, run_id: int | None) -
     else:
         hosts = frozenset(outlets)
     keep = RecordFilter(hosts=hosts, since=options.since, until=options.until, max_bytes=settings.max_bytes)
-    return BackfillJob(database_url=settings.effective_database_url, model_dir=str(settings.model_dir),
+    # The shipped model travels as "": each worker loads the one installed with its own package, wherever its
+    # site-packages is; a model_dir set by the user is an absolute path every worker must see.
+    model_dir = "" if settings.model_dir.resolve() == MODEL_DIR.resolve() else str(settings.model_dir.resolve())
+    return BackfillJob(database_url=settings.effective_database_url, model_dir=model_dir,
                        min_text_chars=settings.min_text_chars, max_text_chars=settings.max_text_chars,
                        near_threshold=settings.near_duplicate_threshold, keep=keep, outlets=outlets,
                        batch_records=options.batch_records, run_id=run_id)
@@ -235,7 +239,7 @@ def _run(store: Store, settings: Settings, files: list[str], options: BackfillOp
     report.skipped = {r: n - before["skipped"].get(r, 0) for r, n in after["skipped"].items()
                       if n - before["skipped"].get(r, 0)}
     if pending and not report.failed:
-        report.scoring = "scored" if scored else f"skipped: no model in {job.model_dir}; `radar run` scores them"
+        report.scoring = "scored" if scored else f"skipped: no model in {job.model_dir or MODEL_DIR}; `radar run` scores them"
     report.damaged = damaged_partitions(store.partitions_of(files))
     report.seconds = round(time.monotonic() - started, 3)
     # Damage is the file's, reported and final (a rerun reads the same bytes); the run did its job around it.

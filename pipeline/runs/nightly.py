@@ -10,6 +10,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from collections.abc import Iterator
+from typing import TypedDict, Unpack
 
 from filelock import FileLock, Timeout
 from tqdm import tqdm
@@ -235,7 +236,7 @@ def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings
     until = time.monotonic() + settings.article_stage_deadline
     done = 0
     with tqdm(total=len(due), desc="articles", unit="art", disable=not show) as bar:
-        for item, result in map_by_host(due, lambda i: i["url"], work, settings.workers,
+        for item, result in map_by_host(due, lambda i: i.url, work, settings.workers,
                                         until=until, on_expiry=client.stop):
             store_item_result(store, heads, item, result, report)
             done += 1
@@ -250,8 +251,20 @@ def fetch_articles(store: Store, client: HttpClient, report: RunReport, settings
              report.articles_deferred)
 
 
+class BuildOptions(TypedDict, total=False):
+    """What page_to_article passes on to extract.build_article besides the page and the minimum length."""
+
+    content_type: str
+    fallback_title: str
+    fallback_text: str
+    fallback_date: str | None
+    outlet: str
+    tz: str
+    known_date: str | None
+
+
 def page_to_article(body: bytes, url: str, *, min_chars: int, max_chars: int, summary_truncated_from: int | None = None,
-                    **build: object) -> Article:
+                    **build: Unpack[BuildOptions]) -> Article:
     """Turn page bytes into the Article the store gets, as the nightly run and the backfill both do.
 
     `build` goes to extract.build_article (content_type, fallbacks, outlet, known_date); a feed summary

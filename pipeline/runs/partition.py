@@ -19,6 +19,7 @@ from pathlib import Path
 
 import courlan
 
+from pipeline.resources import MODEL_DIR
 from pipeline.ingest.dedupe import NearDuplicateIndex, band_keys, decide_duplicate, minhash_of, signature_bytes
 from pipeline.errors import ExtractError, ModelMissing, RadarError
 from pipeline.ingest.extract import reads_as_dutch
@@ -114,7 +115,7 @@ def worker_scorer(model_dir: str):
     from pipeline.detect.score import Scorer
 
     try:
-        return Scorer.load(Path(model_dir))
+        return Scorer.load(Path(model_dir) if model_dir else MODEL_DIR)  # "": the model this worker's package ships
     except ModelMissing as exc:
         log.warning("backfill worker: scoring skipped: %s", exc)
         return None

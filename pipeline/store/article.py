@@ -6,13 +6,14 @@ import dataclasses
 import json
 import zlib
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from pipeline.chars import has_forbidden, xml_safe
 from pipeline.records import Article, Cluster, Prediction, Response, StoredArticle
-from pipeline.store.base import BATCH, _chunks, as_record, now_iso
+from pipeline.store.base import StorePart, BATCH, _chunks, as_record, inserted_id, now_iso
 from pipeline.store.cluster import _canonical_of, _clusters_by_ids, _newest_predictions, _prediction
 from pipeline.store.schema import (
     articles, clusters, duplicates, items, pages, predictions, scoring_failures, signatures
@@ -20,7 +21,7 @@ from pipeline.store.schema import (
 from pipeline.text import cap_article
 
 
-class ArticleStore:
+class ArticleStore(StorePart):
     """Articles with their duplicate links and signatures, predictions and scoring failures."""
 
     # -- articles -----------------------------------------------------------
@@ -233,7 +234,7 @@ class ArticleStore:
         resign = update(signatures).where(signatures.c.article_id == bindparam("aid")).values(minhash=bindparam("sig"))
         while rows := conn.execute(signed.where(signatures.c.article_id > last)
                                    .order_by(signatures.c.article_id).limit(BATCH)).all():
-            new = {article_id: minhash_of(text) for article_id, text in rows}
+            new = {row.article_id: minhash_of(row.text) for row in rows}
             if signed_now := [{"aid": a, "sig": signature_bytes(sig)} for a, sig in new.items() if sig is not None]:
                 conn.execute(resign, signed_now)
             if too_short := [a for a, sig in new.items() if sig is None]:  # as a new article of that text would be
@@ -245,7 +246,8 @@ class ArticleStore:
 def _xml_safe_article(article: Article) -> Article:
     # URLs are left as they are: they are the article's identity, and outputs link only what safe_href passes.
     fields = ("title", "text", "outlet", "author", "sitename")
-    changed = {name: xml_safe(getattr(article, name)) for name in fields
+    # Any: the names are picked at run time, so mypy cannot pair them with the fields' types (all are str).
+    changed: dict[str, Any] = {name: xml_safe(getattr(article, name)) for name in fields
                if has_forbidden(getattr(article, name) or "")}
     return dataclasses.replace(article, **changed) if changed else article
 
@@ -266,7 +268,7 @@ def _insert_article(conn: Connection, article: Article, item_id: int | None, run
                     duplicate: tuple[int, str, float] | None, minhash: bytes | None) -> int:
     # The rows of one stored article: itself, its duplicate link or its cluster row, its signature.
     row = _article_row(article, item_id, run_id)
-    article_id = conn.execute(insert(articles).values(**row)).inserted_primary_key[0]
+    article_id = inserted_id(conn.execute(insert(articles).values(**row)))
     if duplicate is not None:
         canonical_id, kind, similarity = duplicate
         conn.execute(insert(duplicates).values(

@@ -12,14 +12,14 @@ from sqlalchemy.engine import Connection
 
 from pipeline.errors import StoreError
 from pipeline.store.article import _insert_article, _prediction_rows
-from pipeline.store.base import BATCH, _chunks, decoded_json, now_iso
+from pipeline.store.base import StorePart, BATCH, _chunks, decoded_json, now_iso
 from pipeline.store.cluster import _canonical_of
 from pipeline.store.schema import articles, backfill_partitions, duplicates, predictions, signature_bands, signatures
 
 BACKFILL_LOCK_KEY = 0x7261646172  # "radar": the advisory lock every backfill writer takes on PostgreSQL
 
 
-class BackfillStore:
+class BackfillStore(StorePart):
     """Checkpointed WARC partitions, their batches, the writers' lock and the heads' band keys."""
 
     # -- backfill (issue 13) --
@@ -27,7 +27,7 @@ class BackfillStore:
         """Record the partitions of a WARC file that are not recorded yet; return how many were added."""
         added = 0
         with self.engine.begin() as conn:
-            known = set(conn.execute(select(backfill_partitions.c.start_offset)
+            known: set[int] = set(conn.execute(select(backfill_partitions.c.start_offset)
                                      .where(backfill_partitions.c.file == file)).scalars())
             for start, end in ranges:
                 if start not in known:
@@ -179,7 +179,7 @@ class BackfillStore:
         """Store the LSH band keys of cluster heads (article id -> keys), under the writers' lock."""
         with self.engine.connect() as conn:
             self._lock_writers(conn)
-            known = set(conn.execute(select(signature_bands.c.article_id).distinct()
+            known: set[int] = set(conn.execute(select(signature_bands.c.article_id).distinct()
                                      .where(signature_bands.c.article_id.in_(list(bands)))).scalars())
             rows = [{"band_key": k, "article_id": a} for a, keys in bands.items() if a not in known
                     for k in sorted(set(keys))]

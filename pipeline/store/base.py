@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import create_engine, event, func, insert, or_, select, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
 
 from pipeline.errors import StoreError
@@ -20,7 +20,11 @@ from pipeline.store.migrations import (
 )
 from pipeline.store.schema import articles, clusters, duplicates, feeds, items, predictions, reviews, runs, schema_info
 
-R = TypeVar("R")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R", bound="DataclassInstance")  # as_record builds records from their dataclass fields
+K = TypeVar("K", bound=Hashable)  # ids, file names: whatever an IN (...) list is made of
 # Columns stored as JSON text, decoded here and nowhere else; lists become tuples where the record says so.
 JSON_COLUMNS = {"categories": tuple, "tags": list, "sector_scores": dict, "type_scores": dict, "evidence": list,
                 "previous": dict, "report": dict}
@@ -51,12 +55,20 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def inserted_id(result: CursorResult[Any]) -> int:
+    """Return the primary key of the row a single-row INSERT just made."""
+    key = result.inserted_primary_key
+    if key is None:  # only a statement that is not a single-row INSERT has none: a bug in the caller
+        raise StoreError("the database returned no id for the inserted row")
+    return int(key[0])
+
+
 def decoded_json(value: str | None) -> dict:
     """Return a JSON object column as a dict (empty when unset)."""
     return json.loads(value) if value else {}
 
 
-def _chunks(ids: Iterable[int], size: int = BATCH) -> Iterator[list[int]]:
+def _chunks(ids: Iterable[K], size: int = BATCH) -> Iterator[list[K]]:
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), size):
         yield unique[start:start + size]
@@ -96,8 +108,9 @@ def _statement_cache(size: int) -> Callable:
 def sqlite_file_missing(url: str) -> bool:
     """Tell whether a database URL names a SQLite file that does not exist yet (opening it creates it empty)."""
     parsed = make_url(url)
-    return parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
-        and not Path(parsed.database).exists()
+    database = parsed.database
+    return parsed.get_backend_name() == "sqlite" and database is not None and database not in ("", ":memory:") \
+        and not Path(database).exists()
 
 
 def shown_url(url: str) -> str:
@@ -126,7 +139,25 @@ def _open_advice(reason: str) -> str:
     return "check database_url and that the database server is reachable"
 
 
-class StoreBase:
+class StorePart:
+    """What every part of the store (one mixin per concern) may use: the engine and settings StoreBase sets."""
+
+    url: str
+    engine: Engine
+    max_text_chars: int
+    min_reviews: int | None
+    _holds_writers_lock: bool
+
+    if TYPE_CHECKING:
+        # The mixins call each other through the one Store object; these are defined in cluster.py and
+        # article.py, declared here so that each part type-checks on its own (no effect at run time).
+        def _fill_clusters(self, conn: Connection) -> int: ...
+        def _clusters_of(self, conn: Connection, article_ids: Iterable[int]) -> set[int]: ...
+        def _refresh_clusters(self, conn: Connection, cluster_ids: Iterable[int]) -> None: ...
+        def _resign_articles(self, conn: Connection) -> int: ...
+
+
+class StoreBase(StorePart):
     """The engine, the schema's migrations and the run log: what every part of the store stands on."""
 
     def __init__(self, url: str, max_text_chars: int = MAX_TEXT_CHARS, *, cached_statements: int | None = None,
@@ -192,7 +223,7 @@ class StoreBase:
     def start_run(self, kind: str = "run") -> int:
         """Record the start of a run and return its id."""
         with self.engine.begin() as conn:
-            return conn.execute(insert(runs).values(kind=kind, started_at=now_iso())).inserted_primary_key[0]
+            return inserted_id(conn.execute(insert(runs).values(kind=kind, started_at=now_iso())))
 
     def close_interrupted_runs(self) -> int:
         """Mark runs left 'running' by a killed process as interrupted (call while holding the lock)."""
@@ -219,5 +250,5 @@ class StoreBase:
     def counts(self) -> dict[str, int]:
         """Return row counts of the main tables."""
         with self.engine.connect() as conn:
-            return {t.name: conn.execute(select(func.count()).select_from(t)).scalar()
+            return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
                     for t in (feeds, items, articles, duplicates, predictions, runs)}

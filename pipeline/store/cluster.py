@@ -10,11 +10,11 @@ from sqlalchemy.engine import Connection
 
 from pipeline import labels
 from pipeline.records import ArticleMeta, Cluster, Prediction, ReviewEvent
-from pipeline.store.base import BATCH, _chunks, as_record
+from pipeline.store.base import StorePart, BATCH, _chunks, as_record
 from pipeline.store.schema import articles, clusters, duplicates, predictions, reviews, submissions
 
 
-class ClusterStore:
+class ClusterStore(StorePart):
     """Keep the cluster table (one queue row per near-duplicate cluster) in step with its articles."""
 
     def rebuild_clusters(self) -> int:
@@ -33,7 +33,7 @@ class ClusterStore:
                  .where(duplicates.c.article_id.is_(None)))
         count, last = 0, 0
         while True:
-            ids = list(conn.execute(heads.where(articles.c.id > last).order_by(articles.c.id).limit(BATCH)).scalars())
+            ids: list[int] = list(conn.execute(heads.where(articles.c.id > last).order_by(articles.c.id).limit(BATCH)).scalars())
             if not ids:
                 return count
             rows = _cluster_rows(conn, ids)
@@ -43,8 +43,8 @@ class ClusterStore:
     def _clusters_of(self, conn: Connection, article_ids: Iterable[int]) -> set[int]:
         result: set[int] = set()
         for chunk in _chunks(article_ids):
-            canonical = dict(conn.execute(select(duplicates.c.article_id, duplicates.c.canonical_id)
-                                          .where(duplicates.c.article_id.in_(chunk))).all())
+            links = select(duplicates.c.article_id, duplicates.c.canonical_id).where(duplicates.c.article_id.in_(chunk))
+            canonical: dict[int, int] = dict(conn.execute(links).all())
             result |= {canonical.get(a, a) for a in chunk}
         return result
 
@@ -52,7 +52,7 @@ class ClusterStore:
         for chunk in _chunks(cluster_ids):
             rows = _cluster_rows(conn, chunk)
             # The reader's mark is not derived from articles and predictions: it survives the rebuild of the row.
-            kept = set(conn.execute(select(clusters.c.cluster_id).where(clusters.c.cluster_id.in_(chunk),
+            kept: set[int] = set(conn.execute(select(clusters.c.cluster_id).where(clusters.c.cluster_id.in_(chunk),
                                                                          clusters.c.submitted == 1)).scalars())
             conn.execute(delete(clusters).where(clusters.c.cluster_id.in_(chunk)))
             if rows:
@@ -147,9 +147,9 @@ def _cluster_rows(conn: Connection, ids: list[int]) -> list[dict]:
         .join(duplicates, duplicates.c.article_id == articles.c.id, isouter=True)
         .where(articles.c.id.in_(ids), duplicates.c.article_id.is_(None))).all()
     members: dict[int, list[int]] = {head.id: [] for head in heads}
-    for article_id, canonical_id in conn.execute(select(duplicates.c.article_id, duplicates.c.canonical_id)
-                                                 .where(duplicates.c.canonical_id.in_(ids))):
-        members.setdefault(canonical_id, []).append(article_id)
+    for link in conn.execute(select(duplicates.c.article_id, duplicates.c.canonical_id)
+                             .where(duplicates.c.canonical_id.in_(ids))):
+        members.setdefault(link.canonical_id, []).append(link.article_id)
     scores = _newest_scores(conn, [*members, *(m for ms in members.values() for m in ms)])
     decisions: dict[int, dict[str, ReviewEvent]] = {}
     for review in _current_reviews(conn, list(members)):

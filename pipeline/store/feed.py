@@ -10,12 +10,12 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from pipeline.records import FeedConfig, FeedEntry, FeedItem
-from pipeline.store.base import as_record, now_iso
+from pipeline.store.base import StorePart, as_record, inserted_id, now_iso
 from pipeline.store.schema import feeds, fetches, items, pages
 from pipeline.text import cap_text
 
 
-class FeedStore:
+class FeedStore(StorePart):
     """Feeds and their health, the fetch log, the items a feed listed and their raw pages."""
 
     # -- feeds --------------------------------------------------------------
@@ -24,10 +24,10 @@ class FeedStore:
         ids: dict[str, int] = {}
         with self.engine.begin() as conn:
             for cfg in configs:
-                values = dict(url=cfg.url, outlet=cfg.outlet, language=cfg.language, tags=json.dumps(list(cfg.tags)))
+                values: dict[str, str | None] = dict(url=cfg.url, outlet=cfg.outlet, language=cfg.language, tags=json.dumps(list(cfg.tags)))
                 row = conn.execute(select(feeds.c.id, feeds.c.url).where(feeds.c.name == cfg.name)).first()
                 if row is None:
-                    ids[cfg.name] = conn.execute(insert(feeds).values(name=cfg.name, **values)).inserted_primary_key[0]
+                    ids[cfg.name] = inserted_id(conn.execute(insert(feeds).values(name=cfg.name, **values)))
                     continue
                 if row.url != cfg.url:  # a moved feed starts afresh: validators and origin belong to the old URL
                     values.update(etag=None, last_modified=None, private_origin=None)
@@ -125,8 +125,8 @@ class FeedStore:
     def item_counts(self) -> dict[str, int]:
         """Return the number of items per status."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(items.c.status, func.count()).group_by(items.c.status)).all()
-        return {status: count for status, count in rows}
+            counts: dict[str, int] = dict(conn.execute(select(items.c.status, func.count()).group_by(items.c.status)).all())
+        return counts
 
     def raw_page(self, item_id: int) -> bytes | None:
         """Return the latest raw page bytes stored for an item."""

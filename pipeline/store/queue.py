@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, exists, false, func, literal, or_, select, text
+from sqlalchemy import Integer, and_, case, exists, false, func, or_, select, text, union
 from sqlalchemy.engine import Connection
 
-from pipeline.records import Cluster, QueueFilters, QueuePlace
+from pipeline.records import Cluster, QueueFilters, QueueMarks, QueuePlace
+from pipeline.store.base import StorePart, _chunks
 from pipeline.store.cluster import _clusters_by_ids, queued_cluster
 from pipeline.store.schema import (
     SEARCH_TABLE, SEARCH_VECTOR, articles, clusters, duplicates, predictions, reviews, skips
 )
 
 
-class QueueStore:
+class QueueStore(StorePart):
     """The review queue: pages, sizes, places and progress of the flagged clusters."""
 
     # -- the review queue: paged and filtered in SQL on the cluster table ---------------------------------
@@ -35,7 +37,7 @@ class QueueStore:
         """Return how many flagged clusters pass the filters."""
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(clusters)
-                                .where(*_queue_where(analyst, filters, self.engine.dialect.name))).scalar()
+                                .where(*_queue_where(analyst, filters, self.engine.dialect.name))).scalar_one()
 
     def queue_place(self, analyst: str, filters: QueueFilters, threshold: float, cluster_id: int, *,
                     counted: bool = True) -> QueuePlace:
@@ -48,14 +50,14 @@ class QueueStore:
         with self.engine.connect() as conn:
             row = conn.execute(select(clusters.c.cluster_id, clusters.c.score, clusters.c.date)
                                .where(clusters.c.cluster_id == cluster_id, *where)).first()
-            total = conn.execute(count.where(*where)).scalar() if counted else 0
+            total = conn.execute(count.where(*where)).scalar_one() if counted else 0
             if row is None:
                 first = _first_id(conn, where, key, ascending=True)
                 return QueuePlace(None, first, f"{total} left" if counted else "")
             before = _before(key, row, threshold, filters.order)
             prev_id = _first_id(conn, [*where, before], key, ascending=False)
             next_id = _first_id(conn, [*where, _after(key, row, threshold, filters.order)], key, ascending=True)
-            ahead = conn.execute(count.where(*where, before)).scalar() if counted else 0
+            ahead = conn.execute(count.where(*where, before)).scalar_one() if counted else 0
         return QueuePlace(prev_id, next_id, f"{ahead + 1} of {total}" if counted else "")
 
     def queue_cluster_ids(self, analyst: str, filters: QueueFilters) -> list[int]:
@@ -66,10 +68,22 @@ class QueueStore:
                         .scalars())
 
     def queue_outlets(self) -> list[str]:
-        """Return the outlets that carry an article of a flagged cluster, sorted."""
+        """Return the outlets that carry an article of a flagged cluster, sorted (one query, however many outlets)."""
         with self.engine.connect() as conn:
-            names = [name for name in conn.execute(_DISTINCT_OUTLETS).scalars() if name is not None]
-            return [name for name in names if conn.execute(_flagged_outlet(name)).first() is not None]
+            return list(conn.execute(_FLAGGED_OUTLETS).scalars())
+
+    def queue_marks(self, analyst: str, cluster_ids: Iterable[int]) -> QueueMarks:
+        """Return which of a page's clusters a reader submitted and which the analyst parked, in one read a page."""
+        submitted: set[int] = set()
+        skipped: set[int] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(cluster_ids):
+                query = (select(clusters.c.cluster_id, clusters.c.submitted, _is_skipped(analyst).label("skipped"))
+                         .where(clusters.c.cluster_id.in_(chunk)))
+                for row in conn.execute(query):
+                    submitted |= {row.cluster_id} if row.submitted else set()
+                    skipped |= {row.cluster_id} if row.skipped else set()
+        return QueueMarks(frozenset(submitted), frozenset(skipped))
 
     def review_progress(self, analyst: str, today: str) -> dict:
         """Count the analyst's reviewed and remaining queued stories, on `today` (ISO date) and overall.
@@ -80,7 +94,7 @@ class QueueStore:
                   .where(reviews.c.analyst == analyst, reviews.c.action != "settle")
                   .group_by(reviews.c.article_id).subquery())
         today_case = func.sum(case((func.substr(reviews.c.created_at, 1, 10) == today, 1), else_=0))
-        mine = (select(func.count(), today_case)
+        mine = (select(func.count().label("reviewed"), today_case.label("today"))
                 .select_from(newest.join(reviews, reviews.c.id == newest.c.last)
                              .join(clusters, clusters.c.cluster_id == newest.c.article_id))
                 .where(reviews.c.cocreation.is_not(None), queued_cluster()))
@@ -90,8 +104,10 @@ class QueueStore:
         with self.engine.connect() as conn:
             flagged, flagged_articles = _flagged_counts(conn)
             queued, submitted = _queued_counts(conn)
-            reviewed, reviewed_today = conn.execute(mine).one()
-            skipped = conn.execute(parked).scalar()
+            # Rows read by label: unpacking a Row of unknown width types its values as object.
+            mine_row = conn.execute(mine).one()
+            reviewed, reviewed_today = int(mine_row.reviewed), mine_row.today
+            skipped = conn.execute(parked).scalar_one()
         return {"flagged": flagged, "flagged_articles": flagged_articles, "queued": queued, "submitted": submitted,
                 "reviewed": reviewed, "remaining": queued - reviewed, "skipped": skipped,
                 "reviewed_today": reviewed_today or 0}
@@ -245,30 +261,33 @@ def _first_id(conn: Connection, where: list, key: tuple[Any, bool], *, ascending
 
 def _queued_counts(conn: Connection) -> tuple[int, int]:
     # Stories in the queue, and those among them a reader submitted without the model flagging them.
-    query = select(func.count(), func.coalesce(func.sum(case((clusters.c.flagged == 0, 1), else_=0)), 0))
-    queued, submitted_only = conn.execute(query.where(queued_cluster())).one()
-    return queued, int(submitted_only)
+    query = select(func.count().label("queued"),
+                   func.coalesce(func.sum(case((clusters.c.flagged == 0, 1), else_=0)), 0).label("submitted_only"))
+    row = conn.execute(query.where(queued_cluster())).one()
+    return int(row.queued), int(row.submitted_only)
 
 
 def _flagged_counts(conn: Connection) -> tuple[int, int]:
     # Stories (flagged clusters) and their articles with a flagged newest prediction: one indexed range read.
-    query = (select(func.count(), func.coalesce(func.sum(clusters.c.flagged_articles), 0))
+    query = (select(func.count().label("stories"),
+                    func.coalesce(func.sum(clusters.c.flagged_articles), 0).label("flagged_articles"))
              .where(clusters.c.flagged == 1))
-    stories, flagged_articles = conn.execute(query).one()
-    return stories, int(flagged_articles)
+    row = conn.execute(query).one()
+    return int(row.stories), int(row.flagged_articles)
 
 
-# The distinct outlets by a loose index scan (one index probe per outlet), on SQLite and PostgreSQL alike.
-_DISTINCT_OUTLETS = text(
-    "WITH RECURSIVE o(name) AS (SELECT MIN(outlet) FROM articles UNION ALL "
-    "SELECT (SELECT MIN(a.outlet) FROM articles a WHERE a.outlet > o.name) FROM o WHERE o.name IS NOT NULL) "
-    "SELECT name FROM o"
-)
+def _flagged_outlets():
+    # The outlets of the flagged clusters' heads and copies, read from the flagged clusters (an index range)
+    # in one statement: a query per outlet made the queue page's statements grow with the outlets stored.
+    copy = articles.alias("copy")
+    heads = (select(articles.c.outlet).join(clusters, clusters.c.cluster_id == articles.c.id)
+             .where(clusters.c.flagged == 1))
+    copies = (select(copy.c.outlet).select_from(clusters.join(duplicates, duplicates.c.canonical_id
+                                                              == clusters.c.cluster_id)
+                                                .join(copy, copy.c.id == duplicates.c.article_id))
+              .where(clusters.c.flagged == 1))
+    outlets = union(heads, copies).subquery()
+    return select(outlets.c.outlet).where(outlets.c.outlet.is_not(None)).order_by(outlets.c.outlet)
 
 
-def _flagged_outlet(outlet: str):
-    # Whether any article of this outlet belongs to a flagged cluster.
-    head = func.coalesce(duplicates.c.canonical_id, articles.c.id)
-    return (select(literal(1)).select_from(articles.join(duplicates, duplicates.c.article_id == articles.c.id,
-                                                         isouter=True).join(clusters, clusters.c.cluster_id == head))
-            .where(articles.c.outlet == outlet, clusters.c.flagged == 1).limit(1))
+_FLAGGED_OUTLETS = _flagged_outlets()

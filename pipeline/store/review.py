@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
@@ -13,12 +13,12 @@ from pipeline import labels
 from pipeline.chars import xml_safe
 from pipeline.errors import StoreError
 from pipeline.records import FinalLabel, ReviewEvent
-from pipeline.store.base import _chunks, as_record, now_iso
+from pipeline.store.base import StorePart, _chunks, as_record, inserted_id, now_iso
 from pipeline.store.cluster import _current_reviews, _settled_among, _settles_in_force, queued_cluster
 from pipeline.store.schema import analysts, clusters, reviews, skips
 
 
-class ReviewStore:
+class ReviewStore(StorePart):
     """Analysts' review events, parked ("skip for now") clusters, registered analysts, agreement progress."""
 
     # -- reviews: append-only events; what they mean is decided in labels.py ------------------------------
@@ -48,7 +48,7 @@ class ReviewStore:
         """Return how many agreeing analysts make a label final here (the min_reviews option, see labels)."""
         with self.engine.connect() as conn:
             registered = conn.execute(select(func.count()).select_from(analysts)
-                                      .where(analysts.c.disabled == 0)).scalar()
+                                      .where(analysts.c.disabled == 0)).scalar_one()
         return labels.required_reviews(self.min_reviews, registered)
 
     def final_labels(self) -> dict[int, FinalLabel]:
@@ -113,7 +113,7 @@ class ReviewStore:
                       codebook_version: str) -> int:
         """Append a settle event that fixes the final label of a disputed article; return its id."""
         with self.engine.begin() as conn:
-            names = conn.execute(select(reviews.c.analyst).where(
+            names: Sequence[str] = conn.execute(select(reviews.c.analyst).where(
                 reviews.c.article_id == article_id, reviews.c.action != "settle").distinct()).scalars().all()
             previous = {name: _analyst_state(conn, article_id, name) for name in names}
             event_id = _append_review(conn, article_id=article_id, analyst=analyst, action="settle", **label,
@@ -136,12 +136,6 @@ class ReviewStore:
         with self.engine.begin() as conn:
             result = conn.execute(delete(skips).where(skips.c.analyst == analyst, skips.c.cluster_id == cluster_id))
         return result.rowcount > 0
-
-    def skipped_cluster_ids(self, analyst: str, cluster_ids: Iterable[int]) -> set[int]:
-        """Return which of the given clusters the analyst parked."""
-        with self.engine.connect() as conn:
-            return {i for chunk in _chunks(cluster_ids) for i in conn.execute(
-                select(skips.c.cluster_id).where(skips.c.analyst == analyst, skips.c.cluster_id.in_(chunk))).scalars()}
 
     # -- analysts (own access tokens for a served review app) --------------
     def add_analyst(self, name: str, token_hash: str, *, is_lead: bool = False) -> None:
@@ -201,7 +195,8 @@ class ReviewStore:
             # Queued stories, as the queue shows them: flagged ones and those readers submitted.
             flagged = conn.execute(select(func.count()).select_from(clusters).where(queued_cluster())).scalar()
             counts = {row[0]: row[1:] for row in conn.execute(query)}
-            registered = conn.execute(select(analysts.c.name).where(analysts.c.disabled == 0)).scalars().all()
+            registered: Sequence[str] = conn.execute(select(analysts.c.name)
+                                                     .where(analysts.c.disabled == 0)).scalars().all()
         rows = {name: counts.get(name, (0, 0, 0)) for name in sorted(set(counts) | set(registered))}
         return [{"analyst": name, "flagged": flagged, "decided": decided, "decided_today": int(today_n or 0),
                  "disputed": int(disputed or 0)} for name, (decided, today_n, disputed) in rows.items()]
@@ -226,7 +221,7 @@ def _append_review(conn: Connection, *, previous: dict, **values: Any) -> int:
     # Notes and lessons reach the digest and the public pages: no character XML or HTML forbids.
     cleaned = {key: xml_safe(values[key]) for key in ("note", "lesson", "quote") if isinstance(values.get(key), str)}
     row = {**values, **cleaned, "previous": json.dumps(previous, ensure_ascii=False), "created_at": now_iso()}
-    return conn.execute(insert(reviews).values(**row)).inserted_primary_key[0]
+    return inserted_id(conn.execute(insert(reviews).values(**row)))
 
 
 def _undo_target(conn: Connection, analyst: str, article_id: int | None) -> ReviewEvent | None:

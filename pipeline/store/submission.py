@@ -8,21 +8,21 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.records import Submission
-from pipeline.store.base import _chunks, as_record, now_iso
+from pipeline.store.base import StorePart, _chunks, as_record, inserted_id, now_iso
 from pipeline.store.cluster import _canonical_of, _mark_submitted, _submitted_clusters
 from pipeline.store.schema import articles, clusters, duplicates, form_nonces, items, predictions, reviews, submissions
 
 
-class SubmissionStore:
+class SubmissionStore(StorePart):
     """Readers' submissions and what the public pages need of the store."""
 
     # -- submissions and the public collection (issue 12) --
     def add_submission(self, url: str, note: str, name: str = "", email: str = "", ip_hash: str = "") -> int:
         """Queue a reader's submission for the next run; return its id."""
         with self.engine.begin() as conn:
-            return conn.execute(insert(submissions).values(
+            return inserted_id(conn.execute(insert(submissions).values(
                 url=url, note=note, name=name, email=email, ip_hash=ip_hash, created_at=now_iso(), status="queued",
-                reason="", attempts=0)).inserted_primary_key[0]
+                reason="", attempts=0)))
 
     def use_form_nonce(self, nonce: str, expires_at: str) -> bool:
         """Record a public form's nonce as used; False when it was used before (the form is being replayed).
@@ -45,7 +45,7 @@ class SubmissionStore:
         if ip_hash is not None:
             query = query.where(submissions.c.ip_hash == ip_hash)
         with self.engine.connect() as conn:
-            return conn.execute(query).scalar()
+            return conn.execute(query).scalar_one()
 
     def due_submissions(self, max_attempts: int) -> list[Submission]:
         """Return the submissions still to fetch: queued, or failed fewer than max_attempts times; oldest first."""
@@ -125,16 +125,17 @@ class SubmissionStore:
             found = conn.execute(select(items.c.id).where(items.c.canonical_url == canonical_url)).scalar()
             if found is not None:
                 return found
-            return conn.execute(insert(items).values(
+            return inserted_id(conn.execute(insert(items).values(
                 canonical_url=canonical_url, url=url, feed_id=None, title=title, summary="", published=None,
-                author="", categories="[]", status="done", updated_at=now_iso())).inserted_primary_key[0]
+                author="", categories="[]", status="done", updated_at=now_iso())))
 
     def collection_version(self) -> tuple[int, int, int, int]:
         """Return the newest review, prediction, article and duplicate ids: the public pages change only with these."""
         with self.engine.connect() as conn:
-            return tuple(conn.execute(select(func.max(t.c.id)) if t is not duplicates else
-                                      select(func.count()).select_from(t)).scalar() or 0
-                         for t in (reviews, predictions, articles, duplicates))
+            review, prediction, article = (conn.execute(select(func.max(t.c.id))).scalar() or 0
+                                           for t in (reviews, predictions, articles))
+            linked = conn.execute(select(func.count()).select_from(duplicates)).scalar_one()
+        return review, prediction, article, linked
 
     def is_submitted_cluster(self, cluster_id: int) -> bool:
         """Tell whether a reader submitted an article of this cluster."""
