@@ -156,13 +156,20 @@ def test_card_without_a_hash_says_to_retrain(model_dir, tmp_path):
 def test_radar_score_with_a_tampered_model_exits_with_one_line_and_runs_nothing(model_dir, tmp_path):
     marker = tmp_path / "ran-code"
     crafted = tamper(model_dir, tmp_path / "crafted", marker)
+    line = refusal_of_radar_score(crafted, tmp_path)
+    assert "runstring" in line and "not loading it" in line
+    assert not marker.exists()
+
+
+def refusal_of_radar_score(model: Path, tmp_path: Path) -> str:
+    """Score one line with the model in `model`; assert it exits 2 having printed nothing; return its one error line."""
     jsonl = tmp_path / "in.jsonl"
     jsonl.write_text(json.dumps({"id": "a1", "text": "Bewoners ontwerpen samen hun wijk."}) + "\n", encoding="utf-8")
-    result = invoke("score", "--input", str(jsonl), env={"RADAR_MODEL_DIR": str(crafted)})
+    result = invoke("score", "--input", str(jsonl), env={"RADAR_MODEL_DIR": str(model)})
     assert result.exit_code == 2 and result.stdout == ""
     [line] = result.stderr.splitlines()
-    assert line.startswith("radar: error: ") and "runstring" in line and "not loading it" in line
-    assert not marker.exists()
+    assert line.startswith("radar: error: ")
+    return line
 
 
 @pytest.fixture
@@ -229,9 +236,5 @@ def test_radar_score_refuses_a_model_whose_card_names_another_lexicon(tmp_path):
     card = json.loads((changed / "card.json").read_text(encoding="utf-8"))
     card["lexicon_sha256"] = "0" * 64
     (changed / "card.json").write_text(json.dumps(card), encoding="utf-8")
-    jsonl = tmp_path / "in.jsonl"
-    jsonl.write_text(json.dumps({"id": "a1", "text": "Bewoners ontwerpen samen hun wijk."}) + "\n", encoding="utf-8")
-    result = invoke("score", "--input", str(jsonl), env={"RADAR_MODEL_DIR": str(changed)})
-    assert result.exit_code == 2 and result.stdout == ""
-    [line] = result.stderr.splitlines()
-    assert line.startswith("radar: error: ") and "another lexicon" in line and "000000000000" in line
+    line = refusal_of_radar_score(changed, tmp_path)
+    assert "another lexicon" in line and "000000000000" in line
